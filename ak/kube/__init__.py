@@ -1,0 +1,1 @@
+"""A thin Kubernetes client: httpx under trio, JSON dicts, list+watch caches."""

@@ -1,0 +1,197 @@
+"""Requests to one API server: JSON dicts over httpx, rate limited and counted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import trio
+
+from ak.kube.config import ClusterConfig
+from ak.kube.errors import KubeError, Unreachable, api_error
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class TokenBucket:
+    """Client-side QPS limit, like client-go's flowcontrol: ``qps`` with ``burst``."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = max(1, burst)
+        self.tokens = float(self.burst)
+        self.stamp = trio.current_time() if _in_trio() else 0.0
+        self.lock = trio.Lock()
+
+    async def take(self) -> None:
+        if self.qps <= 0 or math.isinf(self.qps):
+            return
+        async with self.lock:
+            now = trio.current_time()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+            self.stamp = now
+            if self.tokens < 1:
+                wait = (1 - self.tokens) / self.qps
+                await trio.sleep(wait)
+                self.stamp = trio.current_time()
+                self.tokens = 1
+            self.tokens -= 1
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+class KubeClient:
+    """A client for one API server. Create inside trio; close with ``aclose``."""
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        name: str,
+        qps: float = 50,
+        burst: int = 100,
+        max_concurrency: int = 32,
+        user_agent: str = "actual-kubelets",
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.bucket = TokenBucket(qps, burst)
+        self.counts: Counter[tuple[str, int]] = Counter()
+        # Watches hold a connection each for minutes, so the pool is unbounded and
+        # ordinary requests are bounded here instead.
+        self._limiter = trio.CapacityLimiter(max_concurrency)
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            verify=config.ssl_context,
+            timeout=httpx.Timeout(30, connect=10),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_concurrency),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _headers(self) -> dict[str, str]:
+        token = self.config.token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout, not a cancel scope
+    ) -> Obj:
+        await self.bucket.take()
+        headers = await self._headers()
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            async with self._limiter:
+                resp = await self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+        except httpx.TransportError as e:
+            self.counts[(method, 0)] += 1
+            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
+        self.counts[(method, resp.status_code)] += 1
+        try:
+            data = resp.json() if resp.content else {}
+        except ValueError:
+            data = resp.text
+        if resp.status_code >= 400:
+            raise api_error(resp.status_code, data)
+        if not isinstance(data, dict):
+            raise KubeError(f"{method} {path}: unexpected response {str(data)[:200]}")
+        return data
+
+    async def get(self, path: str, params: dict[str, Any] | None = None) -> Obj:
+        return await self.request("GET", path, params=params)
+
+    async def create(self, path: str, body: Obj) -> Obj:
+        return await self.request("POST", path, body=body)
+
+    async def replace(self, path: str, body: Obj) -> Obj:
+        return await self.request("PUT", path, body=body)
+
+    async def patch(self, path: str, body: Any, content_type: str = MERGE) -> Obj:
+        return await self.request("PATCH", path, body=body, content_type=content_type)
+
+    async def delete(self, path: str, body: Obj | None = None) -> Obj:
+        return await self.request("DELETE", path, body=body)
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, params: dict[str, Any] | None = None, read_timeout: float | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """A streaming GET (watch, logs). Errors are raised before the body is read."""
+        await self.bucket.take()
+        headers = await self._headers()
+        timeout = httpx.Timeout(30, connect=10, read=read_timeout)
+        try:
+            async with self._http.stream(
+                "GET", path, params=params, headers=headers, timeout=timeout
+            ) as resp:
+                self.counts[
+                    ("WATCH" if params and params.get("watch") else "STREAM", resp.status_code)
+                ] += 1
+                if resp.status_code >= 400:
+                    raw = await resp.aread()
+                    try:
+                        data: Any = json.loads(raw)
+                    except ValueError:
+                        data = raw.decode(errors="replace")
+                    raise api_error(resp.status_code, data)
+                yield resp
+        except httpx.TransportError as e:
+            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
+
+
+def path(
+    resource: str,
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+    group_version: str = "v1",
+) -> str:
+    """The REST path of a resource: ``path("pods", namespace="a", name="b")``."""
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    parts = [base]
+    if namespace is not None:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(resource)
+    if name is not None:
+        parts.append(name)
+    if subresource is not None:
+        parts.append(subresource)
+    return "/".join(parts)

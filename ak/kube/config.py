@@ -1,0 +1,111 @@
+"""Connection settings for one API server, loaded with the `kubernetes` package.
+
+Only the loaders are used (contexts, exec plugins, tokens, client certs,
+in-cluster); requests go through httpx. The loaders block (exec plugins run
+subprocesses), so callers in trio run them in a thread.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ak.errors import ConfigError
+
+TokenSource = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where an API server is and how to authenticate to it."""
+
+    server: str
+    ssl_context: ssl.SSLContext
+    token: TokenSource
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.server} (from {self.source})"
+
+
+def _configuration() -> Any:
+    from kubernetes.client import Configuration
+
+    conf = Configuration()
+    conf.temp_folder_path = tempfile.gettempdir()
+    return conf
+
+
+def _ssl_context(conf: Any, source: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=conf.ssl_ca_cert or None)
+    if not conf.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if conf.cert_file:
+        try:
+            ctx.load_cert_chain(conf.cert_file, conf.key_file)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"{source}: cannot load client certificate: {e}") from e
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _token_source(conf: Any) -> TokenSource:
+    def current() -> str | None:
+        hook = conf.refresh_api_key_hook
+        if hook is not None:
+            hook(conf)
+        value = conf.api_key.get("BearerToken") or conf.api_key.get("authorization")
+        if not value:
+            return None
+        text = str(value)
+        return text.removeprefix("Bearer ").strip()
+
+    return current
+
+
+def load_kubeconfig(path: str, context: str | None = None) -> ClusterConfig:
+    """Load a kubeconfig file; raises ConfigError with a one-line reason."""
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import load_kube_config
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"kubeconfig {path}: no such file")
+    conf = _configuration()
+    try:
+        load_kube_config(
+            config_file=str(p), context=context, client_configuration=conf, persist_config=False
+        )
+    except ConfigException as e:
+        raise ConfigError(f"kubeconfig {path}: {e}") from e
+    except Exception as e:  # YAML errors, missing keys: all user errors here
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"kubeconfig {path}: invalid ({reason})") from e
+    source = f"kubeconfig {path}" + (f" context {context}" if context else "")
+    return ClusterConfig(
+        conf.host.rstrip("/"), _ssl_context(conf, source), _token_source(conf), source
+    )
+
+
+def load_incluster() -> ClusterConfig:
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import load_incluster_config
+
+    conf = _configuration()
+    try:
+        load_incluster_config(client_configuration=conf)
+    except ConfigException as e:
+        raise ConfigError(f"in-cluster config: {e}") from e
+    source = "in-cluster service account"
+    return ClusterConfig(
+        conf.host.rstrip("/"), _ssl_context(conf, source), _token_source(conf), source
+    )
+
+
+def load(path: str | None, context: str | None = None) -> ClusterConfig:
+    return load_kubeconfig(path, context) if path else load_incluster()

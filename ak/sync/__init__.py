@@ -1,0 +1,1 @@
+"""Generic machinery for controllers: keyed work queues and task supervision."""

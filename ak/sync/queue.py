@@ -1,0 +1,108 @@
+"""A keyed, coalescing work queue with per-key retry backoff.
+
+Like client-go's workqueue: a key is queued at most once however many events
+arrive for it (a burst of updates to one pod is one sync), never processed by
+two workers at once, and re-queued after a failure with growing delay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+import trio
+
+from ak.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._order: dict[K, None] = {}  # insertion-ordered set
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()  # re-added while processing
+        self._backoff: dict[K, Backoff] = {}
+        self._wakeup = trio.Condition()
+        self.processed = 0
+        self.failures = 0
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, key: K) -> None:
+        """Queue ``key``; safe from synchronous handlers (no await)."""
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key not in self._order:
+            self._order[key] = None
+            self._notify()
+
+    def _notify(self) -> None:
+        # Condition.notify needs the lock; take it without blocking when free.
+        try:
+            self._wakeup.acquire_nowait()
+        except trio.WouldBlock:
+            return
+        try:
+            self._wakeup.notify()
+        finally:
+            self._wakeup.release()
+
+    def add_after(self, key: K, delay: float, nursery: trio.Nursery) -> None:
+        async def later() -> None:
+            await trio.sleep(delay)
+            self.add(key)
+
+        nursery.start_soon(later)
+
+    async def _get(self) -> K:
+        async with self._wakeup:
+            while not self._order:
+                await self._wakeup.wait()
+            key = next(iter(self._order))
+            del self._order[key]
+            self._processing.add(key)
+            if self._order:
+                self._wakeup.notify()
+            return key
+
+    def _done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    async def run_workers(self, count: int, sync: Callable[[K], Awaitable[float | None]]) -> None:
+        """Run ``count`` workers forever. ``sync`` returns None when done with the key,
+        or a delay after which it wants the key again (e.g. to re-check later)."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(self._worker, sync, nursery)
+
+    async def _worker(
+        self, sync: Callable[[K], Awaitable[float | None]], nursery: trio.Nursery
+    ) -> None:
+        while True:
+            key = await self._get()
+            try:
+                again = await sync(key)
+            except Exception as e:
+                self.failures += 1
+                delay = self._backoff.setdefault(key, Backoff(initial=0.5, maximum=60)).next()
+                log.warning(
+                    "%s: sync of %s failed (%s); retrying in %.1fs", self.name, key, e, delay
+                )
+                self._done(key)
+                self.add_after(key, delay, nursery)
+                continue
+            self.processed += 1
+            self._backoff.pop(key, None)
+            self._done(key)
+            if again is not None:
+                self.add_after(key, again, nursery)

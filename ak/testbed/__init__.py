@@ -1,0 +1,1 @@
+"""Throwaway Kubernetes clusters on loopback for tests, benchmarks and the demo (not shipped)."""

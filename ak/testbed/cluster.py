@@ -1,0 +1,446 @@
+"""Real Kubernetes control planes on loopback, for tests, the benchmark and the demo.
+
+A cluster is etcd + kube-apiserver + kube-controller-manager + kube-scheduler
+built from the pinned k8s.io/kubernetes module (``build/tools.sh``), with
+authentication and authorization on as in production (Node,RBAC,
+NodeRestriction, TokenRequest, CSR signing). A "remote" cluster adds kwok,
+which simulates nodes and the containers on them. Several clusters can share
+one etcd under different prefixes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ak.testbed import kwok
+from ak.testbed.pki import CertificateAuthority, CertPair, write_service_account_keys
+from ak.testbed.procs import Proc, free_port, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+class ToolsMissing(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Tools:
+    bin: Path
+
+    def __call__(self, name: str) -> str:
+        return str(self.bin / name)
+
+    @classmethod
+    def find(cls) -> Tools:
+        """The built binaries; builds them (or finds the cache) through build/tools.sh."""
+        env_dir = os.environ.get("AK_TOOLS_BIN")
+        if env_dir:
+            return cls(Path(env_dir))
+        script = REPO / "build" / "tools.sh"
+        proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
+        if proc.returncode != 0:
+            raise ToolsMissing(
+                f"building the Kubernetes test binaries failed (bash {script} exited "
+                f"{proc.returncode}); see its output above"
+            )
+        path = Path(proc.stdout.strip().splitlines()[-1])
+        os.environ["AK_TOOLS_BIN"] = str(path)
+        return cls(path)
+
+
+def run_root() -> Path:
+    """Where clusters keep their files and logs; one directory per test run."""
+    base = Path(os.environ.get("AK_TESTBED_DIR", Path(tempfile.gettempdir()) / "ak-testbed"))
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=base))
+
+
+class Etcd:
+    def __init__(self, tools: Tools, workdir: Path) -> None:
+        self.workdir = workdir
+        client, peer = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{client}"
+        data = workdir / "etcd-data"
+        self.proc = Proc(
+            "etcd",
+            [
+                tools("etcd"),
+                "--name=n0",
+                f"--data-dir={data}",
+                f"--listen-client-urls={self.url}",
+                f"--advertise-client-urls={self.url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=n0=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+                "--logger=zap",
+                "--log-level=warn",
+                "--quota-backend-bytes=4294967296",
+            ],
+            workdir / "logs" / "etcd.log",
+        )
+        wait_for(
+            "etcd health",
+            lambda: httpx.get(f"{self.url}/health", timeout=2).json().get("health") == "true",
+            30,
+            [self.proc],
+        )
+
+    def stop(self) -> None:
+        self.proc.stop()
+        shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
+
+
+def kubeconfig_dict(
+    server: str, ca: Path, cert: CertPair | None, token: str | None = None
+) -> dict[str, Any]:
+    user: dict[str, Any] = {}
+    if cert is not None:
+        user = {"client-certificate": str(cert.cert), "client-key": str(cert.key)}
+    if token is not None:
+        user["token"] = token
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "c", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+
+
+@dataclass
+class Cluster:
+    """One control plane. Use ``start()``/``stop()`` or the context manager."""
+
+    name: str
+    tools: Tools
+    etcd: Etcd
+    root: Path
+    kwok_nodes: int = 0
+    kcm_args: list[str] = field(default_factory=list)
+    procs: list[Proc] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.dir = self.root / self.name
+        self.pki_dir = self.dir / "pki"
+        self.logs = self.dir / "logs"
+        self.port = free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        self.prefix = f"/{self.name}-{uuid.uuid4().hex[:8]}"
+        self.kwok_port = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Cluster:
+        t0 = time.monotonic()
+        try:
+            self._pki()
+            self._apiserver()
+            self._controllers()
+            if self.kwok_nodes:
+                self._kwok()
+            self._wait_default_namespace()
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs.clear()
+
+    def component(self, name: str) -> Proc:
+        return next(p for p in self.procs if p.name == name)
+
+    # -- PKI and kubeconfigs -----------------------------------------------------
+    def _pki(self) -> None:
+        self.ca = CertificateAuthority(self.pki_dir, f"{self.name}-ca")
+        self.serving = self.ca.issue(
+            "apiserver",
+            "kube-apiserver",
+            server=True,
+            dns=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ips=("127.0.0.1", "10.0.0.1"),
+        )
+        self.admin = self.ca.issue("admin", "admin", orgs=("system:masters",), client=True)
+        self.kubelet_client = self.ca.issue(
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            orgs=("system:masters",),
+            client=True,
+        )
+        self.sa = write_service_account_keys(self.pki_dir)
+        self.kubeconfig = self.write_kubeconfig("admin", self.admin)
+
+    def write_kubeconfig(self, stem: str, cert: CertPair | None, token: str | None = None) -> Path:
+        path = self.dir / f"{stem}.kubeconfig"
+        path.write_text(json.dumps(kubeconfig_dict(self.server, self.ca.pair.cert, cert, token)))
+        return path
+
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for an arbitrary identity, by client certificate from this CA."""
+        stem = user.replace(":", "_")
+        return self.write_kubeconfig(stem, self.ca.issue(stem, user, orgs=groups, client=True))
+
+    def node_kubeconfig(self, node: str) -> Path:
+        """A kubelet's identity: system:node:<node> in system:nodes."""
+        return self.user_kubeconfig(f"system:node:{node}", ("system:nodes",))
+
+    # -- components --------------------------------------------------------------
+    def _apiserver(self) -> None:
+        argv = [
+            self.tools("kube-apiserver"),
+            f"--etcd-servers={self.etcd.url}",
+            f"--etcd-prefix={self.prefix}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            "--endpoint-reconciler-type=none",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--tls-cert-file={self.serving.cert}",
+            f"--tls-private-key-file={self.serving.key}",
+            f"--client-ca-file={self.ca.pair.cert}",
+            f"--service-account-issuer={self.server}",
+            f"--service-account-key-file={self.sa.cert}",
+            f"--service-account-signing-key-file={self.sa.key}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={self.kubelet_client.cert}",
+            f"--kubelet-client-key={self.kubelet_client.key}",
+            f"--kubelet-certificate-authority={self.ca.pair.cert}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--enable-priority-and-fairness=false",
+            "--v=1",
+        ]
+        self.procs.append(Proc("kube-apiserver", argv, self.logs / "kube-apiserver.log"))
+        wait_for("kube-apiserver /readyz", self._ready, 90, self.procs)
+
+    def _ready(self) -> bool:
+        with self.http() as c:
+            return c.get("/readyz").status_code == 200
+
+    def http(self, timeout: float = 10) -> httpx.Client:
+        """An admin HTTP client for the harness's own checks."""
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(self.ca.pair.cert))
+        ctx.load_cert_chain(str(self.admin.cert), str(self.admin.key))
+        return httpx.Client(base_url=self.server, verify=ctx, timeout=timeout)
+
+    def _controllers(self) -> None:
+        kcm = self.user_kubeconfig("system:kube-controller-manager")
+        sched = self.user_kubeconfig("system:kube-scheduler")
+        self.procs.append(
+            Proc(
+                "kube-controller-manager",
+                [
+                    self.tools("kube-controller-manager"),
+                    f"--kubeconfig={kcm}",
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                    "--leader-elect=false",
+                    "--use-service-account-credentials=true",
+                    f"--service-account-private-key-file={self.sa.key}",
+                    f"--root-ca-file={self.ca.pair.cert}",
+                    f"--cluster-signing-cert-file={self.ca.pair.cert}",
+                    f"--cluster-signing-key-file={self.ca.pair.key}",
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
+                    "--v=1",
+                    *self.kcm_args,
+                ],
+                self.logs / "kube-controller-manager.log",
+            )
+        )
+        self.procs.append(
+            Proc(
+                "kube-scheduler",
+                [
+                    self.tools("kube-scheduler"),
+                    f"--kubeconfig={sched}",
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                    "--leader-elect=false",
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
+                    "--v=1",
+                ],
+                self.logs / "kube-scheduler.log",
+            )
+        )
+
+    def _kwok(self) -> None:
+        self.kwok_port = free_port()
+        files = self.dir / "kwok"
+        files.mkdir(exist_ok=True)
+        logs = files / "container.log"
+        # kwok reads container logs in the CRI file format, like a kubelet.
+        logs.write_text(
+            "".join(
+                f"2026-01-01T00:00:{i:02d}.000000000Z stdout F kwok log line {i}\n"
+                for i in range(1, 11)
+            )
+        )
+        prev = files / "previous.log"
+        prev.write_text("2025-12-31T00:00:00.000000000Z stdout F previous container log line\n")
+        serving = self.ca.issue("kwok", "kwok", server=True, dns=("localhost",), ips=("127.0.0.1",))
+        config = files / "kwok.yaml"
+        kwok.write_config(config, kwok.stages() + kwok.simulations(logs, prev, files))
+        self.kwok_logs_file = logs
+        for i in range(self.kwok_nodes):
+            self.add_kwok_node(f"kwok-node-{i}")
+        self.procs.append(
+            Proc(
+                "kwok",
+                [
+                    self.tools("kwok"),
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+                    "--node-ip=127.0.0.1",
+                    f"--node-port={self.kwok_port}",
+                    f"--server-address=127.0.0.1:{self.kwok_port}",
+                    f"--tls-cert-file={serving.cert}",
+                    f"--tls-private-key-file={serving.key}",
+                    "--node-lease-duration-seconds=40",
+                    "--cidr=10.16.0.0/16",
+                    f"--config={config}",
+                ],
+                self.logs / "kwok.log",
+            )
+        )
+        wait_for("kwok nodes Ready", self._kwok_nodes_ready, 60, self.procs)
+
+    def add_kwok_node(self, name: str, labels: dict[str, str] | None = None) -> None:
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {KWOK_ANNOTATION: "fake"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": name, **(labels or {})},
+            },
+        }
+        with self.http() as c:
+            r = c.post("/api/v1/nodes", json=node)
+            if r.status_code not in (201, 409):
+                raise RuntimeError(f"creating node {name}: {r.status_code} {r.text}")
+
+    def _kwok_nodes_ready(self) -> bool:
+        with self.http() as c:
+            nodes = c.get("/api/v1/nodes", params={"labelSelector": "type=kwok"}).json()["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                cond["type"] == "Ready" and cond["status"] == "True"
+                for cond in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        return len(ready) >= self.kwok_nodes
+
+    def _wait_default_namespace(self) -> None:
+        def ready() -> bool:
+            with self.http() as c:
+                sa = c.get("/api/v1/namespaces/default/serviceaccounts/default")
+                ca = c.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+                return sa.status_code == 200 and ca.status_code == 200
+
+        wait_for("default ServiceAccount and kube-root-ca.crt", ready, 60, self.procs)
+
+    # -- conveniences for tests --------------------------------------------------
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        kubeconfig: Path | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [self.tools("kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(
+                f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+            )
+        return proc
+
+    def apply(
+        self, manifest: dict[str, Any] | list[dict[str, Any]], namespace: str | None = None
+    ) -> None:
+        docs = manifest if isinstance(manifest, list) else [manifest]
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+        ns = ["-n", namespace] if namespace else []
+        self.kubectl("apply", *ns, "-f", "-", input=body)
+
+    def get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        with self.http() as c:
+            r = c.get(path, params=params)
+            r.raise_for_status()
+            out: dict[str, Any] = r.json()
+            return out
+
+    def describe(self) -> str:
+        """Where to look when a test fails."""
+        return f"cluster {self.name}: {self.server}, kubeconfig {self.kubeconfig}, logs {self.logs}"
+
+
+class Testbed:
+    """A shared etcd plus clusters started on demand; one per test session or demo."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or run_root()
+        self.tools = Tools.find()
+        self.etcd = Etcd(self.tools, self.root)
+        self.clusters: list[Cluster] = []
+
+    def cluster(
+        self, name: str, *, kwok_nodes: int = 0, kcm_args: list[str] | None = None
+    ) -> Cluster:
+        c = Cluster(name, self.tools, self.etcd, self.root, kwok_nodes, kcm_args or [])
+        self.clusters.append(c)
+        return c.start()
+
+    def close(self) -> None:
+        for c in reversed(self.clusters):
+            c.stop()
+        self.clusters.clear()
+        self.etcd.stop()
+
+    def __enter__(self) -> Testbed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

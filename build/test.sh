@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: lint, type-check, then every test (unit and real-cluster).
+# Extra arguments go to pytest, e.g. `bash build/test.sh -k harness`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AK_TOOLS_BIN=$(bash build/setup.sh | tail -n 1)
+export AK_TOOLS_BIN
+echo "[test] ruff" >&2
+.venv/bin/ruff check ak tests
+.venv/bin/ruff format --check ak tests
+echo "[test] mypy --strict" >&2
+.venv/bin/mypy
+echo "[test] pytest" >&2
+exec .venv/bin/pytest "$@"
