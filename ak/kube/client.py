@@ -134,6 +134,18 @@ class KubeClient:
             raise KubeError(f"{method} {path}: unexpected response {str(data)[:200]}")
         return data
 
+    async def probe(self, path: str = "/readyz", timeout: float = 5) -> str:  # noqa: ASYNC109
+        """GET a plain-text health endpoint; raises like ``request`` on failure."""
+        headers = await self._headers()
+        try:
+            resp = await self._http.get(path, headers=headers, timeout=timeout)
+        except httpx.TransportError as e:
+            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
+        self.counts[("GET", resp.status_code)] += 1
+        if resp.status_code >= 400:
+            raise api_error(resp.status_code, resp.text)
+        return resp.text
+
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Obj:
         return await self.request("GET", path, params=params)
 

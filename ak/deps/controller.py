@@ -1,0 +1,241 @@
+"""Replicate the Secrets and ConfigMaps pods use into their remote namespaces.
+
+AK acts with a kubelet's identity locally, so it may read only the objects of
+pods bound to it, one by one: each object in use gets its own watch by name
+(as the kubelet's watch-based manager does), never a namespace-wide list.
+Remote copies are found by AK's labels; a copy no pod uses is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import trio
+
+from ak.core.deps import (
+    Ref,
+    copy_needs_replace,
+    copy_needs_update,
+    pod_dependencies,
+    to_remote_copy,
+)
+from ak.core.errors import TranslationError
+from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
+from ak.core.names import remote_namespace
+from ak.kube.client import KubeClient, path
+from ak.kube.errors import Conflict, NotFound
+from ak.kube.informer import Informer
+from ak.sync.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PodKey = tuple[str, str]
+RefKey = tuple[str, str, str]  # (local namespace, kind, name)
+_RESOURCE = {"Secret": "secrets", "ConfigMap": "configmaps"}
+SYNC_TIMEOUT = 15.0
+
+
+class _Watch:
+    def __init__(self, informer: Informer, scope: trio.CancelScope) -> None:
+        self.informer = informer
+        self.scope = scope
+
+
+class DependencyController:
+    def __init__(
+        self, local: KubeClient, remote: KubeClient, node_name: str, node_label: str
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.node_name = node_name
+        selector = f"{LABEL_NODE}={node_label},{LABEL_REPLICA}={REPLICA_VALUE}"
+        self.copies = {
+            kind: Informer(
+                remote,
+                f"/api/v1/{res}",
+                label_selector=selector,
+                handler=self._on_copy,
+                name=f"remote {res}",
+            )
+            for kind, res in _RESOURCE.items()
+        }
+        self.users: dict[RefKey, set[PodKey]] = defaultdict(set)
+        self.pod_refs: dict[PodKey, tuple[str, set[RefKey]]] = {}  # pod -> (uid, refs)
+        self.optional: dict[RefKey, bool] = {}
+        self.watches: dict[RefKey, _Watch] = {}
+        self.queue: WorkQueue[RefKey] = WorkQueue("dependencies")
+        self.gc_allowed = trio.Event()  # set once the pod controller tracked every pod
+        self._nursery: trio.Nursery | None = None
+        self.synced = trio.Event()
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for informer in self.copies.values():
+                nursery.start_soon(informer.run)
+            for informer in self.copies.values():
+                await informer.synced.wait()
+            self.synced.set()
+            nursery.start_soon(self._collect_garbage_when_allowed)
+            await self.queue.run_workers(8, self._sync)
+
+    # -- bookkeeping called by the pod controller -------------------------------
+    def track(self, pod: Obj) -> list[Ref]:
+        """Record what ``pod`` uses; start watching what is new. Cheap when known."""
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        known = self.pod_refs.get(key)
+        if known and known[0] == meta.get("uid"):
+            return []
+        if known:
+            self.release(key)
+        refs = pod_dependencies(pod)
+        ref_keys = set()
+        for ref in refs:
+            rk = (key[0], ref.kind, ref.name)
+            ref_keys.add(rk)
+            self.users[rk].add(key)
+            self.optional[rk] = self.optional.get(rk, True) and ref.optional
+            self._watch(rk)
+        self.pod_refs[key] = (meta.get("uid", ""), ref_keys)
+        return refs
+
+    def release(self, key: PodKey) -> None:
+        """The pod no longer runs remotely: drop its claims; unused copies go."""
+        known = self.pod_refs.pop(key, None)
+        if not known:
+            return
+        for rk in known[1]:
+            users = self.users.get(rk)
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self.users[rk]
+                    self.queue.add(rk)
+
+    async def ensure(self, pod: Obj) -> None:
+        """Replicate everything ``pod`` needs before it is created remotely.
+
+        Raises TranslationError when a required object does not exist locally.
+        """
+        self.track(pod)
+        ns = pod["metadata"]["namespace"]
+        _, ref_keys = self.pod_refs[(ns, pod["metadata"]["name"])]
+        missing = []
+        for rk in sorted(ref_keys):
+            w = self.watches[rk]
+            with trio.move_on_after(SYNC_TIMEOUT):
+                await w.informer.synced.wait()
+            if not w.informer.synced.is_set():
+                raise TranslationError(
+                    "DependencyUnavailable", f"cannot read {rk[1]} {ns}/{rk[2]} yet"
+                )
+            if w.informer.get(ns, rk[2]) is None:
+                if not self.optional.get(rk, False):
+                    missing.append(f"{rk[1]} {rk[2]!r}")
+                continue
+            await self._sync(rk)
+        if missing:
+            raise TranslationError(
+                "MissingDependency",
+                f"{', '.join(missing)} not found in namespace {ns}; the pod starts once it exists",
+            )
+
+    # -- watches ----------------------------------------------------------------
+    def _watch(self, rk: RefKey) -> None:
+        if rk in self.watches or self._nursery is None:
+            return
+        ns, kind, name = rk
+        informer = Informer(
+            self.local,
+            path(_RESOURCE[kind], namespace=ns),
+            field_selector=f"metadata.name={name}",
+            handler=lambda old, new, rk=rk: self.queue.add(rk),
+            name=f"local {kind} {ns}/{name}",
+        )
+        scope = trio.CancelScope()
+        self.watches[rk] = _Watch(informer, scope)
+
+        async def run() -> None:
+            with scope:
+                await informer.run()
+
+        self._nursery.start_soon(run)
+
+    def _unwatch(self, rk: RefKey) -> None:
+        w = self.watches.pop(rk, None)
+        if w is not None:
+            w.scope.cancel()
+        self.optional.pop(rk, None)
+
+    def _on_copy(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        if obj is None:
+            return
+        meta = obj["metadata"]
+        local_ns = meta.get("labels", {}).get("actual.vk/namespace", "")
+        if remote_namespace(self.node_name, local_ns) != meta.get("namespace"):
+            return
+        rk = (
+            local_ns,
+            obj.get("kind") or ("Secret" if "type" in obj else "ConfigMap"),
+            meta["name"],
+        )
+        # Only act on copies no pod claims (garbage) or that drifted from their source.
+        if rk not in self.users or new is None or rk in self.watches:
+            self.queue.add(rk)
+
+    async def _collect_garbage_when_allowed(self) -> None:
+        await self.gc_allowed.wait()
+        for kind, informer in self.copies.items():
+            for obj in list(informer.cache.values()):
+                local_ns = obj["metadata"].get("labels", {}).get("actual.vk/namespace", "")
+                rk = (local_ns, kind, obj["metadata"]["name"])
+                if rk not in self.users:
+                    self.queue.add(rk)
+
+    # -- reconcile one object -----------------------------------------------------
+    async def _sync(self, rk: RefKey) -> float | None:
+        ns, kind, name = rk
+        rns = remote_namespace(self.node_name, ns)
+        copy_path = path(_RESOURCE[kind], namespace=rns, name=name)
+        current = self.copies[kind].get(rns, name)  # type: ignore[index]
+        if rk not in self.users:
+            self._unwatch(rk)
+            if current is not None and self.gc_allowed.is_set():
+                try:
+                    await self.remote.delete(copy_path)
+                    log.info("deleted unused %s copy %s/%s", kind, rns, name)
+                except NotFound:
+                    pass
+            return None
+        w = self.watches.get(rk)
+        source = w.informer.get(ns, name) if w else None
+        if source is None:
+            # Deleted or not there yet: a running pod keeps what it has, like on a kubelet.
+            return None
+        desired = to_remote_copy(
+            source, node_name=self.node_name, local_namespace=ns, remote_namespace=rns, kind=kind
+        )  # type: ignore[arg-type]
+        if current is None:
+            try:
+                await self.remote.create(path(_RESOURCE[kind], namespace=rns), desired)
+                log.info("replicated %s %s/%s", kind, ns, name)
+            except Conflict as e:
+                if e.already_exists and self.copies[kind].get(rns, name) is None:  # type: ignore[index]
+                    raise TranslationError(
+                        "DependencyConflict",
+                        f"a {kind} named {name!r} already exists in remote namespace {rns} and was not made by AK",
+                    ) from e
+            return None
+        if copy_needs_replace(desired, current):
+            await self.remote.delete(copy_path)
+            await self.remote.create(path(_RESOURCE[kind], namespace=rns), desired)
+        elif copy_needs_update(desired, current):
+            desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            await self.remote.replace(copy_path, desired)
+            log.info("updated %s copy %s/%s", kind, rns, name)
+        return None

@@ -1,0 +1,226 @@
+"""The virtual node: registration, Lease heartbeat, status that tells the truth.
+
+Ready follows the remote API server: while AK cannot reach it, pods bound here
+cannot be started, stopped or observed, so the node says NotReady and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from ak.backoff import Backoff
+from ak.core.labels import TAINT_KEY
+from ak.core.node import lease_object, node_object, node_status_patch
+from ak.kube.client import STRATEGIC, KubeClient, path
+from ak.kube.errors import ApiError, Conflict, KubeError, NotFound
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+LEASE_DURATION = 40
+LEASE_RENEW_EVERY = 10.0
+STATUS_CHECK_EVERY = 10.0
+STATUS_REPORT_EVERY = 60.0
+REMOTE_PROBE_EVERY = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    labels: dict[str, str]
+    taint: bool
+    internal_ip: str
+    kubelet_port: int
+    version: str
+    capacity: dict[str, str]
+    allocatable: dict[str, str]
+
+
+@dataclass
+class RemoteHealth:
+    """Whether the remote API server answers; read by the node status."""
+
+    ok: bool = False
+    reason: str = "RemoteUnknown"
+    message: str = "remote API server not contacted yet"
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def set(self, ok: bool, reason: str, message: str) -> None:
+        if (ok, reason, message) != (self.ok, self.reason, self.message):
+            self.ok, self.reason, self.message = ok, reason, message
+            self.changed.set()
+            self.changed = trio.Event()
+
+
+class NodeController:
+    def __init__(
+        self,
+        local: KubeClient,
+        remote: KubeClient,
+        spec: NodeSpec,
+        health: RemoteHealth,
+        remote_ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.spec = spec
+        self.health = health
+        # Extra readiness input: e.g. the pod caches are synced.
+        self.remote_ready = remote_ready
+        self.node: Obj | None = None
+        self.registered = trio.Event()
+
+    def desired(self) -> Obj:
+        ready = self.health.ok and self.remote_ready()
+        if ready:
+            reason, message = "KubeletReady", "actual-kubelets is ready; remote cluster reachable"
+        elif not self.health.ok:
+            reason, message = self.health.reason, self.health.message
+        else:
+            reason, message = "StartingUp", "actual-kubelets is syncing its pod caches"
+        s = self.spec
+        return node_object(
+            name=s.name,
+            labels=s.labels,
+            taint=s.taint,
+            addresses=[
+                {"type": "InternalIP", "address": s.internal_ip},
+                {"type": "Hostname", "address": s.name},
+            ],
+            kubelet_port=s.kubelet_port,
+            version=s.version,
+            capacity=s.capacity,
+            allocatable=s.allocatable,
+            ready=ready,
+            ready_reason=reason,
+            ready_message=message,
+            now=_now(),
+        )
+
+    async def run(self) -> None:
+        await self.register()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._lease_loop)
+            nursery.start_soon(self._status_loop)
+            nursery.start_soon(self._probe_remote_loop)
+
+    # -- registration ---------------------------------------------------------
+    async def register(self) -> None:
+        backoff = Backoff(maximum=30)
+        while True:
+            try:
+                self.node = await self._register_once()
+                self.registered.set()
+                return
+            except KubeError as e:
+                delay = backoff.next()
+                log.warning("registering node %s: %s; retrying in %.0fs", self.spec.name, e, delay)
+                await trio.sleep(delay)
+
+    async def _register_once(self) -> Obj:
+        desired = self.desired()
+        node_path = path("nodes", name=self.spec.name)
+        try:
+            current = await self.local.get(node_path)
+        except NotFound:
+            created = await self.local.create(path("nodes"), desired)
+            log.info("registered node %s", self.spec.name)
+            return await self._patch_status(created, desired) or created
+        # Existing node (a restart): bring labels and our taint in line, keep the rest.
+        meta_patch: Obj = {"metadata": {"labels": desired["metadata"]["labels"]}}
+        taints = [t for t in current.get("spec", {}).get("taints") or [] if t["key"] != TAINT_KEY]
+        taints += desired["spec"].get("taints", [])
+        if taints != (current.get("spec", {}).get("taints") or []):
+            meta_patch["spec"] = {"taints": taints}
+        current = await self.local.patch(node_path, meta_patch, STRATEGIC)
+        log.info("node %s already registered; updated", self.spec.name)
+        return await self._patch_status(current, desired) or current
+
+    async def _patch_status(self, current: Obj, desired: Obj) -> Obj | None:
+        patch = node_status_patch(current, desired["status"], _now(), STATUS_REPORT_EVERY)
+        if patch is None:
+            return None
+        node_path = path("nodes", name=self.spec.name, subresource="status")
+        updated = await self.local.patch(node_path, patch)
+        self.node = updated
+        return updated
+
+    # -- heartbeats -----------------------------------------------------------
+    async def _status_loop(self) -> None:
+        while True:
+            with trio.move_on_after(STATUS_CHECK_EVERY):
+                await self.health.changed.wait()
+            try:
+                current = await self.local.get(path("nodes", name=self.spec.name))
+                await self._patch_status(current, self.desired())
+            except NotFound:
+                log.warning("node %s was deleted; registering it again", self.spec.name)
+                await self.register()
+            except KubeError as e:
+                log.warning("updating node status: %s", e)
+
+    async def _lease_loop(self) -> None:
+        lease_path = path(
+            "leases",
+            namespace="kube-node-lease",
+            name=self.spec.name,
+            group_version="coordination.k8s.io/v1",
+        )
+        while True:
+            try:
+                await self._renew(lease_path)
+            except KubeError as e:
+                log.warning("renewing lease: %s", e)
+            await trio.sleep(LEASE_RENEW_EVERY)
+
+    async def _renew(self, lease_path: str) -> None:
+        uid = (self.node or {}).get("metadata", {}).get("uid", "")
+        lease = lease_object(self.spec.name, uid, duration_seconds=LEASE_DURATION, now=_now())
+        try:
+            await self.local.patch(lease_path, {"spec": lease["spec"]})
+        except NotFound:
+            collection = lease_path.rsplit("/", 1)[0]
+            try:
+                await self.local.create(collection, lease)
+            except Conflict:
+                pass
+
+    async def _probe_remote_loop(self) -> None:
+        while True:
+            await self.probe_remote()
+            await trio.sleep(REMOTE_PROBE_EVERY)
+
+    async def probe_remote(self) -> None:
+        try:
+            with trio.fail_after(REMOTE_PROBE_EVERY * 2):
+                await self.remote.probe("/readyz", timeout=REMOTE_PROBE_EVERY)
+        except ApiError as e:
+            self.health.set(
+                False,
+                "RemoteNotReady",
+                f"remote API server {self.remote.config.server} is not ready: {e}",
+            )
+        except (KubeError, trio.TooSlowError) as e:
+            was_ok = self.health.ok
+            self.health.set(
+                False,
+                "RemoteUnreachable",
+                f"remote API server {self.remote.config.server} is unreachable: {type(e).__name__}",
+            )
+            if was_ok:
+                log.warning("remote API server unreachable: %s", e)
+        else:
+            if not self.health.ok:
+                log.info("remote API server %s reachable", self.remote.config.server)
+            self.health.set(True, "KubeletReady", "")

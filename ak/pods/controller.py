@@ -1,0 +1,387 @@
+"""Pods bound to the virtual node, mirrored onto the remote cluster and back.
+
+Two caches, one per side, each a list+watch of only this node's pods; one
+keyed work queue; one ``sync`` that compares the two views of a pod and makes
+at most the writes needed. Nothing acts before both caches are synced, so a
+restart never deletes or re-creates what is already running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from ak.core.errors import RemoteIdentityError, TranslationError
+from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
+from ak.core.names import remote_namespace, remote_namespace_object
+from ak.core.pods import remote_pod_patch, to_remote_pod
+from ak.core.status import (
+    REASON_REMOTE_POD_MISSING,
+    TERMINAL_PHASES,
+    failed_status_for_missing_remote,
+    local_status,
+    pending_status_for_error,
+    status_changed,
+)
+from ak.deps.controller import DependencyController
+from ak.events import EventRecorder
+from ak.kube.client import KubeClient, path
+from ak.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
+from ak.kube.informer import Informer
+from ak.sync.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PodKey = tuple[str, str]
+
+# Status fields AK writes; absent from a new status means "clear it".
+_STATUS_FIELDS = (
+    "phase",
+    "conditions",
+    "containerStatuses",
+    "initContainerStatuses",
+    "podIP",
+    "podIPs",
+    "hostIP",
+    "hostIPs",
+    "startTime",
+    "reason",
+    "message",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _deleting(obj: Obj | None) -> bool:
+    return obj is not None and bool(obj["metadata"].get("deletionTimestamp"))
+
+
+def was_started(local: Obj) -> bool:
+    """Whether a remote pod ever ran for this local pod (so its absence is a loss,
+    not a pod still to create). Only remote status ever sets these fields."""
+    status = local.get("status") or {}
+    if status.get("startTime") or status.get("phase") == "Running" or status.get("podIP"):
+        return True
+    for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        state = cs.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+    return False
+
+
+def status_patch(old: Obj, new: Obj) -> Obj:
+    """A merge patch of the fields AK owns; a field AK no longer sets is cleared."""
+    patch: Obj = {k: new[k] for k in _STATUS_FIELDS if k in new and new[k] != old.get(k)}
+    patch.update({k: None for k in _STATUS_FIELDS if k in old and k not in new})
+    return patch
+
+
+@dataclass
+class PodSettings:
+    node_name: str
+    node_label: str
+    extra_env: list[Obj]
+    workers: int = 16
+
+
+class PodController:
+    def __init__(
+        self,
+        local: KubeClient,
+        remote: KubeClient,
+        settings: PodSettings,
+        deps: DependencyController,
+        events: EventRecorder,
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.s = settings
+        self.deps = deps
+        self.events = events
+        self.local_pods = Informer(
+            local,
+            "/api/v1/pods",
+            field_selector=f"spec.nodeName={settings.node_name}",
+            handler=self._on_local,
+            name="local pods",
+        )
+        self.remote_pods = Informer(
+            remote,
+            "/api/v1/pods",
+            label_selector=f"{LABEL_NODE}={settings.node_label}",
+            handler=self._on_remote,
+            name="remote pods",
+        )
+        self.remote_namespaces = Informer(
+            remote,
+            "/api/v1/namespaces",
+            label_selector=f"{LABEL_NODE}={settings.node_label}",
+            handler=self._on_namespace,
+            name="remote namespaces",
+        )
+        self.queue: WorkQueue[PodKey] = WorkQueue("pods")
+        self.ns_queue: WorkQueue[str] = WorkQueue("namespaces")
+        self.local_by_ns: dict[str, set[str]] = defaultdict(set)
+        self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
+        self.synced = trio.Event()
+        self._errors: dict[PodKey, str] = {}
+        self.created = 0
+
+    # -- event handlers: map every change to the local key it concerns ------------
+    def _on_local(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        if obj is None:
+            return
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if new is None:
+            self.local_by_ns[ns].discard(name)
+        else:
+            self.local_by_ns[ns].add(name)
+        self.queue.add((ns, name))
+
+    def _local_key(self, remote: Obj) -> PodKey | None:
+        meta = remote["metadata"]
+        ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE)
+        # A pod in a namespace that does not match its label is not ours to touch.
+        if not ns or remote_namespace(self.s.node_name, ns) != meta.get("namespace"):
+            return None
+        return (ns, meta["name"])
+
+    def _on_remote(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        key = self._local_key(obj) if obj else None
+        if key is None:
+            return
+        if new is None:
+            self.remote_by_ns[key[0]].discard(key[1])
+        else:
+            self.remote_by_ns[key[0]].add(key[1])
+        self.queue.add(key)
+
+    def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        if obj is not None:
+            ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE)
+            if ns:
+                self.ns_queue.add(ns)
+
+    # -- run ------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for informer in (self.local_pods, self.remote_pods, self.remote_namespaces):
+                nursery.start_soon(informer.run)
+            for informer in (self.local_pods, self.remote_pods, self.remote_namespaces):
+                await informer.synced.wait()
+            await self.deps.synced.wait()
+            log.info(
+                "caches synced: %d local pods, %d remote pods; reconciling",
+                len(self.local_pods.cache),
+                len(self.remote_pods.cache),
+            )
+            self.synced.set()
+            # Claims of running pods first, then copies nobody claims may go.
+            for pod in self.local_pods.cache.values():
+                if (
+                    not _deleting(pod)
+                    and (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
+                ):
+                    self.deps.track(pod)
+            self.deps.gc_allowed.set()
+            nursery.start_soon(self.ns_queue.run_workers, 2, self._sync_namespace)
+            await self.queue.run_workers(self.s.workers, self.sync)
+
+    def remote_ns(self, key: PodKey) -> str:
+        return remote_namespace(self.s.node_name, key[0])
+
+    async def sync(self, key: PodKey) -> float | None:
+        ns, name = key
+        local = self.local_pods.get(ns, name)
+        remote = self.remote_pods.get(self.remote_ns(key), name)
+        if local is None:
+            return await self._orphan(key, remote)
+        if remote is not None and remote["metadata"].get("annotations", {}).get(
+            ANNOTATION_LOCAL_UID
+        ) != local["metadata"].get("uid"):
+            # A remote pod left by an earlier pod of the same name: replace it.
+            await self._delete_remote(key, remote, None)
+            return None
+        if _deleting(local):
+            return await self._terminate(key, local, remote)
+        if remote is None:
+            return await self._create_or_fail(key, local)
+        await self._update(key, local, remote)
+        return None
+
+    # -- the cases -----------------------------------------------------------------
+    async def _orphan(self, key: PodKey, remote: Obj | None) -> None:
+        if remote is not None:
+            if not _deleting(remote):
+                await self._delete_remote(key, remote, None)
+            return
+        self.deps.release(key)
+        self.ns_queue.add(key[0])
+
+    async def _terminate(self, key: PodKey, local: Obj, remote: Obj | None) -> None:
+        if remote is None:
+            await self._final_delete(key, local)
+            return
+        if not _deleting(remote):
+            await self._delete_remote(
+                key, remote, local["metadata"].get("deletionGracePeriodSeconds")
+            )
+        await self._write_status(key, local, local_status(remote, local))
+
+    async def _final_delete(self, key: PodKey, local: Obj) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": local["metadata"]["uid"]},
+        }
+        try:
+            await self.local.delete(path("pods", namespace=key[0], name=key[1]), body)
+            log.info("pod %s/%s deleted", *key)
+        except (NotFound, Conflict):
+            pass  # already gone, or a new pod with the same name: its own sync handles it
+        self.deps.release(key)
+
+    async def _delete_remote(self, key: PodKey, remote: Obj, grace: int | None) -> None:
+        body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        body["preconditions"] = {"uid": remote["metadata"]["uid"]}
+        if grace is not None:
+            body["gracePeriodSeconds"] = grace
+        try:
+            await self.remote.delete(
+                path("pods", namespace=remote["metadata"]["namespace"], name=key[1]), body
+            )
+            log.info("remote pod %s/%s deleting", remote["metadata"]["namespace"], key[1])
+        except (NotFound, Conflict):
+            pass
+
+    async def _create_or_fail(self, key: PodKey, local: Obj) -> float | None:
+        phase = (local.get("status") or {}).get("phase")
+        if phase in TERMINAL_PHASES:
+            self.deps.release(key)
+            return None
+        if was_started(local):
+            log.warning("remote pod of %s/%s is gone; marking the local pod Failed", *key)
+            await self._write_status(key, local, failed_status_for_missing_remote(local, _now()))
+            await self.events.record(local, REASON_REMOTE_POD_MISSING, "the remote pod disappeared")
+            self.deps.release(key)
+            return None
+        try:
+            desired = to_remote_pod(
+                local,
+                node_name=self.s.node_name,
+                remote_namespace=self.remote_ns(key),
+                extra_env=self.s.extra_env,
+            )
+            await self._ensure_namespace(key[0])
+            await self.deps.ensure(local)
+            await self.remote.create(path("pods", namespace=self.remote_ns(key)), desired)
+        except TranslationError as e:
+            await self._report(key, local, e.reason, e.message)
+            raise
+        except Conflict as e:
+            if e.already_exists:
+                return 1.0  # created by an earlier attempt; the watch will show it
+            raise
+        except (Forbidden, Invalid) as e:
+            await self._report(
+                key, local, "ProviderCreateFailed", f"remote cluster refused the pod: {e.message}"
+            )
+            raise
+        self.created += 1
+        self._errors.pop(key, None)
+        log.info("remote pod %s/%s created for %s/%s", self.remote_ns(key), key[1], *key)
+        return None
+
+    async def _report(self, key: PodKey, local: Obj, reason: str, message: str) -> None:
+        log.warning("pod %s/%s: %s: %s", key[0], key[1], reason, message)
+        if self._errors.get(key) != message:
+            self._errors[key] = message
+            await self.events.record(local, reason, message)
+        await self._write_status(
+            key, local, pending_status_for_error(local, reason, message, _now())
+        )
+
+    async def _update(self, key: PodKey, local: Obj, remote: Obj) -> None:
+        try:
+            desired = to_remote_pod(
+                local,
+                node_name=self.s.node_name,
+                remote_namespace=self.remote_ns(key),
+                extra_env=self.s.extra_env,
+            )
+            patch = remote_pod_patch(local, remote, desired)
+        except (TranslationError, RemoteIdentityError) as e:
+            log.warning("pod %s/%s: cannot update remote pod: %s", *key, e)
+            patch = None
+        if patch is not None:
+            try:
+                await self.remote.patch(
+                    path("pods", namespace=self.remote_ns(key), name=key[1]), patch
+                )
+            except Invalid as e:
+                await self.events.record(
+                    local, "ProviderUpdateFailed", f"remote cluster refused the update: {e.message}"
+                )
+        self.deps.track(local)
+        await self._write_status(key, local, local_status(remote, local))
+
+    async def _write_status(self, key: PodKey, local: Obj, new: Obj) -> None:
+        old = local.get("status") or {}
+        if not status_changed(new, old):
+            return
+        body = {"metadata": {"uid": local["metadata"]["uid"]}, "status": status_patch(old, new)}
+        try:
+            await self.local.patch(
+                path("pods", namespace=key[0], name=key[1], subresource="status"), body
+            )
+        except NotFound:
+            pass
+        except ApiError as e:
+            if e.status == 409 or e.status == 422:
+                log.info("status of %s/%s not written (%s); will retry on the next change", *key, e)
+                raise
+            raise
+
+    # -- remote namespaces ---------------------------------------------------------
+    async def _ensure_namespace(self, local_ns: str) -> None:
+        rns = remote_namespace(self.s.node_name, local_ns)
+        existing = self.remote_namespaces.get("", rns)
+        if existing is not None:
+            if _deleting(existing):
+                raise TranslationError(
+                    "RemoteNamespaceTerminating", f"remote namespace {rns} is still being deleted"
+                )
+            return
+        try:
+            await self.remote.create(
+                path("namespaces"), remote_namespace_object(self.s.node_name, local_ns)
+            )
+            log.info("remote namespace %s created for %s", rns, local_ns)
+        except Conflict:
+            pass
+
+    async def _sync_namespace(self, local_ns: str) -> None:
+        """Delete a remote namespace once no pod of this node uses it."""
+        if self.local_by_ns.get(local_ns) or self.remote_by_ns.get(local_ns):
+            return
+        rns = remote_namespace(self.s.node_name, local_ns)
+        existing = self.remote_namespaces.get("", rns)
+        if existing is None or _deleting(existing):
+            return
+        try:
+            await self.remote.delete(path("namespaces", name=rns))
+            log.info("remote namespace %s deleted: no pods left", rns)
+        except NotFound:
+            pass
