@@ -86,8 +86,12 @@ class Provider:
 
 
 async def serve(config: Config) -> None:
-    local_conf = await trio.to_thread.run_sync(kubeconfig.load, config.local.kubeconfig, config.local.context)
-    remote_conf = await trio.to_thread.run_sync(kubeconfig.load, config.remote.kubeconfig, config.remote.context)
+    local_conf = await trio.to_thread.run_sync(
+        kubeconfig.load, config.local.kubeconfig, config.local.context
+    )
+    remote_conf = await trio.to_thread.run_sync(
+        kubeconfig.load, config.remote.kubeconfig, config.remote.context
+    )
     log.info(
         "actual-kubelets %s: node %s, local %s, remote %s",
         __version__,
@@ -96,8 +100,16 @@ async def serve(config: Config) -> None:
         remote_conf.describe(),
     )
     agent = f"actual-kubelets/{__version__} (node {config.node.name})"
-    local = KubeClient(local_conf, name="local", qps=config.local.qps, burst=config.local.burst, user_agent=agent)
-    remote = KubeClient(remote_conf, name="remote", qps=config.remote.qps, burst=config.remote.burst, user_agent=agent)
+    local = KubeClient(
+        local_conf, name="local", qps=config.local.qps, burst=config.local.burst, user_agent=agent
+    )
+    remote = KubeClient(
+        remote_conf,
+        name="remote",
+        qps=config.remote.qps,
+        burst=config.remote.burst,
+        user_agent=agent,
+    )
     try:
         await Provider(config, local, remote).run()
     finally:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes parts the tests, benchmark and demo run against:
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from the
-# pinned k8s.io/kubernetes module, and kwok from sigs.k8s.io/kwok, all through
-# the Go module proxy (never release downloads). etcd comes from Debian.
+# pinned k8s.io/kubernetes module, etcd from go.etcd.io/etcd/server/v3 (the
+# version Kubernetes pins; Debian's 3.4 lacks RequestWatchProgress, which
+# client-go 1.36's streaming lists need), and kwok from sigs.k8s.io/kwok, all
+# through the Go module proxy (never release downloads).
 #
 # Output: $AK_TOOLS_DIR (default ~/.cache/ak-tools/<versions>/bin); a second run
 # with the same versions finds the stamp file and returns in milliseconds.
@@ -11,32 +13,16 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${AK_TOOLS_CACHE:-$HOME/.cache/ak-tools}
-key="k8s-${K8S_VERSION}_kwok-${KWOK_VERSION}"
+key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 out=${AK_TOOLS_DIR:-$cache_root/$key/bin}
 stamp="$out/.complete"
 
 log() { printf '[build/tools] %s\n' "$*" >&2; }
 
-ensure_etcd() {
-  if command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ]; then return; fi
-  log "installing etcd-server from Debian"
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y -q etcd-server >/dev/null 2>&1) || { apt-get update -q >/dev/null && apt-get install -y -q etcd-server >/dev/null; }
-  else
-    log "etcd missing and not root: install Debian's etcd-server"; exit 1
-  fi
-  # Debian's package starts a system etcd on :2379; the harness runs its own.
-  systemctl stop etcd >/dev/null 2>&1 || true
-  pkill -x etcd >/dev/null 2>&1 || true
-}
-
-ensure_etcd
-ln_etcd() { mkdir -p "$out"; ln -sf "$(command -v etcd || echo /usr/bin/etcd)" "$out/etcd"; }
-
 if [ -f "$stamp" ]; then
-  ln_etcd
   log "cached: $out"
   echo "$out"
   exit 0
@@ -85,11 +71,17 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   log "  $c done in $(( $(date +%s) - t ))s"
 done
 
+# --- etcd: its own wrapper module, so MVS doesn't mix in Kubernetes' newer deps ---
+log "building etcd $ETCD_VERSION"
+emod="$here/go/etcd"
+grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$emod/go.mod" || {
+  log "etcd wrapper module pins another version; edit $emod/go.mod"; exit 1; }
+(cd "$emod" && go build -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+
 # --- kwok: no replace directives upstream, so `go install pkg@version` works ---
 log "building kwok $KWOK_VERSION"
 GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 
-ln_etcd
-echo "$K8S_VERSION $KWOK_VERSION built in $(( $(date +%s) - start ))s" >"$stamp"
+echo "$K8S_VERSION $ETCD_VERSION $KWOK_VERSION built in $(( $(date +%s) - start ))s" >"$stamp"
 log "all built in $(( $(date +%s) - start ))s: $out"
 echo "$out"

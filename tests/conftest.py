@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 
 import pytest
 
+from ak.core.names import remote_namespace
+from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster, Testbed
+
+
+@dataclass
+class AKNode:
+    """A running AK and the local namespace a test works in."""
+
+    ak: AKProcess
+    namespace: str
+
+    @property
+    def name(self) -> str:
+        return self.ak.node_name
+
+    @property
+    def remote_namespace(self) -> str:
+        return remote_namespace(self.ak.node_name, self.namespace)
 
 
 @pytest.fixture(scope="session")
@@ -56,5 +77,38 @@ def pytest_runtest_makereport(
     tb = getattr(item, "funcargs", {}).get("testbed")
     if report.failed and isinstance(tb, Testbed):
         where = "\n".join(c.describe() for c in tb.clusters)
+        node = getattr(item, "funcargs", {}).get("ak_node")
+        if isinstance(node, AKNode):
+            where += "\n" + node.ak.describe()
         report.sections.append(("testbed", f"files and logs under {tb.root}\n{where}"))
     return report
+
+
+@pytest.fixture
+def ak_node(
+    request: pytest.FixtureRequest, local_cluster: Cluster, remote_cluster: Cluster
+) -> Iterator[AKNode]:
+    """AK running as its own node between the session clusters, in a fresh local namespace."""
+    suffix = uuid.uuid4().hex[:5]
+    node = AKNode(AKProcess(local_cluster, remote_cluster, f"ak-{suffix}"), f"t-{suffix}")
+    local_cluster.kubectl("create", "namespace", node.namespace)
+    node.ak.start()
+    try:
+        wait_for_node_ready(node.ak)
+        yield node
+    finally:
+        node.ak.stop()
+        local_cluster.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
+        local_cluster.kubectl("delete", "node", node.ak.node_name, "--wait=false", check=False)
+
+
+def wait_for_node_ready(ak: AKProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ak.node_ready():
+        if ak.proc is not None and not ak.proc.alive():
+            raise RuntimeError(
+                f"AK exited {ak.proc.popen.returncode}; {ak.describe()}:\n{ak.proc.tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"node {ak.node_name} not Ready after {timeout}s; {ak.describe()}")
+        time.sleep(0.2)

@@ -8,6 +8,7 @@ Remote copies are found by AK's labels; a copy no pod uses is deleted.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import trio
 
 from ak.core.deps import (
+    Kind,
     Ref,
     copy_needs_replace,
     copy_needs_update,
@@ -22,7 +24,7 @@ from ak.core.deps import (
     to_remote_copy,
 )
 from ak.core.errors import TranslationError
-from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
+from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.names import remote_namespace
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, NotFound
@@ -33,8 +35,8 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 PodKey = tuple[str, str]
-RefKey = tuple[str, str, str]  # (local namespace, kind, name)
-_RESOURCE = {"Secret": "secrets", "ConfigMap": "configmaps"}
+RefKey = tuple[str, Kind, str]  # (local namespace, kind, name)
+_RESOURCE: dict[Kind, str] = {"Secret": "secrets", "ConfigMap": "configmaps"}
 SYNC_TIMEOUT = 15.0
 
 
@@ -57,7 +59,7 @@ class DependencyController:
                 remote,
                 f"/api/v1/{res}",
                 label_selector=selector,
-                handler=self._on_copy,
+                handler=functools.partial(self._on_copy, kind),
                 name=f"remote {res}",
             )
             for kind, res in _RESOURCE.items()
@@ -93,7 +95,7 @@ class DependencyController:
         if known:
             self.release(key)
         refs = pod_dependencies(pod)
-        ref_keys = set()
+        ref_keys: set[RefKey] = set()
         for ref in refs:
             rk = (key[0], ref.kind, ref.name)
             ref_keys.add(rk)
@@ -153,7 +155,7 @@ class DependencyController:
             self.local,
             path(_RESOURCE[kind], namespace=ns),
             field_selector=f"metadata.name={name}",
-            handler=lambda old, new, rk=rk: self.queue.add(rk),
+            handler=lambda old, new: self.queue.add(rk),
             name=f"local {kind} {ns}/{name}",
         )
         scope = trio.CancelScope()
@@ -171,28 +173,21 @@ class DependencyController:
             w.scope.cancel()
         self.optional.pop(rk, None)
 
-    def _on_copy(self, old: Obj | None, new: Obj | None) -> None:
+    def _on_copy(self, kind: Kind, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
         if obj is None:
             return
         meta = obj["metadata"]
-        local_ns = meta.get("labels", {}).get("actual.vk/namespace", "")
-        if remote_namespace(self.node_name, local_ns) != meta.get("namespace"):
-            return
-        rk = (
-            local_ns,
-            obj.get("kind") or ("Secret" if "type" in obj else "ConfigMap"),
-            meta["name"],
-        )
-        # Only act on copies no pod claims (garbage) or that drifted from their source.
-        if rk not in self.users or new is None or rk in self.watches:
-            self.queue.add(rk)
+        local_ns = meta.get("labels", {}).get(LABEL_NAMESPACE, "")
+        if remote_namespace(self.node_name, local_ns) == meta.get("namespace"):
+            # Garbage, drift from the source, or a deleted copy still needed: sync decides.
+            self.queue.add((local_ns, kind, meta["name"]))
 
     async def _collect_garbage_when_allowed(self) -> None:
         await self.gc_allowed.wait()
         for kind, informer in self.copies.items():
             for obj in list(informer.cache.values()):
-                local_ns = obj["metadata"].get("labels", {}).get("actual.vk/namespace", "")
+                local_ns = obj["metadata"].get("labels", {}).get(LABEL_NAMESPACE, "")
                 rk = (local_ns, kind, obj["metadata"]["name"])
                 if rk not in self.users:
                     self.queue.add(rk)
@@ -202,7 +197,7 @@ class DependencyController:
         ns, kind, name = rk
         rns = remote_namespace(self.node_name, ns)
         copy_path = path(_RESOURCE[kind], namespace=rns, name=name)
-        current = self.copies[kind].get(rns, name)  # type: ignore[index]
+        current = self.copies[kind].get(rns, name)
         if rk not in self.users:
             self._unwatch(rk)
             if current is not None and self.gc_allowed.is_set():
@@ -219,16 +214,17 @@ class DependencyController:
             return None
         desired = to_remote_copy(
             source, node_name=self.node_name, local_namespace=ns, remote_namespace=rns, kind=kind
-        )  # type: ignore[arg-type]
+        )
         if current is None:
             try:
                 await self.remote.create(path(_RESOURCE[kind], namespace=rns), desired)
                 log.info("replicated %s %s/%s", kind, ns, name)
             except Conflict as e:
-                if e.already_exists and self.copies[kind].get(rns, name) is None:  # type: ignore[index]
+                if e.already_exists and self.copies[kind].get(rns, name) is None:
                     raise TranslationError(
                         "DependencyConflict",
-                        f"a {kind} named {name!r} already exists in remote namespace {rns} and was not made by AK",
+                        f"a {kind} named {name!r} already exists in remote namespace {rns} "
+                        "and was not made by AK",
                     ) from e
             return None
         if copy_needs_replace(desired, current):

@@ -6,6 +6,7 @@ cannot be started, stopped or observed, so the node says NotReady and why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,10 +192,8 @@ class NodeController:
             await self.local.patch(lease_path, {"spec": lease["spec"]})
         except NotFound:
             collection = lease_path.rsplit("/", 1)[0]
-            try:
+            with contextlib.suppress(Conflict):
                 await self.local.create(collection, lease)
-            except Conflict:
-                pass
 
     async def _probe_remote_loop(self) -> None:
         while True:

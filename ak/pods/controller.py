@@ -206,7 +206,8 @@ class PodController:
         local = self.local_pods.get(ns, name)
         remote = self.remote_pods.get(self.remote_ns(key), name)
         if local is None:
-            return await self._orphan(key, remote)
+            await self._orphan(key, remote)
+            return None
         if remote is not None and remote["metadata"].get("annotations", {}).get(
             ANNOTATION_LOCAL_UID
         ) != local["metadata"].get("uid"):
@@ -214,7 +215,8 @@ class PodController:
             await self._delete_remote(key, remote, None)
             return None
         if _deleting(local):
-            return await self._terminate(key, local, remote)
+            await self._terminate(key, local, remote)
+            return None
         if remote is None:
             return await self._create_or_fail(key, local)
         await self._update(key, local, remote)
@@ -349,9 +351,7 @@ class PodController:
         except NotFound:
             pass
         except ApiError as e:
-            if e.status == 409 or e.status == 422:
-                log.info("status of %s/%s not written (%s); will retry on the next change", *key, e)
-                raise
+            log.info("status of %s/%s not written (%s); retrying", *key, e)
             raise
 
     # -- remote namespaces ---------------------------------------------------------

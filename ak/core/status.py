@@ -1,0 +1,284 @@
+"""Remote pod status -> local pod status, and statuses AK makes up itself.
+
+Ownership of conditions:
+
+* ``PodScheduled`` and ``DisruptionTarget`` belong to the LOCAL cluster: the
+  local pod is bound to the virtual node, so PodScheduled stays the local
+  True even while the remote pod waits for a remote node; DisruptionTarget is
+  set by local eviction.
+* Readiness-gate conditions belong to the local cluster (the remote pod has
+  no gates). As the kubelet does, a pod whose gates are not all True is not
+  Ready, whatever the remote says.
+* ``Ready``, ``ContainersReady``, ``Initialized`` and
+  ``PodReadyToStartContainers`` are the kubelet's: always the remote's, and
+  dropped locally when the remote has none yet (so a stale error from
+  ``pending_status_for_error`` does not outlive the error).
+* Any other local condition type (set by local controllers) is kept.
+
+``observedGeneration`` is dropped: the remote's generation counts remote
+updates, which is not what the local field claims to report.
+"""
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from ak.core.conditions import find_condition, set_condition
+from ak.core.timefmt import format_time
+from ak.core.types import Obj
+
+_COPIED_FROM_REMOTE = (
+    "phase",
+    "conditions",
+    "containerStatuses",
+    "initContainerStatuses",
+    "podIP",
+    "podIPs",
+    "hostIP",
+    "hostIPs",
+    "startTime",
+    "reason",
+    "message",
+)
+LOCAL_CONDITIONS = frozenset({"PodScheduled", "DisruptionTarget"})
+KUBELET_CONDITIONS = frozenset(
+    {"Ready", "ContainersReady", "Initialized", "PodReadyToStartContainers"}
+)
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+REASON_REMOTE_POD_MISSING = "RemotePodMissing"
+MESSAGE_REMOTE_POD_MISSING = (
+    "the pod running this pod on the remote cluster no longer exists (deleted or evicted there)"
+)
+REASON_CONTAINER_UNKNOWN = "ContainerStatusUnknown"
+REASON_GATES_NOT_READY = "ReadinessGatesNotReady"
+EXIT_CODE_UNKNOWN = 137  # what the kubelet reports for containers it lost track of
+
+
+def _gate_types(local: Obj) -> list[str]:
+    gates = (local.get("spec") or {}).get("readinessGates") or []
+    return [g["conditionType"] for g in gates if g.get("conditionType")]
+
+
+def _from_remote(condition: Obj) -> Obj:
+    result = copy.deepcopy(condition)
+    result.pop("observedGeneration", None)
+    return result
+
+
+def _merge_conditions(remote: list[Obj], local: list[Obj], gates: list[str]) -> list[Obj]:
+    local_by_type = {c.get("type"): c for c in local}
+    kept_local = LOCAL_CONDITIONS | set(gates)
+    merged: list[Obj] = []
+    for condition in remote:
+        type_ = condition.get("type")
+        if type_ in kept_local and type_ in local_by_type:
+            merged.append(copy.deepcopy(local_by_type[type_]))
+        elif type_ not in gates:
+            merged.append(_from_remote(condition))
+    present = {c.get("type") for c in merged}
+    for condition in local:
+        type_ = condition.get("type")
+        if type_ not in present and type_ not in KUBELET_CONDITIONS:
+            merged.append(copy.deepcopy(condition))
+    return merged
+
+
+def _gate_problems(conditions: list[Obj], gates: list[str]) -> list[str]:
+    problems = []
+    for gate in gates:
+        condition = find_condition(conditions, gate)
+        if condition is None:
+            problems.append(
+                f'corresponding condition of pod readiness gate "{gate}" does not exist.'
+            )
+        elif condition.get("status") != "True":
+            problems.append(
+                f'the status of pod readiness gate "{gate}" is not "True", '
+                f"but {condition.get('status')}"
+            )
+    return problems
+
+
+def _apply_gates(conditions: list[Obj], gates: list[str], local: list[Obj]) -> None:
+    ready = find_condition(conditions, "Ready")
+    if ready is None or ready.get("status") != "True":
+        return
+    problems = _gate_problems(conditions, gates)
+    if not problems:
+        return
+    previous = find_condition(local, "Ready")
+    if previous is not None and previous.get("status") == "False":
+        ready["lastTransitionTime"] = previous.get("lastTransitionTime")
+    ready.update(status="False", reason=REASON_GATES_NOT_READY, message=", ".join(problems))
+
+
+def local_status(remote: Obj, local: Obj) -> Obj:
+    """The status to write to the local pod for the remote pod's status.
+
+    Starts from the local status so fields only local controllers set
+    (nominatedNodeName, resourceClaimStatuses...) survive. A local pod in a
+    terminal phase is returned unchanged: the API server refuses to leave
+    one, and a Failed verdict (e.g. remote pod missing) must stand.
+    """
+    remote_status: dict[str, Any] = remote.get("status") or {}
+    old: dict[str, Any] = local.get("status") or {}
+    status = copy.deepcopy(old)
+    if old.get("phase") in TERMINAL_PHASES:
+        return status
+    status.pop("observedGeneration", None)
+    for field in _COPIED_FROM_REMOTE:
+        status.pop(field, None)
+        if field in remote_status:
+            status[field] = copy.deepcopy(remote_status[field])
+    # The API server defaults phase on create, so only a hand-made remote
+    # object lacks one; never write a phase-less status.
+    status.setdefault("phase", old.get("phase", "Pending"))
+    if "qosClass" not in old and "qosClass" in remote_status:
+        status["qosClass"] = remote_status["qosClass"]
+    gates = _gate_types(local)
+    conditions = _merge_conditions(
+        remote_status.get("conditions") or [], old.get("conditions") or [], gates
+    )
+    if gates:
+        _apply_gates(conditions, gates, old.get("conditions") or [])
+    if conditions:
+        status["conditions"] = conditions
+    return status
+
+
+_LIST_KEYS = {
+    "conditions": "type",
+    "containerStatuses": "name",
+    "initContainerStatuses": "name",
+    "ephemeralContainerStatuses": "name",
+}
+
+
+def _normalised(status: Obj) -> Obj:
+    # podIPs/hostIPs are NOT sorted: their first entry is the primary IP.
+    result: Obj = {}
+    for key, value in status.items():
+        if value is None or value in ([], {}):
+            continue
+        if key in _LIST_KEYS and isinstance(value, list):
+            sort_key = _LIST_KEYS[key]
+            result[key] = sorted(value, key=lambda e: str(e.get(sort_key, "")))
+        else:
+            result[key] = value
+    return result
+
+
+def status_changed(new_status: Obj, old_status: Obj) -> bool:
+    """Whether writing ``new_status`` would change anything that matters:
+    list order of keyed lists and empty-vs-absent fields do not."""
+    return _normalised(new_status) != _normalised(old_status)
+
+
+def _find_status(statuses: list[Obj], name: str) -> Obj | None:
+    return next((s for s in statuses if s.get("name") == name), None)
+
+
+def _blank_status(container: Obj) -> Obj:
+    return {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "restartCount": 0,
+        "ready": False,
+        "started": False,
+        "state": {},
+    }
+
+
+def _terminated(container: Obj, existing: Obj | None, now: str) -> Obj:
+    entry = copy.deepcopy(existing) if existing else _blank_status(container)
+    state = entry.get("state") or {}
+    if "terminated" not in state:
+        terminated: Obj = {
+            "exitCode": EXIT_CODE_UNKNOWN,
+            "reason": REASON_CONTAINER_UNKNOWN,
+            "message": MESSAGE_REMOTE_POD_MISSING,
+            "finishedAt": now,
+        }
+        started_at = (state.get("running") or {}).get("startedAt")
+        if started_at:
+            terminated["startedAt"] = started_at
+        if entry.get("containerID"):
+            terminated["containerID"] = entry["containerID"]
+        entry["state"] = {"terminated": terminated}
+    entry.update(ready=False, started=False)
+    return entry
+
+
+def _waiting(container: Obj, existing: Obj | None, reason: str, message: str) -> Obj:
+    entry = copy.deepcopy(existing) if existing else _blank_status(container)
+    entry["state"] = {"waiting": {"reason": reason, "message": message}}
+    entry.update(ready=False, started=False)
+    return entry
+
+
+def _not_ready(conditions: list[Obj], reason: str, message: str, now: str) -> list[Obj]:
+    for type_ in ("Ready", "ContainersReady"):
+        condition = {"type": type_, "status": "False", "reason": reason, "message": message}
+        conditions = set_condition(conditions, condition, now)
+    return conditions
+
+
+_STATUS_LISTS = (("initContainerStatuses", "initContainers"), ("containerStatuses", "containers"))
+
+
+def failed_status_for_missing_remote(local: Obj, now: datetime) -> Obj:
+    """Status for a live local pod whose remote pod is gone.
+
+    Failing the pod (instead of silently re-creating it) is what a node does
+    when a pod's containers vanish: its controller replaces it, and the
+    user sees why. A pod already Succeeded/Failed is returned unchanged: the
+    API server refuses to leave a terminal phase.
+    """
+    status = copy.deepcopy(local.get("status") or {})
+    if status.get("phase") in TERMINAL_PHASES:
+        return status
+    ts = format_time(now)
+    spec: dict[str, Any] = local.get("spec") or {}
+    status.update(
+        phase="Failed", reason=REASON_REMOTE_POD_MISSING, message=MESSAGE_REMOTE_POD_MISSING
+    )
+    for status_field, spec_field in _STATUS_LISTS:
+        containers = spec.get(spec_field) or []
+        if containers:
+            old = status.get(status_field) or []
+            status[status_field] = [
+                _terminated(c, _find_status(old, c["name"]), ts) for c in containers
+            ]
+    status["conditions"] = _not_ready(
+        status.get("conditions") or [], REASON_REMOTE_POD_MISSING, MESSAGE_REMOTE_POD_MISSING, ts
+    )
+    return status
+
+
+def pending_status_for_error(local: Obj, reason: str, message: str, now: datetime) -> Obj:
+    """Status for a pod AK cannot (yet) create remotely.
+
+    The pod stays Pending and scheduled (PodScheduled untouched: it IS bound
+    to the virtual node). ``status.reason``/``message`` show up in ``kubectl
+    describe``; containers wait with the same reason because kubectl's
+    STATUS column prefers a container's waiting reason over the pod's.
+    Ready/ContainersReady are False with the reason, for tools that read
+    conditions. Terminal pods are returned unchanged.
+    """
+    status = copy.deepcopy(local.get("status") or {})
+    if status.get("phase") in TERMINAL_PHASES:
+        return status
+    ts = format_time(now)
+    spec: dict[str, Any] = local.get("spec") or {}
+    status.update(phase="Pending", reason=reason, message=message)
+    for status_field, spec_field in _STATUS_LISTS:
+        containers = spec.get(spec_field) or []
+        if containers:
+            old = status.get(status_field) or []
+            status[status_field] = [
+                _waiting(c, _find_status(old, c["name"]), reason, message) for c in containers
+            ]
+    status["conditions"] = _not_ready(status.get("conditions") or [], reason, message, ts)
+    return status

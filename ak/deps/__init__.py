@@ -1,0 +1,1 @@
+"""Secrets and ConfigMaps replicated for the pods that use them."""

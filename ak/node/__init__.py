@@ -1,0 +1,1 @@
+"""The virtual Node: registration, Lease and status."""

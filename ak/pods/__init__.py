@@ -1,0 +1,1 @@
+"""Pods bound to the virtual node, mirrored to the remote cluster."""

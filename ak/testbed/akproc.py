@@ -1,0 +1,89 @@
+"""Run ``ak run`` as a real process between two testbed clusters."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ak.testbed.cluster import Cluster
+from ak.testbed.procs import Proc, free_port
+
+
+class AKProcess:
+    """AK with a kubelet's identity on the local cluster (system:node:<name>),
+    as it would run on a bastion; the remote identity is the remote admin
+    unless ``remote_kubeconfig`` is given."""
+
+    def __init__(
+        self,
+        local: Cluster,
+        remote: Cluster,
+        node_name: str,
+        *,
+        extra_args: list[str] | None = None,
+        remote_kubeconfig: Path | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.node_name = node_name
+        self.local_kubeconfig = local.node_kubeconfig(node_name)
+        self.remote_kubeconfig = remote_kubeconfig or remote.kubeconfig
+        self.kubelet_port = free_port()
+        self.extra_args = extra_args or []
+        self.command = command or [sys.executable, "-m", "ak"]
+        self.log = local.dir / f"ak-{node_name}.log"
+        self.proc: Proc | None = None
+        self.starts = 0
+
+    def argv(self) -> list[str]:
+        return [
+            *self.command,
+            "run",
+            f"--node-name={self.node_name}",
+            f"--local-kubeconfig={self.local_kubeconfig}",
+            f"--remote-kubeconfig={self.remote_kubeconfig}",
+            f"--kubelet-port={self.kubelet_port}",
+            "--internal-ip=127.0.0.1",
+            "--metrics-port=0",
+            "--log-level=debug",
+            *self.extra_args,
+        ]
+
+    def start(self) -> AKProcess:
+        self.starts += 1
+        with self.log.open("a") as f:
+            f.write(f"\n===== start {self.starts} at {time.strftime('%H:%M:%S')} =====\n")
+        self.proc = Proc(f"ak-{self.node_name}", self.argv(), self.log)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash."""
+        if self.proc is not None:
+            self.proc.signal(signal.SIGKILL)
+            self.proc.popen.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.alive()
+
+    def node(self) -> dict[str, Any]:
+        return self.local.get_json(f"/api/v1/nodes/{self.node_name}")
+
+    def node_ready(self) -> bool:
+        try:
+            conds = self.node().get("status", {}).get("conditions", [])
+        except Exception:
+            return False
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    def describe(self) -> str:
+        return f"AK node {self.node_name}: log {self.log}"

@@ -1,0 +1,92 @@
+"""Helpers for real-cluster tests: waiting, workloads pinned to one AK node."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from ak.testbed.cluster import Cluster
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def wait_until(
+    what: str, probe: Callable[[], T | None], timeout: float = 60, interval: float = 0.3
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        value: Any = None
+        try:
+            value = probe()
+        except Exception as e:  # the object may not exist yet
+            value, last = None, e
+        if value:
+            return cast(T, value)
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})"
+            )
+        time.sleep(interval)
+
+
+def pod_template(node: str, labels: dict[str, str], **spec: Any) -> Obj:
+    containers = spec.pop("containers", [{"name": "c", "image": "registry.invalid/app:1"}])
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "containers": containers,
+            **spec,
+        },
+    }
+
+
+def deployment(name: str, node: str, replicas: int, **spec: Any) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": pod_template(node, {"app": name}, **spec),
+        },
+    }
+
+
+def pod(name: str, node: str, **spec: Any) -> Obj:
+    tpl = pod_template(node, {"app": name}, **spec)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, **tpl["metadata"]},
+        "spec": tpl["spec"],
+    }
+
+
+def pods(cluster: Cluster, namespace: str, selector: str = "") -> list[Obj]:
+    params = {"labelSelector": selector} if selector else None
+    items: list[Obj] = cluster.get_json(f"/api/v1/namespaces/{namespace}/pods", params)["items"]
+    return items
+
+
+def phase(p: Obj) -> str:
+    return str(p.get("status", {}).get("phase", ""))
+
+
+def running(items: list[Obj]) -> list[Obj]:
+    return [
+        p for p in items if phase(p) == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def events_for(cluster: Cluster, namespace: str, name: str) -> list[Obj]:
+    items: list[Obj] = cluster.get_json(
+        f"/api/v1/namespaces/{namespace}/events",
+        {"fieldSelector": f"involvedObject.name={name}"},
+    )["items"]
+    return items
