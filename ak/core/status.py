@@ -169,6 +169,14 @@ def _normalised(status: Obj) -> Obj:
     return result
 
 
+def status_patch(old: Obj, new: Obj) -> Obj:
+    """A merge patch for the status fields AK mirrors; one AK no longer sets is cleared
+    (a merge patch leaves out-of-patch fields alone, so absence must be explicit)."""
+    patch: Obj = {k: new[k] for k in _COPIED_FROM_REMOTE if k in new and new[k] != old.get(k)}
+    patch.update({k: None for k in _COPIED_FROM_REMOTE if k in old and k not in new})
+    return patch
+
+
 def status_changed(new_status: Obj, old_status: Obj) -> bool:
     """Whether writing ``new_status`` would change anything that matters:
     list order of keyed lists and empty-vs-absent fields do not."""

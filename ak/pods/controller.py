@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,33 +28,20 @@ from ak.core.status import (
     local_status,
     pending_status_for_error,
     status_changed,
+    status_patch,
 )
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
+from ak.pods.extension import PodExtension
 from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 PodKey = tuple[str, str]
-
-# Status fields AK writes; absent from a new status means "clear it".
-_STATUS_FIELDS = (
-    "phase",
-    "conditions",
-    "containerStatuses",
-    "initContainerStatuses",
-    "podIP",
-    "podIPs",
-    "hostIP",
-    "hostIPs",
-    "startTime",
-    "reason",
-    "message",
-)
 
 
 def _now() -> datetime:
@@ -77,13 +65,6 @@ def was_started(local: Obj) -> bool:
     return False
 
 
-def status_patch(old: Obj, new: Obj) -> Obj:
-    """A merge patch of the fields AK owns; a field AK no longer sets is cleared."""
-    patch: Obj = {k: new[k] for k in _STATUS_FIELDS if k in new and new[k] != old.get(k)}
-    patch.update({k: None for k in _STATUS_FIELDS if k in old and k not in new})
-    return patch
-
-
 @dataclass
 class PodSettings:
     node_name: str
@@ -100,12 +81,15 @@ class PodController:
         settings: PodSettings,
         deps: DependencyController,
         events: EventRecorder,
+        *,
+        extensions: Sequence[PodExtension] = (),
     ) -> None:
         self.local = local
         self.remote = remote
         self.s = settings
         self.deps = deps
         self.events = events
+        self.extensions = list(extensions)
         self.local_pods = Informer(
             local,
             "/api/v1/pods",
@@ -228,7 +212,7 @@ class PodController:
             if not _deleting(remote):
                 await self._delete_remote(key, remote, None)
             return
-        self.deps.release(key)
+        self._release(key)
         self.ns_queue.add(key[0])
 
     async def _terminate(self, key: PodKey, local: Obj, remote: Obj | None) -> None:
@@ -253,7 +237,7 @@ class PodController:
             log.info("pod %s/%s deleted", *key)
         except (NotFound, Conflict):
             pass  # already gone, or a new pod with the same name: its own sync handles it
-        self.deps.release(key)
+        self._release(key)
 
     async def _delete_remote(self, key: PodKey, remote: Obj, grace: int | None) -> None:
         body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
@@ -271,13 +255,13 @@ class PodController:
     async def _create_or_fail(self, key: PodKey, local: Obj) -> float | None:
         phase = (local.get("status") or {}).get("phase")
         if phase in TERMINAL_PHASES:
-            self.deps.release(key)
+            self._release(key)
             return None
         if was_started(local):
             log.warning("remote pod of %s/%s is gone; marking the local pod Failed", *key)
             await self._write_status(key, local, failed_status_for_missing_remote(local, _now()))
             await self.events.record(local, REASON_REMOTE_POD_MISSING, "the remote pod disappeared")
-            self.deps.release(key)
+            self._release(key)
             return None
         try:
             desired = to_remote_pod(
@@ -288,6 +272,8 @@ class PodController:
             )
             await self._ensure_namespace(key[0])
             await self.deps.ensure(local)
+            for ext in self.extensions:
+                desired = await ext.prepare(local, desired)
             await self.remote.create(path("pods", namespace=self.remote_ns(key)), desired)
         except TranslationError as e:
             await self._report(key, local, e.reason, e.message)
@@ -337,6 +323,8 @@ class PodController:
                     local, "ProviderUpdateFailed", f"remote cluster refused the update: {e.message}"
                 )
         self.deps.track(local)
+        for ext in self.extensions:
+            ext.track(local)
         await self._write_status(key, local, local_status(remote, local))
 
     async def _write_status(self, key: PodKey, local: Obj, new: Obj) -> None:
@@ -353,6 +341,11 @@ class PodController:
         except ApiError as e:
             log.info("status of %s/%s not written (%s); retrying", *key, e)
             raise
+
+    def _release(self, key: PodKey) -> None:
+        self.deps.release(key)
+        for ext in self.extensions:
+            ext.release(key)
 
     # -- remote namespaces ---------------------------------------------------------
     async def _ensure_namespace(self, local_ns: str) -> None:

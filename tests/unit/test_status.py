@@ -329,3 +329,16 @@ def test_pending_status_keeps_terminal_pod() -> None:
     local = deployment_pod()
     local["status"]["phase"] = "Failed"
     assert pending_status_for_error(local, "R", "m", NOW) == local["status"]
+
+
+def test_status_patch_sets_changes_and_clears_dropped_fields() -> None:
+    from ak.core.status import status_patch
+
+    old = {"phase": "Pending", "reason": "MissingDependency", "message": "m", "qosClass": "Burstable"}
+    new = {"phase": "Running", "podIP": "10.0.0.1", "qosClass": "Burstable"}
+    assert status_patch(old, new) == {
+        "phase": "Running",
+        "podIP": "10.0.0.1",
+        "reason": None,
+        "message": None,
+    }
