@@ -334,7 +334,7 @@ def test_pending_status_keeps_terminal_pod() -> None:
 def test_status_patch_sets_changes_and_clears_dropped_fields() -> None:
     from ak.core.status import status_patch
 
-    old = {"phase": "Pending", "reason": "MissingDependency", "message": "m", "qosClass": "Burstable"}
+    old = {"phase": "Pending", "reason": "NoSecret", "message": "m", "qosClass": "Burstable"}
     new = {"phase": "Running", "podIP": "10.0.0.1", "qosClass": "Burstable"}
     assert status_patch(old, new) == {
         "phase": "Running",
