@@ -189,7 +189,7 @@ def _main(argv: list[str]) -> int:
         _print_config(config)
         return 0
     setup_logging(config.log_level, config.log_format)
-    log.info("ak %s starting as node %s", __version__, config.node.name)
+    # No "starting" line here: a kubeconfig error must stay the only line printed.
     return _run_provider(config)
 
 

@@ -175,6 +175,15 @@ class Cluster:
     def component(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)
 
+    def restart(self, name: str) -> None:
+        """Start a stopped (or running) component again with the same flags and ports."""
+        i = next(i for i, p in enumerate(self.procs) if p.name == name)
+        old = self.procs[i]
+        old.stop()
+        self.procs[i] = Proc(old.name, old.argv, old.log)
+        if name == "kube-apiserver":
+            wait_for("kube-apiserver /readyz", self._ready, 90, self.procs)
+
     # -- PKI and kubeconfigs -----------------------------------------------------
     def _pki(self) -> None:
         self.ca = CertificateAuthority(self.pki_dir, f"{self.name}-ca")
