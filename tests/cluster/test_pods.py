@@ -269,3 +269,32 @@ def test_dependencies_replicated_updated_and_collected(
         lambda: remote_cluster.kubectl("get", "namespace", rns, check=False).returncode != 0,
         timeout=90,
     )
+
+
+def test_dotted_node_name_gets_a_valid_remote_namespace(
+    local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    import uuid
+
+    from ak.core.names import node_label_value, remote_namespace
+    from ak.testbed.akproc import AKProcess
+    from tests.conftest import wait_for_node_ready
+
+    name = f"ak.{uuid.uuid4().hex[:4]}.example.com"
+    ns = f"d-{uuid.uuid4().hex[:4]}"
+    ak = AKProcess(local_cluster, remote_cluster, name)
+    local_cluster.kubectl("create", "namespace", ns)
+    ak.start()
+    try:
+        wait_for_node_ready(ak)
+        local_cluster.apply(pod("dotted", name), ns)
+        wait_until("pod Running", lambda: running(pods(local_cluster, ns)))
+        rns = remote_namespace(name, ns)
+        assert "." not in rns and len(rns) <= 63
+        got = remote_cluster.get_json(f"/api/v1/namespaces/{rns}")
+        assert got["metadata"]["labels"][LABEL_NODE] == node_label_value(name)
+        assert running(pods(remote_cluster, rns))
+    finally:
+        ak.stop()
+        local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        local_cluster.kubectl("delete", "node", name, "--wait=false", check=False)
