@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from functools import partial
 from urllib.parse import urlsplit
 
 import trio
@@ -15,9 +16,11 @@ from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
 from ak.kube.client import KubeClient
+from ak.metrics_server import serve_metrics
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.pods.controller import PodController, PodSettings
 from ak.sync.supervisor import Supervisor
+from ak.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,19 @@ class Provider:
             sup.start("node", self.node.run)
             sup.start("dependency-sync", self.deps.run)
             sup.start("pod-sync", self.pods.run)
+            if self.config.metrics_port:
+                sup.start(
+                    "metrics",
+                    partial(serve_metrics, self.config.metrics_port, sup.healthy, self.ready),
+                )
+            sup.start(
+                "systemd-notify",
+                partial(SystemdNotifier.from_environ().run, self.ready, sup.healthy),
+            )
+
+    def ready(self) -> bool:
+        """Registered as a node with both clusters' caches synced: systemd's READY=1."""
+        return self.node.registered.is_set() and self.pods.synced.is_set()
 
 
 async def serve(config: Config) -> None:

@@ -157,6 +157,7 @@ class DependencyController:
             field_selector=f"metadata.name={name}",
             handler=lambda old, new: self.queue.add(rk),
             name=f"local {kind} {ns}/{name}",
+            metric_name=f"local {kind}",
         )
         scope = trio.CancelScope()
         self.watches[rk] = _Watch(informer, scope)

@@ -15,6 +15,7 @@ import trio
 
 from ak.kube.config import ClusterConfig
 from ak.kube.errors import KubeError, Unreachable, api_error
+from ak.metrics import API_LATENCY, API_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ class KubeClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _count(self, verb: str, code: int) -> None:
+        self.counts[(verb, code)] += 1
+        API_REQUESTS.labels(self.name, verb, str(code)).inc()
+
     async def _headers(self) -> dict[str, str]:
         token = self.config.token()
         return {"Authorization": f"Bearer {token}"} if token else {}
@@ -110,6 +115,7 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":")).encode()
+        started = trio.current_time()
         try:
             async with self._limiter:
                 resp = await self._http.request(
@@ -121,9 +127,10 @@ class KubeClient:
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
         except httpx.TransportError as e:
-            self.counts[(method, 0)] += 1
+            self._count(method, 0)
             raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
-        self.counts[(method, resp.status_code)] += 1
+        self._count(method, resp.status_code)
+        API_LATENCY.labels(self.name, method).observe(trio.current_time() - started)
         try:
             data = resp.json() if resp.content else {}
         except ValueError:
@@ -141,7 +148,7 @@ class KubeClient:
             resp = await self._http.get(path, headers=headers, timeout=timeout)
         except httpx.TransportError as e:
             raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
-        self.counts[("GET", resp.status_code)] += 1
+        self._count("GET", resp.status_code)
         if resp.status_code >= 400:
             raise api_error(resp.status_code, resp.text)
         return resp.text
@@ -173,9 +180,9 @@ class KubeClient:
             async with self._http.stream(
                 "GET", path, params=params, headers=headers, timeout=timeout
             ) as resp:
-                self.counts[
-                    ("WATCH" if params and params.get("watch") else "STREAM", resp.status_code)
-                ] += 1
+                self._count(
+                    "WATCH" if params and params.get("watch") else "STREAM", resp.status_code
+                )
                 if resp.status_code >= 400:
                     raw = await resp.aread()
                     try:

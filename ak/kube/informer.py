@@ -20,6 +20,7 @@ import trio
 from ak.backoff import Backoff
 from ak.kube.client import KubeClient
 from ak.kube.errors import Gone, KubeError, api_error
+from ak.metrics import RELISTS, WATCH_RESTARTS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Informer:
         label_selector: str | None = None,
         field_selector: str | None = None,
         name: str = "",
+        metric_name: str = "",
     ) -> None:
         self.client = client
         self.collection = collection
@@ -60,6 +62,8 @@ class Informer:
         if field_selector:
             self.selectors["fieldSelector"] = field_selector
         self.name = name or collection
+        # Per-object informers (one per Secret) would explode label cardinality.
+        self.metric_name = metric_name or self.name
         self.cache: dict[Key, Obj] = {}
         self.synced = trio.Event()
         self.relists = 0
@@ -109,6 +113,7 @@ class Informer:
         self.cache = fresh
         self._rv = rv
         self.relists += 1
+        RELISTS.labels(self.metric_name).inc()
         for k, obj in fresh.items():
             prev = old.get(k)
             if _rv(prev) != _rv(obj):
@@ -133,6 +138,7 @@ class Informer:
                 if line.strip():
                     self._apply(json.loads(line))
         self.watch_restarts += 1
+        WATCH_RESTARTS.labels(self.metric_name).inc()
 
     def _apply(self, event: Obj) -> None:
         kind, obj = event.get("type"), event.get("object", {})

@@ -35,6 +35,7 @@ from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
+from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
 from ak.pods.extension import PodExtension
 from ak.sync.queue import WorkQueue
 
@@ -117,6 +118,11 @@ class PodController:
         self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
         self.synced = trio.Event()
         self._errors: dict[PodKey, str] = {}
+        # For the latency histograms: when a pod was first seen, a remote change arrived.
+        self._seen_at: dict[PodKey, float] = {}
+        self._changed_at: dict[PodKey, float] = {}
+        PODS.labels("local").set_function(lambda: len(self.local_pods.cache))
+        PODS.labels("remote").set_function(lambda: len(self.remote_pods.cache))
         self.created = 0
 
     # -- event handlers: map every change to the local key it concerns ------------
@@ -127,8 +133,11 @@ class PodController:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         if new is None:
             self.local_by_ns[ns].discard(name)
+            self._seen_at.pop((ns, name), None)
         else:
             self.local_by_ns[ns].add(name)
+            if old is None:
+                self._seen_at[(ns, name)] = trio.current_time()
         self.queue.add((ns, name))
 
     def _local_key(self, remote: Obj) -> PodKey | None:
@@ -148,6 +157,7 @@ class PodController:
             self.remote_by_ns[key[0]].discard(key[1])
         else:
             self.remote_by_ns[key[0]].add(key[1])
+            self._changed_at.setdefault(key, trio.current_time())
         self.queue.add(key)
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
@@ -289,6 +299,9 @@ class PodController:
             raise
         self.created += 1
         self._errors.pop(key, None)
+        seen = self._seen_at.pop(key, None)
+        if seen is not None:
+            CREATE_LATENCY.observe(trio.current_time() - seen)
         log.info("remote pod %s/%s created for %s/%s", self.remote_ns(key), key[1], *key)
         return None
 
@@ -329,6 +342,7 @@ class PodController:
 
     async def _write_status(self, key: PodKey, local: Obj, new: Obj) -> None:
         old = local.get("status") or {}
+        changed_at = self._changed_at.pop(key, None)
         if not status_changed(new, old):
             return
         body = {"metadata": {"uid": local["metadata"]["uid"]}, "status": status_patch(old, new)}
@@ -337,10 +351,14 @@ class PodController:
                 path("pods", namespace=key[0], name=key[1], subresource="status"), body
             )
         except NotFound:
-            pass
+            return
         except ApiError as e:
             log.info("status of %s/%s not written (%s); retrying", *key, e)
+            if changed_at is not None:
+                self._changed_at.setdefault(key, changed_at)
             raise
+        if changed_at is not None:
+            STATUS_LATENCY.observe(trio.current_time() - changed_at)
 
     def _release(self, key: PodKey) -> None:
         self.deps.release(key)

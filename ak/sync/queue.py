@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 import trio
 
 from ak.backoff import Backoff
+from ak.metrics import QUEUE_DEPTH, SYNCS
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class WorkQueue(Generic[K]):
         self._wakeup = trio.Condition()
         self.processed = 0
         self.failures = 0
+        QUEUE_DEPTH.labels(name).set_function(lambda: len(self._order))
 
     def __len__(self) -> int:
         return len(self._order)
@@ -94,6 +96,7 @@ class WorkQueue(Generic[K]):
                 again = await sync(key)
             except Exception as e:
                 self.failures += 1
+                SYNCS.labels(self.name, "error").inc()
                 delay = self._backoff.setdefault(key, Backoff(initial=0.5, maximum=60)).next()
                 log.warning(
                     "%s: sync of %s failed (%s); retrying in %.1fs", self.name, key, e, delay
@@ -102,6 +105,7 @@ class WorkQueue(Generic[K]):
                 self.add_after(key, delay, nursery)
                 continue
             self.processed += 1
+            SYNCS.labels(self.name, "ok").inc()
             self._backoff.pop(key, None)
             self._done(key)
             if again is not None:

@@ -26,6 +26,7 @@ class AKProcess:
         extra_args: list[str] | None = None,
         remote_kubeconfig: Path | None = None,
         command: list[str] | None = None,
+        metrics: bool = False,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -33,6 +34,7 @@ class AKProcess:
         self.local_kubeconfig = local.node_kubeconfig(node_name)
         self.remote_kubeconfig = remote_kubeconfig or remote.kubeconfig
         self.kubelet_port = free_port()
+        self.metrics_port = free_port() if metrics else 0
         self.extra_args = extra_args or []
         self.command = command or [sys.executable, "-m", "ak"]
         self.log = local.dir / f"ak-{node_name}.log"
@@ -48,7 +50,7 @@ class AKProcess:
             f"--remote-kubeconfig={self.remote_kubeconfig}",
             f"--kubelet-port={self.kubelet_port}",
             "--internal-ip=127.0.0.1",
-            "--metrics-port=0",
+            f"--metrics-port={self.metrics_port}",
             "--log-level=debug",
             *self.extra_args,
         ]
