@@ -69,27 +69,37 @@ class KubeClient:
         name: str,
         qps: float = 50,
         burst: int = 100,
-        max_concurrency: int = 32,
+        max_concurrency: int = 16,
         user_agent: str = "actual-kubelets",
     ) -> None:
         self.config = config
         self.name = name
         self.bucket = TokenBucket(qps, burst)
         self.counts: Counter[tuple[str, int]] = Counter()
-        # Watches hold a connection each for minutes, so the pool is unbounded and
-        # ordinary requests are bounded here instead.
         self._limiter = trio.CapacityLimiter(max_concurrency)
+        # Two pools: watches hold a connection each for minutes (one per watched
+        # Secret, too), and httpcore scans its whole pool on every request, so the
+        # request pool stays small and the streaming pool is unbounded.
+        common: dict[str, Any] = {
+            "base_url": config.server,
+            "verify": config.ssl_context,
+            "timeout": httpx.Timeout(30, connect=10),
+            "headers": {"User-Agent": user_agent, "Accept": "application/json"},
+            "trust_env": False,
+        }
         self._http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=config.ssl_context,
-            timeout=httpx.Timeout(30, connect=10),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_concurrency),
-            headers={"User-Agent": user_agent, "Accept": "application/json"},
-            trust_env=False,
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+            **common,
+        )
+        self._streams = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=4), **common
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     def _count(self, verb: str, code: int) -> None:
         self.counts[(verb, code)] += 1
@@ -177,7 +187,7 @@ class KubeClient:
         headers = await self._headers()
         timeout = httpx.Timeout(30, connect=10, read=read_timeout)
         try:
-            async with self._http.stream(
+            async with self._streams.stream(
                 "GET", path, params=params, headers=headers, timeout=timeout
             ) as resp:
                 self._count(

@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -146,6 +148,7 @@ class Bench:
         self.remote_cluster = remote
         self.ak = ak
         self.results: dict[str, Any] = {}
+        self.profile_dir: Path | None = None
 
     async def run(self, sizes: list[int], idle: float, restart: bool) -> None:
         # The benchmark's own clients are unthrottled: it must not be the bottleneck.
@@ -222,6 +225,7 @@ class Bench:
     ) -> dict[str, Any]:
         """N pods at once, create to Running to deleted; AK's requests per lifecycle."""
         pid = self.ak.proc.pid  # type: ignore[union-attr]
+        profiler = self._profiler(pid, n)
         before = _metrics(self.ak.metrics_port)
         cpu0 = _proc_stats(pid)[1]
         t0 = time.monotonic()
@@ -234,6 +238,9 @@ class Bench:
         await self._delete_all(ns, run, local)
         await _wait("local pods gone", lambda: not inf.cache, 120 + n / 5)
         delete_seconds = time.monotonic() - t1
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         await trio.sleep(1)
         cost = _diff(_metrics(self.ak.metrics_port), before)
         return {
@@ -244,6 +251,17 @@ class Bench:
             "ak_cpu_s_per_pod_lifecycle": (_proc_stats(pid)[1] - cpu0) / n,
             "requests_per_pod": {k: round(v / n, 2) for k, v in sorted(cost.items())},
         }
+
+    def _profiler(self, pid: int, n: int) -> subprocess.Popen[bytes] | None:
+        """py-spy on AK during the burst, as collapsed stacks for `profile_summary`."""
+        if self.profile_dir is None:
+            return None
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        out = self.profile_dir / f"ak-{n}.collapsed"
+        argv = ["py-spy", "record", "-p", str(pid), "-o", str(out), "-f", "raw", "-r", "200"]
+        exe = Path(sys.executable).parent / "py-spy"
+        argv[0] = str(exe) if exe.exists() else "py-spy"
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def direct(self, ns: str, run: str, n: int, direct: Stamps) -> dict[str, Any]:
         """The same N pods straight on the remote API server: this machine's limit."""
@@ -353,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-restart", action="store_true", help="skip the kill-and-restart phase")
     parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
+    parser.add_argument("--profile", help="directory for py-spy profiles of AK during the burst")
     args = parser.parse_args(argv)
     sizes = args.pods or [100, 1000]
     with Testbed() as tb:
@@ -364,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             remote,
             NODE,
             metrics=True,
-            extra_args=["--local-qps=0", "--remote-qps=0", "--pod-workers=32"],
+            extra_args=["--local-qps=0", "--remote-qps=0"],
         )
         ak.start()
         deadline = time.monotonic() + 60
@@ -374,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(0.2)
         bench = Bench(local, remote, ak)
+        bench.profile_dir = Path(args.profile) if args.profile else None
         try:
             trio.run(bench.run, sizes, args.idle, not args.no_restart)
         finally:
