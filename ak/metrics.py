@@ -75,6 +75,12 @@ TASK_RESTARTS = Counter(
     ["task"],
     registry=REGISTRY,
 )
+EVENTS_MIRRORED = Counter(
+    "ak_events_mirrored_total",
+    "Remote pod Events mirrored onto local pods, by result (ok/dropped/error).",
+    ["result"],
+    registry=REGISTRY,
+)
 PODS = Gauge("ak_pods", "Pods in AK's caches, by cluster.", ["cluster"], registry=REGISTRY)
 BUILD_INFO = Gauge(
     "ak_build_info",

@@ -36,6 +36,18 @@ class TokenBucket:
         self.stamp = trio.current_time() if _in_trio() else 0.0
         self.lock = trio.Lock()
 
+    def try_take(self) -> bool:
+        """Take a token if one is there now; never waits (for work that may be dropped)."""
+        if self.qps <= 0 or math.isinf(self.qps):
+            return True
+        now = trio.current_time()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
     async def take(self) -> None:
         if self.qps <= 0 or math.isinf(self.qps):
             return

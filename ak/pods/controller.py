@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,6 +114,8 @@ class PodController:
         )
         self.queue: WorkQueue[PodKey] = WorkQueue("pods")
         self.ns_queue: WorkQueue[str] = WorkQueue("namespaces")
+        # Others that follow AK's remote namespaces (the event mirror).
+        self.namespace_listeners: list[Callable[[Obj | None, Obj | None], None]] = []
         self.local_by_ns: dict[str, set[str]] = defaultdict(set)
         self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
         self.synced = trio.Event()
@@ -161,6 +163,8 @@ class PodController:
         self.queue.add(key)
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        for listener in self.namespace_listeners:
+            listener(old, new)
         obj = new or old
         if obj is not None:
             ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE)

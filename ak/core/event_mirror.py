@@ -1,0 +1,80 @@
+"""Remote pod Events as Events on the local pod, so `kubectl describe` on the
+local cluster shows why a pod is stuck (ImagePullBackOff, FailedMount...).
+
+The local Event's name is derived from the remote Event's UID: a repeat of the
+same remote Event (its count going up) and an AK restart both land on the same
+local object instead of piling up copies.
+"""
+
+from typing import Any
+
+from ak.core.events import MESSAGE_MAX
+from ak.core.names import fnv1_64
+from ak.core.types import Obj
+from ak.core.validation import DNS_SUBDOMAIN_MAX
+
+COMPONENT = "actual-kubelets"
+
+
+def mirrored_event_name(local_pod_name: str, remote_uid: str) -> str:
+    suffix = f"ak{fnv1_64(remote_uid.encode()):016x}"
+    base = local_pod_name[: DNS_SUBDOMAIN_MAX - 1 - len(suffix)].rstrip("-.")
+    return f"{base}.{suffix}"
+
+
+def _first(event: Obj, *keys: str) -> Any:
+    for key in keys:
+        if event.get(key):
+            return event[key]
+    return None
+
+
+def mirrored_event(remote: Obj, local_pod: Obj, node_name: str) -> Obj:
+    """The local Event mirroring ``remote`` (an Event about the remote twin of ``local_pod``)."""
+    meta = local_pod["metadata"]
+    involved: Obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "uid": meta.get("uid", ""),
+    }
+    field_path = (remote.get("involvedObject") or {}).get("fieldPath")
+    if field_path:
+        involved["fieldPath"] = field_path
+    source = remote.get("source") or {}
+    component = source.get("component") or remote.get("reportingComponent") or "remote"
+    first = _first(remote, "firstTimestamp", "eventTime") or remote["metadata"].get(
+        "creationTimestamp"
+    )
+    last = _first(remote, "lastTimestamp", "eventTime") or first
+    series = remote.get("series") or {}
+    count = max(int(remote.get("count") or 0), int(series.get("count") or 0), 1)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": mirrored_event_name(meta["name"], remote["metadata"]["uid"]),
+            "namespace": meta["namespace"],
+        },
+        "involvedObject": involved,
+        "reason": remote.get("reason", ""),
+        "message": f"{remote.get('message', '')} (on the remote cluster)"[:MESSAGE_MAX],
+        "type": remote.get("type") or "Normal",
+        "count": count,
+        "firstTimestamp": first,
+        "lastTimestamp": last,
+        # The remote component, so "From" in kubectl describe says who saw it.
+        "source": {"component": f"{component} (remote)", "host": node_name},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": node_name,
+    }
+
+
+def mirror_patch(desired: Obj) -> Obj:
+    """What changes when the remote Event repeats."""
+    return {
+        "count": desired["count"],
+        "lastTimestamp": desired["lastTimestamp"],
+        "message": desired["message"],
+    }

@@ -1,0 +1,131 @@
+"""Mirror remote pod Events onto local pods (one watch per remote namespace AK owns).
+
+Rate-limited, so a crash-looping remote pod cannot flood the local API server;
+an Event dropped by the limiter is counted, never retried. Old Events found at
+start-up (older than ``MAX_AGE``) are not mirrored again after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from ak.core.event_mirror import mirror_patch, mirrored_event
+from ak.core.labels import LABEL_NAMESPACE
+from ak.core.names import remote_namespace
+from ak.core.timefmt import parse_time
+from ak.kube.client import KubeClient, TokenBucket, path
+from ak.kube.errors import Conflict, KubeError
+from ak.kube.informer import Informer
+from ak.metrics import EVENTS_MIRRORED
+from ak.pods.controller import PodController
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+MAX_AGE = 600.0
+RATE, BURST = 20.0, 100
+
+
+class EventMirror:
+    def __init__(self, local: KubeClient, pods: PodController, node_name: str) -> None:
+        self.local = local
+        self.remote = pods.remote
+        self.pods = pods
+        self.node_name = node_name
+        self.bucket = TokenBucket(RATE, BURST)
+        self.watches: dict[str, trio.CancelScope] = {}
+        self._send: trio.MemorySendChannel[tuple[str, Obj]]
+        self._send, self._receive = trio.open_memory_channel[tuple[str, Obj]](1000)
+        self._nursery: trio.Nursery | None = None
+        self._started = datetime.now(UTC)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.watches.clear()
+            self.pods.namespace_listeners.append(self._on_namespace)
+            try:
+                await self.pods.remote_namespaces.synced.wait()
+                for obj in list(self.pods.remote_namespaces.cache.values()):
+                    self._on_namespace(None, obj)
+                await self._forward()
+            finally:
+                self.pods.namespace_listeners.remove(self._on_namespace)
+
+    def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        if obj is None or self._nursery is None:
+            return
+        rns = obj["metadata"]["name"]
+        local_ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE, "")
+        if new is None or new["metadata"].get("deletionTimestamp"):
+            scope = self.watches.pop(rns, None)
+            if scope is not None:
+                scope.cancel()
+            return
+        if rns in self.watches or remote_namespace(self.node_name, local_ns) != rns:
+            return
+        scope = trio.CancelScope()
+        self.watches[rns] = scope
+        informer = Informer(
+            self.remote,
+            path("events", namespace=rns),
+            field_selector="involvedObject.kind=Pod",
+            handler=lambda _old, ev: self._queue(local_ns, ev),
+            name=f"remote events {rns}",
+            metric_name="remote events",
+        )
+
+        async def watch() -> None:
+            with scope:
+                await informer.run()
+
+        self._nursery.start_soon(watch)
+
+    def _queue(self, local_ns: str, event: Obj | None) -> None:
+        if event is None:
+            return
+        try:
+            self._send.send_nowait((local_ns, event))
+        except trio.WouldBlock:
+            EVENTS_MIRRORED.labels("dropped").inc()
+
+    def _fresh(self, event: Obj) -> bool:
+        stamp = event.get("lastTimestamp") or event.get("eventTime")
+        if not stamp:
+            return True
+        try:
+            age = (self._started - parse_time(stamp)).total_seconds()
+        except ValueError:
+            return True
+        return age < MAX_AGE
+
+    async def _forward(self) -> None:
+        async for local_ns, event in self._receive:
+            name = (event.get("involvedObject") or {}).get("name", "")
+            pod = self.pods.local_pods.get(local_ns, name)
+            if pod is None or not self._fresh(event):
+                continue
+            if not self.bucket.try_take():
+                EVENTS_MIRRORED.labels("dropped").inc()
+                continue
+            await self._write(mirrored_event(event, pod, self.node_name))
+
+    async def _write(self, desired: Obj) -> None:
+        ns = desired["metadata"]["namespace"]
+        try:
+            try:
+                await self.local.create(path("events", namespace=ns), desired)
+            except Conflict:
+                name = desired["metadata"]["name"]
+                await self.local.patch(
+                    path("events", namespace=ns, name=name), mirror_patch(desired)
+                )
+            EVENTS_MIRRORED.labels("ok").inc()
+        except KubeError as e:
+            EVENTS_MIRRORED.labels("error").inc()
+            log.debug("mirroring event %s: %s", desired["metadata"]["name"], e)

@@ -1,0 +1,70 @@
+from ak.core.event_mirror import mirror_patch, mirrored_event, mirrored_event_name
+
+LOCAL = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "local-uid"}}
+REMOTE = {
+    "metadata": {"name": "web-1.17a", "namespace": "n-abc", "uid": "remote-uid-1"},
+    "involvedObject": {
+        "kind": "Pod",
+        "name": "web-1",
+        "namespace": "n-abc",
+        "fieldPath": "spec.containers{c}",
+    },
+    "reason": "BackOff",
+    "message": 'Back-off pulling image "x"',
+    "type": "Warning",
+    "count": 7,
+    "firstTimestamp": "2026-11-22T02:00:00Z",
+    "lastTimestamp": "2026-11-22T02:05:00Z",
+    "source": {"component": "kubelet", "host": "remote-node-3"},
+}
+
+
+def test_mirrored_event_points_at_the_local_pod_and_keeps_the_story() -> None:
+    ev = mirrored_event(REMOTE, LOCAL, "vk")
+    assert ev["metadata"]["namespace"] == "shop"
+    assert ev["involvedObject"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "web-1",
+        "namespace": "shop",
+        "uid": "local-uid",
+        "fieldPath": "spec.containers{c}",
+    }
+    assert (ev["reason"], ev["type"], ev["count"]) == ("BackOff", "Warning", 7)
+    assert ev["message"] == 'Back-off pulling image "x" (on the remote cluster)'
+    assert ev["source"] == {"component": "kubelet (remote)", "host": "vk"}
+    assert ev["lastTimestamp"] == "2026-11-22T02:05:00Z"
+
+
+def test_name_is_stable_per_remote_event_and_distinct_across_events() -> None:
+    a = mirrored_event(REMOTE, LOCAL, "vk")["metadata"]["name"]
+    again = mirrored_event({**REMOTE, "count": 8}, LOCAL, "vk")["metadata"]["name"]
+    other = mirrored_event(
+        {**REMOTE, "metadata": {**REMOTE["metadata"], "uid": "remote-uid-2"}}, LOCAL, "vk"
+    )
+    assert a == again != other["metadata"]["name"]
+    assert a.startswith("web-1.ak")
+
+
+def test_long_pod_names_keep_a_valid_event_name() -> None:
+    name = mirrored_event_name("p" * 253, "uid")
+    assert len(name) <= 253 and name.endswith(mirrored_event_name("p", "uid").split(".", 1)[1])
+
+
+def test_events_series_and_event_time_are_understood() -> None:
+    new_style = {
+        "metadata": {"name": "e", "uid": "u", "creationTimestamp": "2026-11-22T01:00:00Z"},
+        "involvedObject": {"kind": "Pod", "name": "web-1"},
+        "reason": "Pulled",
+        "eventTime": "2026-11-22T01:00:01.000000Z",
+        "series": {"count": 3},
+        "reportingComponent": "kubelet",
+    }
+    ev = mirrored_event(new_style, LOCAL, "vk")
+    assert ev["count"] == 3 and ev["type"] == "Normal"
+    assert ev["firstTimestamp"] == "2026-11-22T01:00:01.000000Z"
+    assert mirror_patch(ev) == {
+        "count": 3,
+        "lastTimestamp": ev["lastTimestamp"],
+        "message": ev["message"],
+    }
