@@ -14,7 +14,8 @@ Environment variables: AK_CONFIG, AK_NODE_NAME, AK_TAINT, AK_INTERNAL_IP,
 AK_KUBELET_PORT, AK_LOCAL_KUBECONFIG, AK_LOCAL_CONTEXT, AK_LOCAL_QPS,
 AK_LOCAL_BURST, AK_LOCAL_APISERVER_HOST, AK_LOCAL_APISERVER_PORT,
 AK_REMOTE_KUBECONFIG, AK_REMOTE_CONTEXT, AK_REMOTE_QPS, AK_REMOTE_BURST,
-AK_POD_WORKERS, AK_METRICS_PORT, AK_LOG_LEVEL, AK_LOG_FORMAT.
+AK_POD_WORKERS, AK_TOKEN_MAX_AGE, AK_METRICS_PORT, AK_LOG_LEVEL, AK_LOG_FORMAT, AK_TLS_CERT_FILE,
+AK_TLS_PRIVATE_KEY_FILE, AK_CLIENT_CA_FILE, AK_CERT_DIR.
 
 Node labels, resources and the environment injected into pods are maps and
 can only be set in the file. The file uses the seed's Helm value names::
@@ -29,6 +30,9 @@ can only be set in the file. The file uses the seed's Helm value names::
     env = { HTTP_PROXY = "http://proxy:3128" }   # or [{ name = ..., value = ... }]
     [node.resources.allocatable]
     cpu = "100"
+    [kubelet]
+    tlsCertFile = "/etc/ak/kubelet.crt"  # both unset => a CSR to the local cluster
+    tlsPrivateKeyFile = "/etc/ak/kubelet.key"
 
 Keys may be written camelCase, snake_case or kebab-case (``apiserverHost``,
 ``apiserver_host``, ``apiserver-host``). Unknown keys are errors: a typo must
@@ -80,7 +84,7 @@ class LocalSettings(ClusterSettings):
     """
 
     apiserver_host: str | None = None
-    apiserver_port: int = 443
+    apiserver_port: int = 443  # with no apiserver_host and not set: the kubeconfig's port
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,46 @@ class NodeSettings:
 class PodSettings:
     env: tuple[tuple[str, str], ...] = ()  # (name, value) injected into every container
     workers: int = 16  # pods synced concurrently
+    # Service-account tokens are refreshed at 80 % of their lifetime or once this
+    # old (seconds), whichever comes first: the kubelet's 24 h.
+    token_max_age: int = 86400
+
+
+@dataclass(frozen=True)
+class KubeletSettings:
+    """TLS of the kubelet API port (logs, exec, attach, port-forward, stats).
+
+    Without ``tls_cert_file``/``tls_private_key_file`` AK asks the local
+    cluster for a serving certificate (a kubernetes.io/kubelet-serving CSR,
+    which someone must approve) and keeps it in ``cert_dir`` if set.
+    ``client_ca_file`` None means the CA of the local kubeconfig.
+    """
+
+    tls_cert_file: str | None = None
+    tls_private_key_file: str | None = None
+    client_ca_file: str | None = None
+    cert_dir: str | None = None
+
+
+DEFAULT_NAMESPACE_LABELS: Mapping[str, str] = {"pod-security.kubernetes.io/enforce": "baseline"}
+
+
+@dataclass(frozen=True)
+class NamespaceSettings:
+    """Applied to every remote namespace AK creates, and kept in step.
+
+    The default enforces the ``baseline`` Pod Security Standard, so a pod from
+    the local cluster cannot run privileged on the shared remote one; setting
+    ``labels`` replaces that default. ``quota`` is a ResourceQuota's ``hard``
+    map, ``limit_default``/``limit_default_request`` a LimitRange's container
+    defaults; empty means none.
+    """
+
+    labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_NAMESPACE_LABELS))
+    annotations: dict[str, str] = field(default_factory=dict)
+    quota: dict[str, str] = field(default_factory=dict)
+    limit_default: dict[str, str] = field(default_factory=dict)
+    limit_default_request: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +158,8 @@ class Config:
     local: LocalSettings = field(default_factory=LocalSettings)
     remote: RemoteSettings = field(default_factory=RemoteSettings)
     pods: PodSettings = field(default_factory=PodSettings)
+    kubelet: KubeletSettings = field(default_factory=KubeletSettings)
+    namespaces: NamespaceSettings = field(default_factory=NamespaceSettings)
     metrics_port: int = 10256  # 0 disables the metrics endpoint
     log_level: str = "info"  # debug | info | warning | error
     log_format: str = "text"  # text | json
@@ -228,6 +274,15 @@ def _host(value: object) -> str | None:
     return text
 
 
+_TOKEN_MAX_AGE_MIN = 10
+
+
+def _token_max_age(value: object) -> int:
+    return _integer(
+        value, f"a number of seconds ({_TOKEN_MAX_AGE_MIN}-86400)", _TOKEN_MAX_AGE_MIN, 86400
+    )
+
+
 def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Callable[[object], str]:
     def check(value: object) -> str:
         text = _string(value).strip().lower()
@@ -277,6 +332,17 @@ def _labels(value: object) -> dict[str, str]:
         if not isinstance(label, str) or not is_label_value(label):
             raise _Bad(f"{_show(label)} is not a valid label value", entry=key)
         result[key] = label
+    return result
+
+
+def _annotations(value: object) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for key, text in _table(value).items():
+        if not is_qualified_name(key):
+            raise _Bad("is not a valid annotation key", entry=key)
+        if not isinstance(text, str):
+            raise _Bad(f"{_show(text)} is not a string", entry=key)
+        result[key] = text
     return result
 
 
@@ -374,6 +440,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote.burst", _positive, "--remote-burst", "request burst for the remote cluster"),
     Setting("pods.env", _env, None, "environment variables injected into every container"),
     Setting("pods.workers", _positive, "--pod-workers", "pods synced concurrently"),
+    Setting("pods.token_max_age", _token_max_age, "--token-max-age",
+            "refresh service-account tokens at least this often, in seconds"),
+    Setting("kubelet.tls_cert_file", _optional, "--tls-cert-file",
+            "kubelet API serving certificate (PEM); unset: request one with a CSR"),
+    Setting("kubelet.tls_private_key_file", _optional, "--tls-private-key-file",
+            "key of --tls-cert-file"),
+    Setting("kubelet.client_ca_file", _optional, "--client-ca-file",
+            "CA that kubelet API client certificates must chain to (default: the local "
+            "kubeconfig's CA)"),
+    Setting("kubelet.cert_dir", _optional, "--cert-dir",
+            "directory keeping the CSR-issued serving certificate across restarts"),
+    Setting("namespaces.labels", _labels, None, "labels of every remote namespace"),
+    Setting("namespaces.annotations", _annotations, None, "annotations of every remote namespace"),
+    Setting("namespaces.quota", _resources, None, "ResourceQuota hard limits per remote namespace",
+            ("namespaces.resource_quota.hard",)),
+    Setting("namespaces.limit_default", _resources, None,
+            "LimitRange container default limits per remote namespace",
+            ("namespaces.limit_range.default",)),
+    Setting("namespaces.limit_default_request", _resources, None,
+            "LimitRange container default requests per remote namespace",
+            ("namespaces.limit_range.default_request",)),
     Setting("metrics_port", _port_or_zero, "--metrics-port", "metrics port (0 disables)"),
     Setting("log_level", _choice("debug", "info", "warning", "error", aliases={"warn": "warning"}),
             "--log-level", "debug, info, warning or error"),
@@ -403,6 +490,8 @@ _SECTION_CLASSES: dict[str, type[Any]] = {
     "local": LocalSettings,
     "remote": RemoteSettings,
     "pods": PodSettings,
+    "kubelet": KubeletSettings,
+    "namespaces": NamespaceSettings,
     "": Config,
 }
 _MISSING_NAME = "no node name: pass --node-name, set AK_NODE_NAME or node-name in the config file"
@@ -555,6 +644,13 @@ def load_config(args: argparse.Namespace | Mapping[str, Any], environ: Mapping[s
 
     if values["node.name"] is MISSING:
         raise ConfigError(_MISSING_NAME)
+    cert, key = values["kubelet.tls_cert_file"], values["kubelet.tls_private_key_file"]
+    if (cert is None) != (key is None):
+        given = "tls_cert_file" if cert else "tls_private_key_file"
+        raise ConfigError(
+            f"{source[f'kubelet.{given}']}: --tls-cert-file and --tls-private-key-file "
+            "go together; set both or neither"
+        )
     _fill_resources(values, source)
     return _build(values, source)
 

@@ -34,6 +34,10 @@ ANNOTATION_PROPAGATED_KEYS: Final = "actual.vk/propagated-keys"
 Only these may be removed again; keys added on the remote side (CNI plugins,
 admission webhooks) are left alone."""
 
+ANNOTATION_TEMPLATE_KEYS: Final = "actual.vk/template-keys"
+"""JSON record of the label and annotation keys the namespace template applied,
+so keys dropped from the configuration can be removed again."""
+
 ANNOTATION_SOURCE_UID: Final = "actual.vk/source-uid"
 ANNOTATION_SOURCE_RESOURCE_VERSION: Final = "actual.vk/source-resource-version"
 ANNOTATION_SOURCE_TYPE: Final = "actual.vk/source-type"
@@ -41,6 +45,38 @@ ANNOTATION_SOURCE_TYPE: Final = "actual.vk/source-type"
 
 SECRET_TYPE_SERVICE_ACCOUNT_TOKEN: Final = "kubernetes.io/service-account-token"
 SECRET_TYPE_SERVICE_ACCOUNT_TOKEN_REPLICA: Final = "actual.vk/service-account-token"
+
+LABEL_POD_IDENTITY: Final = "actual.vk/pod-identity"
+"""Marks the per-pod remote Secret holding a pod's LOCAL identity: its
+service-account tokens and the downward-API fields that differ remotely
+(namespace, uid). Value ``POD_IDENTITY_VALUE``. Never carries
+``LABEL_REPLICA``: it is not a copy of a local object, and the dependency
+controller must not garbage-collect it."""
+POD_IDENTITY_VALUE: Final = "true"
+
+LABEL_LOCAL_ROOT_CA: Final = "actual.vk/local-root-ca"
+"""Marks the remote ConfigMap holding the LOCAL cluster's CA bundle (the
+local ``kube-root-ca.crt``) in a remote namespace. Value ``LOCAL_ROOT_CA_VALUE``."""
+LOCAL_ROOT_CA_VALUE: Final = "true"
+
+ANNOTATION_POD_NAME: Final = "actual.vk/pod-name"
+"""On a pod-identity Secret: the pod it belongs to (a label value could not
+hold every pod name)."""
+
+ANNOTATION_TOKENS_ISSUED_AT: Final = "actual.vk/tokens-issued-at"
+"""On a pod-identity Secret: when AK requested its tokens (AK's clock, RFC 3339
+with microseconds). With ``ANNOTATION_TOKENS_TTL`` it lets a restarted AK
+schedule the next refresh without requesting new tokens."""
+
+ANNOTATION_TOKENS_TTL: Final = "actual.vk/tokens-ttl-seconds"
+"""On a pod-identity Secret: the shortest lifetime, in seconds, the API server
+granted its tokens (``spec.expirationSeconds`` of the TokenRequest answers)."""
+
+ANNOTATION_LOCAL_APISERVER_ENV: Final = "actual.vk/local-apiserver-env"
+"""On a local pod: ``"false"`` keeps AK from setting ``KUBERNETES_SERVICE_HOST``,
+``KUBERNETES_SERVICE_PORT`` and the ``KUBERNETES_PORT*`` variables to the local
+API server; the pod then sees the remote cluster's values. Tokens, CA and
+namespace files are still the local ones."""
 
 TAINT_KEY: Final = "virtual-kubelet.io/provider"
 TAINT_VALUE: Final = "actual-kubelets"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ import trio
 
 from ak.core.errors import RemoteIdentityError, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
-from ak.core.names import remote_namespace, remote_namespace_object
+from ak.core.names import remote_namespace
+from ak.core.namespaces import Template
 from ak.core.pods import remote_pod_patch, to_remote_pod
 from ak.core.status import (
     REASON_REMOTE_POD_MISSING,
@@ -37,6 +38,7 @@ from ak.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
 from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
 from ak.pods.extension import PodExtension
+from ak.pods.namespaces import RemoteNamespaces
 from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class PodSettings:
     node_label: str
     extra_env: list[Obj]
     workers: int = 16
+    namespace_template: Template = field(default_factory=Template)
 
 
 class PodController:
@@ -111,6 +114,9 @@ class PodController:
             label_selector=f"{LABEL_NODE}={settings.node_label}",
             handler=self._on_namespace,
             name="remote namespaces",
+        )
+        self.namespaces = RemoteNamespaces(
+            remote, settings.node_name, settings.namespace_template, self.remote_namespaces
         )
         self.queue: WorkQueue[PodKey] = WorkQueue("pods")
         self.ns_queue: WorkQueue[str] = WorkQueue("namespaces")
@@ -284,7 +290,7 @@ class PodController:
                 remote_namespace=self.remote_ns(key),
                 extra_env=self.s.extra_env,
             )
-            await self._ensure_namespace(key[0])
+            await self.namespaces.ensure(key[0])
             await self.deps.ensure(local)
             for ext in self.extensions:
                 desired = await ext.prepare(local, desired)
@@ -370,33 +376,6 @@ class PodController:
             ext.release(key)
 
     # -- remote namespaces ---------------------------------------------------------
-    async def _ensure_namespace(self, local_ns: str) -> None:
-        rns = remote_namespace(self.s.node_name, local_ns)
-        existing = self.remote_namespaces.get("", rns)
-        if existing is not None:
-            if _deleting(existing):
-                raise TranslationError(
-                    "RemoteNamespaceTerminating", f"remote namespace {rns} is still being deleted"
-                )
-            return
-        try:
-            await self.remote.create(
-                path("namespaces"), remote_namespace_object(self.s.node_name, local_ns)
-            )
-            log.info("remote namespace %s created for %s", rns, local_ns)
-        except Conflict:
-            pass
-
     async def _sync_namespace(self, local_ns: str) -> None:
-        """Delete a remote namespace once no pod of this node uses it."""
-        if self.local_by_ns.get(local_ns) or self.remote_by_ns.get(local_ns):
-            return
-        rns = remote_namespace(self.s.node_name, local_ns)
-        existing = self.remote_namespaces.get("", rns)
-        if existing is None or _deleting(existing):
-            return
-        try:
-            await self.remote.delete(path("namespaces", name=rns))
-            log.info("remote namespace %s deleted: no pods left", rns)
-        except NotFound:
-            pass
+        in_use = bool(self.local_by_ns.get(local_ns) or self.remote_by_ns.get(local_ns))
+        await self.namespaces.sync(local_ns, in_use)

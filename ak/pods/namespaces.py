@@ -1,0 +1,103 @@
+"""Remote namespaces: created from the template on first use, kept in step, deleted when empty."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from ak.core.errors import TranslationError
+from ak.core.names import remote_namespace
+from ak.core.namespaces import (
+    Template,
+    limit_range_object,
+    namespace_object,
+    namespace_patch,
+    quota_object,
+    spec_differs,
+)
+from ak.kube.client import KubeClient, path
+from ak.kube.errors import Conflict, NotFound
+from ak.kube.informer import Informer
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+def _deleting(obj: Obj | None) -> bool:
+    return obj is not None and bool(obj["metadata"].get("deletionTimestamp"))
+
+
+class RemoteNamespaces:
+    def __init__(
+        self, remote: KubeClient, node_name: str, template: Template, informer: Informer
+    ) -> None:
+        self.remote = remote
+        self.node_name = node_name
+        self.template = template
+        self.informer = informer
+
+    def name(self, local_ns: str) -> str:
+        return remote_namespace(self.node_name, local_ns)
+
+    async def ensure(self, local_ns: str) -> None:
+        """The remote namespace exists (with its quota and limits) before a pod goes in."""
+        rns = self.name(local_ns)
+        existing = self.informer.get("", rns)
+        if existing is not None:
+            if _deleting(existing):
+                raise TranslationError(
+                    "RemoteNamespaceTerminating", f"remote namespace {rns} is still being deleted"
+                )
+            return
+        try:
+            await self.remote.create(
+                path("namespaces"), namespace_object(self.node_name, local_ns, self.template)
+            )
+            log.info("remote namespace %s created for %s", rns, local_ns)
+        except Conflict:
+            return
+        await self._ensure_policies(rns)
+
+    async def sync(self, local_ns: str, in_use: bool) -> None:
+        """Keep a used namespace in step with the template; delete an unused one."""
+        rns = self.name(local_ns)
+        existing = self.informer.get("", rns)
+        if existing is None or _deleting(existing):
+            return
+        if not in_use:
+            with contextlib.suppress(NotFound):
+                await self.remote.delete(path("namespaces", name=rns))
+                log.info("remote namespace %s deleted: no pods left", rns)
+            return
+        patch = namespace_patch(existing, self.template)
+        if patch is not None:
+            await self.remote.patch(path("namespaces", name=rns), patch)
+            log.info("remote namespace %s updated to the template", rns)
+        await self._ensure_policies(rns)
+
+    async def _ensure_policies(self, rns: str) -> None:
+        for resource, desired in (
+            ("resourcequotas", quota_object(rns, self.template)),
+            ("limitranges", limit_range_object(rns, self.template)),
+        ):
+            await self._ensure_one(rns, resource, desired)
+
+    async def _ensure_one(self, rns: str, resource: str, desired: Obj | None) -> None:
+        one = path(resource, namespace=rns, name="actual-kubelets")
+        try:
+            current = await self.remote.get(one)
+        except NotFound:
+            current = None
+        if desired is None:
+            if current is not None:
+                with contextlib.suppress(NotFound):
+                    await self.remote.delete(one)
+            return
+        if current is None:
+            with contextlib.suppress(Conflict):
+                await self.remote.create(path(resource, namespace=rns), desired)
+        elif spec_differs(desired, current):
+            desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            await self.remote.replace(one, desired)
