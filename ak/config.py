@@ -160,6 +160,9 @@ class Config:
     pods: PodSettings = field(default_factory=PodSettings)
     kubelet: KubeletSettings = field(default_factory=KubeletSettings)
     namespaces: NamespaceSettings = field(default_factory=NamespaceSettings)
+    # Several replicas for one node: only the holder of the node Lease acts.
+    leader_elect: bool = False
+    leader_elect_identity: str | None = None  # None: <node>/<hostname>-<random>
     metrics_port: int = 10256  # 0 disables the metrics endpoint
     log_level: str = "info"  # debug | info | warning | error
     log_format: str = "text"  # text | json
@@ -461,6 +464,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("namespaces.limit_default_request", _resources, None,
             "LimitRange container default requests per remote namespace",
             ("namespaces.limit_range.default_request",)),
+    Setting("leader_elect", _boolean, "--leader-elect",
+            "run as one of several replicas of the node; only the leader acts"),
+    Setting("leader_elect_identity", _optional, "--leader-elect-identity",
+            "this replica's name in the node Lease (default: <node>/<hostname>-<random>)"),
     Setting("metrics_port", _port_or_zero, "--metrics-port", "metrics port (0 disables)"),
     Setting("log_level", _choice("debug", "info", "warning", "error", aliases={"warn": "warning"}),
             "--log-level", "debug, info, warning or error"),

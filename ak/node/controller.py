@@ -72,6 +72,8 @@ class NodeController:
         spec: NodeSpec,
         health: RemoteHealth,
         remote_ready: Callable[[], bool] = lambda: True,
+        *,
+        manage_lease: bool = True,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -81,6 +83,8 @@ class NodeController:
         self.remote_ready = remote_ready
         self.node: Obj | None = None
         self.registered = trio.Event()
+        # False under leader election: the elector renews the Lease (it is the lock).
+        self.manage_lease = manage_lease
 
     def desired(self) -> Obj:
         ready = self.health.ok and self.remote_ready()
@@ -112,7 +116,8 @@ class NodeController:
     async def run(self) -> None:
         await self.register()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._lease_loop)
+            if self.manage_lease:
+                nursery.start_soon(self._lease_loop)
             nursery.start_soon(self._status_loop)
             nursery.start_soon(self._probe_remote_loop)
 
