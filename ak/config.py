@@ -15,7 +15,9 @@ AK_KUBELET_PORT, AK_LOCAL_KUBECONFIG, AK_LOCAL_CONTEXT, AK_LOCAL_QPS,
 AK_LOCAL_BURST, AK_LOCAL_APISERVER_HOST, AK_LOCAL_APISERVER_PORT,
 AK_REMOTE_KUBECONFIG, AK_REMOTE_CONTEXT, AK_REMOTE_QPS, AK_REMOTE_BURST,
 AK_POD_WORKERS, AK_TOKEN_MAX_AGE, AK_METRICS_PORT, AK_LOG_LEVEL, AK_LOG_FORMAT, AK_TLS_CERT_FILE,
-AK_TLS_PRIVATE_KEY_FILE, AK_CLIENT_CA_FILE, AK_CERT_DIR.
+AK_TLS_PRIVATE_KEY_FILE, AK_CLIENT_CA_FILE, AK_CERT_DIR, AK_AUTO_CAPACITY,
+AK_AUTO_CAPACITY_SELECTOR, AK_AUTO_CAPACITY_FRACTION, AK_LEADER_ELECT,
+AK_LEADER_ELECT_IDENTITY.
 
 Node labels, resources and the environment injected into pods are maps and
 can only be set in the file. The file uses the seed's Helm value names::
@@ -104,6 +106,12 @@ class NodeSettings:
     kubelet_port: int = 10250
     capacity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     allocatable: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+    # Capacity from the remote cluster instead: allocatable of its Ready nodes
+    # (optionally only those matching the selector) minus other tenants' requests,
+    # times the fraction; kept current as the remote cluster changes.
+    auto_capacity: bool = False
+    auto_capacity_selector: str | None = None
+    auto_capacity_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -338,6 +346,13 @@ def _labels(value: object) -> dict[str, str]:
     return result
 
 
+def _fraction(value: object) -> float:
+    share = _rate(value)
+    if not 0 < share <= 1:
+        raise _Bad(f"{_show(value)} is not a fraction in (0, 1]")
+    return share
+
+
 def _annotations(value: object) -> dict[str, str]:
     result: dict[str, str] = {}
     for key, text in _table(value).items():
@@ -427,6 +442,15 @@ SETTINGS: tuple[Setting, ...] = (
             ("node.resources.capacity",)),
     Setting("node.allocatable", _resources, None, "node allocatable resources",
             ("node.resources.allocatable",)),
+    Setting("node.auto_capacity", _boolean, "--auto-capacity",
+            "advertise what the remote cluster has free instead of static resources",
+            ("node.resources.auto",)),
+    Setting("node.auto_capacity_selector", _optional, "--auto-capacity-selector",
+            "label selector of the remote nodes counted by --auto-capacity",
+            ("node.resources.selector",)),
+    Setting("node.auto_capacity_fraction", _fraction, "--auto-capacity-fraction",
+            "share of the remote cluster's free resources this node advertises (0-1]",
+            ("node.resources.fraction",)),
     Setting("local.kubeconfig", _optional, "--local-kubeconfig",
             "kubeconfig of the local cluster (empty: in-cluster config)"),
     Setting("local.context", _optional, "--local-context", "context in the local kubeconfig"),

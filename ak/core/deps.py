@@ -10,11 +10,10 @@ Deliberately NOT dependencies:
 * Ephemeral containers: AK does not copy them to the remote pod, and
   copying Secrets to another cluster that nothing there reads only widens
   their exposure.
-* ``kube-root-ca.crt`` when referenced from a projected volume that also has
-  a ``serviceAccountToken`` source: that is the ``kube-api-access-*`` volume.
-  The remote cluster publishes its own ``kube-root-ca.crt`` into every
-  namespace (so a copy would fight its publisher), and making the volume
-  carry the LOCAL CA is the service-account-token issue's job.
+* ``kube-root-ca.crt``, wherever it is referenced: the remote cluster
+  publishes its own ConfigMap of that name into every namespace (a copy would
+  fight its publisher), and the remote pod reads AK's replica of the LOCAL CA
+  instead (``ak/core/root_ca.py``, kept current by ``ak/tokens``).
 
 Optionality: a dependency is optional only if every reference to it is. A
 missing required dependency keeps the pod from starting, so AK must wait for
@@ -74,14 +73,11 @@ _PLUGIN_SECRETS = {
 
 def _projected_refs(projected: Obj) -> Iterator[_Raw]:
     sources: list[Obj] = projected.get("sources") or []
-    is_api_access = any("serviceAccountToken" in s for s in sources)
     for source in sources:
         if secret := source.get("secret"):
             yield "Secret", secret.get("name", ""), bool(secret.get("optional"))
         if config_map := source.get("configMap"):
-            name = config_map.get("name", "")
-            if not (is_api_access and name == KUBE_ROOT_CA):
-                yield "ConfigMap", name, bool(config_map.get("optional"))
+            yield "ConfigMap", config_map.get("name", ""), bool(config_map.get("optional"))
 
 
 def _volume_refs(volume: Obj) -> Iterator[_Raw]:
@@ -126,7 +122,7 @@ def pod_dependencies(pod: Obj) -> list[Ref]:
     """The pod's Secret/ConfigMap dependencies, sorted by kind and name."""
     optional: dict[tuple[Kind, str], bool] = {}
     for kind, name, is_optional in _pod_refs(pod.get("spec") or {}):
-        if name:
+        if name and not (kind == "ConfigMap" and name == KUBE_ROOT_CA):
             optional[kind, name] = optional.get((kind, name), True) and is_optional
     return sorted(Ref(kind, name, opt) for (kind, name), opt in optional.items())
 

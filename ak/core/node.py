@@ -14,6 +14,7 @@ from ak.core.conditions import find_condition
 from ak.core.labels import TAINT_EFFECT, TAINT_KEY, TAINT_VALUE
 from ak.core.names import fnv1_64, node_label_value
 from ak.core.node_labels import invalid_node_labels
+from ak.core.quantity import parse_quantity
 from ak.core.timefmt import format_micro_time, format_time, parse_time
 from ak.core.types import Obj
 
@@ -126,8 +127,20 @@ def _without_heartbeats(conditions: list[Obj]) -> list[Obj]:
     return sorted(stripped, key=lambda c: str(c.get("type", "")))
 
 
+def _same_quantity(a: str | None, b: str) -> bool:
+    # The API server stores quantities canonically ("64000m" comes back as "64").
+    if a == b:
+        return True
+    try:
+        return a is not None and parse_quantity(a) == parse_quantity(b)
+    except ValueError:
+        return False
+
+
 def _map_patch(current: dict[str, str], desired: dict[str, str]) -> dict[str, str | None]:
-    patch: dict[str, str | None] = {k: v for k, v in desired.items() if current.get(k) != v}
+    patch: dict[str, str | None] = {
+        k: v for k, v in desired.items() if not _same_quantity(current.get(k), v)
+    }
     patch.update({k: None for k in current.keys() - desired.keys()})
     return patch
 

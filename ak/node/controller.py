@@ -74,6 +74,7 @@ class NodeController:
         remote_ready: Callable[[], bool] = lambda: True,
         *,
         manage_lease: bool = True,
+        capacity: Callable[[], dict[str, str] | None] = lambda: None,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -85,6 +86,8 @@ class NodeController:
         self.registered = trio.Event()
         # False under leader election: the elector renews the Lease (it is the lock).
         self.manage_lease = manage_lease
+        # "auto" capacity from the remote cluster, or None for the configured values.
+        self.capacity = capacity
 
     def desired(self) -> Obj:
         ready = self.health.ok and self.remote_ready()
@@ -95,6 +98,7 @@ class NodeController:
         else:
             reason, message = "StartingUp", "actual-kubelets is syncing its pod caches"
         s = self.spec
+        auto = self.capacity()
         return node_object(
             name=s.name,
             labels=s.labels,
@@ -105,8 +109,8 @@ class NodeController:
             ],
             kubelet_port=s.kubelet_port,
             version=s.version,
-            capacity=s.capacity,
-            allocatable=s.allocatable,
+            capacity=auto or s.capacity,
+            allocatable=auto or s.allocatable,
             ready=ready,
             ready_reason=reason,
             ready_message=message,

@@ -83,6 +83,12 @@ class WorkQueue(Generic[K]):
     async def run_workers(self, count: int, sync: Callable[[K], Awaitable[float | None]]) -> None:
         """Run ``count`` workers forever. ``sync`` returns None when done with the key,
         or a delay after which it wants the key again (e.g. to re-check later)."""
+        # Keys that were mid-sync when an earlier run of the workers died (the
+        # supervisor restarts the task) would otherwise be stuck "processing".
+        for key in self._processing | self._dirty:
+            self._order.setdefault(key, None)
+        self._processing.clear()
+        self._dirty.clear()
         async with trio.open_nursery() as nursery:
             for _ in range(count):
                 nursery.start_soon(self._worker, sync, nursery)

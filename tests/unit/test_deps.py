@@ -43,10 +43,6 @@ def test_deployment_pod_dependencies() -> None:
             {"projected": {"sources": [{"configMap": {"name": "c", "optional": True}}]}},
             ("ConfigMap", "c", True),
         ),
-        (
-            {"projected": {"sources": [{"configMap": {"name": "kube-root-ca.crt"}}]}},
-            ("ConfigMap", "kube-root-ca.crt", False),
-        ),
         ({"csi": {"driver": "d", "nodePublishSecretRef": {"name": "s"}}}, ("Secret", "s", False)),
         ({"cephfs": {"monitors": [], "secretRef": {"name": "s"}}}, ("Secret", "s", False)),
         ({"flexVolume": {"driver": "d", "secretRef": {"name": "s"}}}, ("Secret", "s", False)),
@@ -62,6 +58,9 @@ def test_volume_references(volume: Obj, expected: tuple[str, str, bool]) -> None
 def test_volumes_without_references() -> None:
     spec = {
         "volumes": [
+            # The local CA reaches the remote pod through AK's replica, never a copy.
+            {"name": "ca", "projected": {"sources": [{"configMap": {"name": "kube-root-ca.crt"}}]}},
+            {"name": "ca2", "configMap": {"name": "kube-root-ca.crt"}},
             {"name": "a", "emptyDir": {}},
             {"name": "b", "downwardAPI": {"items": []}},
             {"name": "c", "csi": {"driver": "d"}},

@@ -301,3 +301,23 @@ def test_lease_duration_and_whole_second_micro_time() -> None:
     lease = lease_object("n", "u", duration_seconds=15, now=T0)
     assert lease["spec"]["leaseDurationSeconds"] == 15
     assert lease["spec"]["renewTime"] == "2026-11-22T02:00:00.000000Z"
+
+
+def test_capacity_in_canonical_form_is_not_a_change() -> None:
+    from datetime import UTC, datetime
+
+    from ak.core.node import node_status_patch
+
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    current = {"status": {"capacity": {"cpu": "64", "pods": "10k"}, "allocatable": {"cpu": "64"}}}
+    desired = {"capacity": {"cpu": "64000m", "pods": "10000"}, "allocatable": {"cpu": "64000m"}}
+    patch = node_status_patch(current, desired, now)
+    assert (
+        patch is not None
+        and "capacity" not in patch["status"]
+        and "allocatable" not in patch["status"]
+    )
+    changed = node_status_patch(
+        current, {"capacity": {"cpu": "63"}, "allocatable": {"cpu": "64"}}, now
+    )
+    assert changed is not None and changed["status"]["capacity"] == {"cpu": "63", "pods": None}

@@ -1,0 +1,91 @@
+"""The work queue coalesces, never runs one key twice at once, retries, survives a crash."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from ak.sync.queue import WorkQueue
+
+
+async def test_burst_of_adds_is_one_sync() -> None:
+    q: WorkQueue[str] = WorkQueue("t1")
+    seen: list[str] = []
+
+    async def sync(key: str) -> None:
+        seen.append(key)
+
+    for _ in range(5):
+        q.add("a")
+    q.add("b")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(q.run_workers, 2, sync)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert sorted(seen) == ["a", "b"]
+
+
+async def test_key_readded_during_sync_runs_again_after(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q: WorkQueue[str] = WorkQueue("t2")
+    running = 0
+    calls = 0
+
+    async def sync(key: str) -> None:
+        nonlocal running, calls
+        running += 1
+        calls += 1
+        assert running == 1, "two workers on one key"
+        if calls == 1:
+            q.add(key)  # an event arrives mid-sync
+        await trio.sleep(1)
+        running -= 1
+
+    q.add("a")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(q.run_workers, 4, sync)
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert calls == 2
+
+
+async def test_failure_is_retried_with_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    q: WorkQueue[str] = WorkQueue("t3")
+    attempts: list[float] = []
+
+    async def sync(key: str) -> None:
+        attempts.append(trio.current_time())
+        if len(attempts) < 3:
+            raise RuntimeError("transient")
+
+    q.add("a")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(q.run_workers, 1, sync)
+        await trio.sleep(30)
+        nursery.cancel_scope.cancel()
+    assert len(attempts) == 3
+    assert attempts[2] - attempts[1] > attempts[1] - attempts[0]  # the delay grows
+
+
+async def test_restarted_workers_pick_up_keys_caught_mid_sync(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q: WorkQueue[str] = WorkQueue("t4")
+    done: list[str] = []
+
+    async def hang(key: str) -> None:
+        await trio.sleep_forever()
+
+    q.add("a")
+    with trio.move_on_after(1):
+        await q.run_workers(1, hang)  # cancelled while "a" is processing
+
+    async def ok(key: str) -> None:
+        done.append(key)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(q.run_workers, 1, ok)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert done == ["a"]
