@@ -1,4 +1,4 @@
-"""The ``ak`` command: ``ak run``, ``ak config``, ``ak version``.
+"""The ``ak`` command: ``ak run``, ``ak doctor``, ``ak config``, ``ak version``.
 
 A mistake by the user (a bad flag, file or environment variable) is one line
 on stderr, ``ak: error: <what and where>``, and exit code 2: operators read it
@@ -88,12 +88,22 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
 def _parser() -> tuple[_Parser, dict[str, _Parser]]:
     top = _Parser(prog="ak", description="Actual Kubelets: run a local cluster's pods remotely.")
     top.add_argument("--version", action="version", version=f"ak {__version__}")
-    sub = top.add_subparsers(dest="command", metavar="{run,config,version}", required=True)
+    sub = top.add_subparsers(dest="command", metavar="{run,doctor,config,version}", required=True)
     epilog = precedence_doc()
     fmt = argparse.RawDescriptionHelpFormatter
     commands = {
         "run": sub.add_parser(
             "run", help="join the local cluster as a node", epilog=epilog, formatter_class=fmt
+        ),
+        "doctor": sub.add_parser(
+            "doctor",
+            help="check both clusters, credentials and permissions with the settings of run",
+            description="Check, with the same settings as `ak run`, that AK can work: both\n"
+            "kubeconfigs, both API servers, every permission AK needs on each, the node\n"
+            "name and the local API endpoint remote pods use. One line per check, with a\n"
+            "fix under each failure; exit status 0 only if every check passed.",
+            epilog=epilog,
+            formatter_class=fmt,
         ),
         "config": sub.add_parser(
             "config",
@@ -105,6 +115,7 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
     }
     _add_setting_flags(commands["run"])
     _add_setting_flags(commands["config"])
+    _add_setting_flags(commands["doctor"])
     return top, commands
 
 
@@ -188,6 +199,10 @@ def _main(argv: list[str]) -> int:
     if args.command == "config":
         _print_config(config)
         return 0
+    if args.command == "doctor":
+        setup_logging("error", config.log_format)  # the report says it all
+        doctor: Any = importlib.import_module("ak.doctor")
+        return int(doctor.main(config))
     setup_logging(config.log_level, config.log_format)
     # No "starting" line here: a kubeconfig error must stay the only line printed.
     return _run_provider(config)

@@ -75,6 +75,12 @@ TASK_RESTARTS = Counter(
     ["task"],
     registry=REGISTRY,
 )
+TOKENS_WRITTEN = Counter(
+    "ak_tokens_written_total",
+    "Pod identity Secrets written with fresh service-account tokens, by kind (new/refresh).",
+    ["kind"],
+    registry=REGISTRY,
+)
 EVENTS_MIRRORED = Counter(
     "ak_events_mirrored_total",
     "Remote pod Events mirrored onto local pods, by result (ok/dropped/error).",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 import socket
 from functools import partial
 from urllib.parse import urlsplit
@@ -12,15 +14,21 @@ import trio
 from ak import __version__
 from ak.config import Config
 from ak.core.names import node_label_value
+from ak.core.namespaces import Template
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
 from ak.kube.client import KubeClient
+from ak.kubelet import api as kubelet_api
 from ak.metrics_server import serve_metrics
+from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
+from ak.node.leader import LeaderElector, LeadershipLost
 from ak.pods.controller import PodController, PodSettings
+from ak.pods.event_mirror import EventMirror
 from ak.sync.supervisor import Supervisor
 from ak.systemd import SystemdNotifier
+from ak.tokens.controller import TokenController, token_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class Provider:
         self.health = RemoteHealth()
         self.events = EventRecorder(local, node.name)
         self.deps = DependencyController(local, remote, node.name, label)
+        self.tokens = TokenController(local, remote, token_settings(config, local.config.server))
         self.pods = PodController(
             local,
             remote,
@@ -59,9 +68,16 @@ class Provider:
                 node_label=label,
                 extra_env=[{"name": k, "value": v} for k, v in config.pods.env],
                 workers=config.pods.workers,
+                namespace_template=Template(**dataclasses.asdict(config.namespaces)),
             ),
             self.deps,
             self.events,
+            extensions=[self.tokens],
+        )
+        self.capacity = (
+            RemoteCapacity(remote, label, node.auto_capacity_fraction, node.auto_capacity_selector)
+            if node.auto_capacity
+            else None
         )
         self.node = NodeController(
             local,
@@ -78,7 +94,12 @@ class Provider:
             ),
             self.health,
             remote_ready=self.pods.synced.is_set,
+            capacity=self.capacity.current if self.capacity else lambda: None,
         )
+        self.kubelet_api = kubelet_api.from_config(
+            config, local, remote, self.pods, self.node.spec.internal_ip
+        )
+        self.event_mirror = EventMirror(local, self.pods, node.name)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -86,6 +107,11 @@ class Provider:
             sup.start("node", self.node.run)
             sup.start("dependency-sync", self.deps.run)
             sup.start("pod-sync", self.pods.run)
+            sup.start("event-mirror", self.event_mirror.run)
+            if self.capacity is not None:
+                sup.start("remote-capacity", self.capacity.run)
+            sup.start("kubelet-api", self.kubelet_api.run)
+            sup.start("token-refresh", self.tokens.run)
             if self.config.metrics_port:
                 sup.start(
                     "metrics",
@@ -127,14 +153,43 @@ async def serve(config: Config) -> None:
         user_agent=agent,
     )
     try:
-        await Provider(config, local, remote).run()
+        if config.leader_elect:
+            await _lead(config, local, remote)
+        else:
+            await Provider(config, local, remote).run()
     finally:
         with trio.CancelScope(shield=True):
             await local.aclose()
             await remote.aclose()
 
 
+async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:
+    """Stand by until this replica holds the node Lease, then act until it is lost."""
+    node = config.node.name
+    identity = (
+        config.leader_elect_identity or f"{node}/{socket.gethostname()}-{secrets.token_hex(2)}"
+    )
+    provider = Provider(config, local, remote)
+    provider.node.manage_lease = False
+    elector = LeaderElector(
+        local, node, identity, lambda: (provider.node.node or {}).get("metadata", {}).get("uid", "")
+    )
+    await elector.acquire()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(provider.run)
+        await elector.hold()
+
+
 def main(config: Config) -> int:
     # ConfigError (an unreadable kubeconfig) reaches the CLI, which prints one line.
-    trio.run(serve, config)
+    lost: list[BaseException] = []
+    try:
+        trio.run(serve, config)
+    except* LeadershipLost as group:
+        lost.extend(group.exceptions)
+    if lost:
+        # Like client-go: a replica that lost leadership exits and is restarted as a
+        # standby, so nothing it still had in flight can write after the new leader.
+        log.error("%s; exiting", lost[0])
+        return 1
     return 0

@@ -12,14 +12,20 @@ Downward API ``fieldRef``s that would read the REMOTE pod's identity are
 replaced by literal values of the LOCAL pod: controllers commonly use
 ``metadata.namespace`` (POD_NAMESPACE) to find their own objects, and the
 remote namespace name means nothing in the local cluster. All pinned fields
-are immutable for the pod's lifetime, so a literal is exact. Downward API
-*volumes* are not rewritten yet (see the service-account-token issue, which
-rewrites the projected namespace file).
+are immutable for the pod's lifetime, so a literal is exact. Downward-API
+*volumes* read the same values from the pod's identity Secret (see
+``serviceaccount``). ``status.podIP``/``hostIP`` and the other fields stay
+``fieldRef``s: only the remote kubelet knows them, and the remote values are
+the ones mirrored into the local pod's status.
+
+References to the ``kube-root-ca.crt`` ConfigMap (``configMapKeyRef``,
+``envFrom``) read the remote replica of the LOCAL CA bundle (see ``root_ca``).
 """
 
 import copy
 from typing import Any
 
+from ak.core.root_ca import rewrite_root_ca_ref
 from ak.core.types import Obj
 
 
@@ -38,10 +44,21 @@ def pinned_fields(local: Obj) -> dict[str, str]:
 
 
 def _pin(var: Obj, pinned: dict[str, str]) -> Obj:
-    field_path = ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+    value_from: Obj = var.get("valueFrom") or {}
+    field_path = (value_from.get("fieldRef") or {}).get("fieldPath")
     if field_path in pinned:
         return {"name": var["name"], "value": pinned[field_path]}
-    return copy.deepcopy(var)
+    result = copy.deepcopy(var)
+    if "configMapKeyRef" in value_from:
+        result["valueFrom"]["configMapKeyRef"] = rewrite_root_ca_ref(value_from["configMapKeyRef"])
+    return result
+
+
+def _env_from(source: Obj) -> Obj:
+    result = copy.deepcopy(source)
+    if "configMapRef" in source:
+        result["configMapRef"] = rewrite_root_ca_ref(source["configMapRef"])
+    return result
 
 
 def container_env(container: Obj, extra_env: list[Obj], pinned: dict[str, str]) -> list[Obj]:
@@ -57,6 +74,8 @@ def container_env(container: Obj, extra_env: list[Obj], pinned: dict[str, str]) 
 
 def with_env(container: Obj, extra_env: list[Obj], pinned: dict[str, str]) -> Obj:
     result = copy.deepcopy(container)
+    if container.get("envFrom"):
+        result["envFrom"] = [_env_from(source) for source in container["envFrom"]]
     env = container_env(container, extra_env, pinned)
     if env:
         result["env"] = env

@@ -22,7 +22,7 @@ Dropped on purpose:
   adds the not-ready/unreachable tolerations it needs.
 * serviceAccountName: the remote namespace has no such account; the remote
   pod gets ``automountServiceAccountToken: false`` so the remote's token is
-  never mounted (the local token is handled by the service-account issue).
+  never mounted; the local token is mounted instead (``serviceaccount``).
 * readinessGates: only the local cluster sets those conditions; see
   ``status.local_status`` for how they still gate local readiness.
 * ephemeralContainers: they can only be added through the subresource.
@@ -32,6 +32,7 @@ import copy
 import json
 from typing import Any
 
+from ak.core import serviceaccount
 from ak.core.errors import RemoteIdentityError
 from ak.core.labels import (
     AK_POD_ANNOTATIONS,
@@ -67,15 +68,14 @@ _COPIED_SPEC_FIELDS = (
 _CONTAINER_LISTS = ("initContainers", "containers")
 
 
-def rewrite_volumes(volumes: list[Obj]) -> list[Obj]:
-    """Hook for volumes that must differ remotely; passes through for now.
+def rewrite_volumes(volumes: list[Obj], local: Obj) -> list[Obj]:
+    """The volumes of ``local`` as the remote pod has them (a deep copy).
 
-    TODO(service-account-token issue): the projected ``kube-api-access-*``
-    volume resolves remotely to the REMOTE cluster's token, CA and namespace.
-    Rewrite its serviceAccountToken, kube-root-ca.crt and downwardAPI
-    namespace sources to point at copies AK maintains from the local cluster.
+    The service-account token, ``kube-root-ca.crt`` and downward-API fields
+    that differ remotely are read from objects AK keeps in the remote
+    namespace; see ``serviceaccount``.
     """
-    return copy.deepcopy(volumes)
+    return serviceaccount.rewrite_volumes(volumes, local)
 
 
 def _propagated_keys(labels: dict[str, str], annotations: dict[str, str]) -> str:
@@ -113,7 +113,7 @@ def _remote_spec(local: Obj, extra_env: list[Obj]) -> Obj:
         if spec.get(field):
             remote[field] = [with_env(c, extra_env, pinned) for c in spec[field]]
     if spec.get("volumes"):
-        remote["volumes"] = rewrite_volumes(spec["volumes"])
+        remote["volumes"] = rewrite_volumes(spec["volumes"], local)
     remote["automountServiceAccountToken"] = False
     return remote
 

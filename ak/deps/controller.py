@@ -29,6 +29,8 @@ from ak.core.names import remote_namespace
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, NotFound
 from ak.kube.informer import Informer
+from ak.kube.watchset import WatchSet
+from ak.metrics import REPLICATED
 from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -38,12 +40,6 @@ PodKey = tuple[str, str]
 RefKey = tuple[str, Kind, str]  # (local namespace, kind, name)
 _RESOURCE: dict[Kind, str] = {"Secret": "secrets", "ConfigMap": "configmaps"}
 SYNC_TIMEOUT = 15.0
-
-
-class _Watch:
-    def __init__(self, informer: Informer, scope: trio.CancelScope) -> None:
-        self.informer = informer
-        self.scope = scope
 
 
 class DependencyController:
@@ -64,18 +60,19 @@ class DependencyController:
             )
             for kind, res in _RESOURCE.items()
         }
+        for kind, informer in self.copies.items():
+            REPLICATED.labels(kind).set_function(informer.size)
         self.users: dict[RefKey, set[PodKey]] = defaultdict(set)
         self.pod_refs: dict[PodKey, tuple[str, set[RefKey]]] = {}  # pod -> (uid, refs)
         self.optional: dict[RefKey, bool] = {}
-        self.watches: dict[RefKey, _Watch] = {}
+        self.watches: WatchSet[RefKey] = WatchSet()
         self.queue: WorkQueue[RefKey] = WorkQueue("dependencies")
         self.gc_allowed = trio.Event()  # set once the pod controller tracked every pod
-        self._nursery: trio.Nursery | None = None
         self.synced = trio.Event()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            nursery.start_soon(self.watches.run)
             for informer in self.copies.values():
                 nursery.start_soon(informer.run)
             for informer in self.copies.values():
@@ -128,14 +125,15 @@ class DependencyController:
         _, ref_keys = self.pod_refs[(ns, pod["metadata"]["name"])]
         missing = []
         for rk in sorted(ref_keys):
-            w = self.watches[rk]
+            informer = self.watches.get(rk)
+            assert informer is not None, "track() watches every reference"
             with trio.move_on_after(SYNC_TIMEOUT):
-                await w.informer.synced.wait()
-            if not w.informer.synced.is_set():
+                await informer.synced.wait()
+            if not informer.synced.is_set():
                 raise TranslationError(
                     "DependencyUnavailable", f"cannot read {rk[1]} {ns}/{rk[2]} yet"
                 )
-            if w.informer.get(ns, rk[2]) is None:
+            if informer.get(ns, rk[2]) is None:
                 if not self.optional.get(rk, False):
                     missing.append(f"{rk[1]} {rk[2]!r}")
                 continue
@@ -148,7 +146,7 @@ class DependencyController:
 
     # -- watches ----------------------------------------------------------------
     def _watch(self, rk: RefKey) -> None:
-        if rk in self.watches or self._nursery is None:
+        if rk in self.watches:
             return
         ns, kind, name = rk
         informer = Informer(
@@ -159,19 +157,10 @@ class DependencyController:
             name=f"local {kind} {ns}/{name}",
             metric_name=f"local {kind}",
         )
-        scope = trio.CancelScope()
-        self.watches[rk] = _Watch(informer, scope)
-
-        async def run() -> None:
-            with scope:
-                await informer.run()
-
-        self._nursery.start_soon(run)
+        self.watches.add(rk, informer)
 
     def _unwatch(self, rk: RefKey) -> None:
-        w = self.watches.pop(rk, None)
-        if w is not None:
-            w.scope.cancel()
+        self.watches.remove(rk)
         self.optional.pop(rk, None)
 
     def _on_copy(self, kind: Kind, old: Obj | None, new: Obj | None) -> None:
@@ -209,7 +198,7 @@ class DependencyController:
                     pass
             return None
         w = self.watches.get(rk)
-        source = w.informer.get(ns, name) if w else None
+        source = w.get(ns, name) if w else None
         if source is None:
             # Deleted or not there yet: a running pod keeps what it has, like on a kubelet.
             return None

@@ -27,6 +27,7 @@ class ClusterConfig:
     ssl_context: ssl.SSLContext
     token: TokenSource
     source: str
+    ca_file: str | None = None  # the CA bundle the server is verified with, if one was named
 
     def describe(self) -> str:
         return f"{self.server} (from {self.source})"
@@ -88,7 +89,11 @@ def load_kubeconfig(path: str, context: str | None = None) -> ClusterConfig:
         raise ConfigError(f"kubeconfig {path}: invalid ({reason})") from e
     source = f"kubeconfig {path}" + (f" context {context}" if context else "")
     return ClusterConfig(
-        conf.host.rstrip("/"), _ssl_context(conf, source), _token_source(conf), source
+        conf.host.rstrip("/"),
+        _ssl_context(conf, source),
+        _token_source(conf),
+        source,
+        conf.ssl_ca_cert or None,
     )
 
 
@@ -103,7 +108,11 @@ def load_incluster() -> ClusterConfig:
         raise ConfigError(f"in-cluster config: {e}") from e
     source = "in-cluster service account"
     return ClusterConfig(
-        conf.host.rstrip("/"), _ssl_context(conf, source), _token_source(conf), source
+        conf.host.rstrip("/"),
+        _ssl_context(conf, source),
+        _token_source(conf),
+        source,
+        conf.ssl_ca_cert or None,
     )
 
 

@@ -70,6 +70,9 @@ class Informer:
         self.watch_restarts = 0
         self._rv: str | None = None
 
+    def size(self) -> int:
+        return len(self.cache)
+
     def get(self, namespace: str, name: str) -> Obj | None:
         return self.cache.get((namespace, name))
 

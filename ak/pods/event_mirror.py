@@ -20,6 +20,7 @@ from ak.core.timefmt import parse_time
 from ak.kube.client import KubeClient, TokenBucket, path
 from ak.kube.errors import Conflict, KubeError
 from ak.kube.informer import Informer
+from ak.kube.watchset import WatchSet
 from ak.metrics import EVENTS_MIRRORED
 from ak.pods.controller import PodController
 
@@ -37,16 +38,14 @@ class EventMirror:
         self.pods = pods
         self.node_name = node_name
         self.bucket = TokenBucket(RATE, BURST)
-        self.watches: dict[str, trio.CancelScope] = {}
+        self.watches: WatchSet[str] = WatchSet()
         self._send: trio.MemorySendChannel[tuple[str, Obj]]
         self._send, self._receive = trio.open_memory_channel[tuple[str, Obj]](1000)
-        self._nursery: trio.Nursery | None = None
         self._started = datetime.now(UTC)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self.watches.clear()
+            nursery.start_soon(self.watches.run)
             self.pods.namespace_listeners.append(self._on_namespace)
             try:
                 await self.pods.remote_namespaces.synced.wait()
@@ -58,19 +57,15 @@ class EventMirror:
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
-        if obj is None or self._nursery is None:
+        if obj is None:
             return
         rns = obj["metadata"]["name"]
         local_ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE, "")
         if new is None or new["metadata"].get("deletionTimestamp"):
-            scope = self.watches.pop(rns, None)
-            if scope is not None:
-                scope.cancel()
+            self.watches.remove(rns)
             return
         if rns in self.watches or remote_namespace(self.node_name, local_ns) != rns:
             return
-        scope = trio.CancelScope()
-        self.watches[rns] = scope
         informer = Informer(
             self.remote,
             path("events", namespace=rns),
@@ -79,12 +74,7 @@ class EventMirror:
             name=f"remote events {rns}",
             metric_name="remote events",
         )
-
-        async def watch() -> None:
-            with scope:
-                await informer.run()
-
-        self._nursery.start_soon(watch)
+        self.watches.add(rns, informer)
 
     def _queue(self, local_ns: str, event: Obj | None) -> None:
         if event is None:

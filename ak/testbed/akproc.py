@@ -15,7 +15,13 @@ from ak.testbed.procs import Proc, free_port
 class AKProcess:
     """AK with a kubelet's identity on the local cluster (system:node:<name>),
     as it would run on a bastion; the remote identity is the remote admin
-    unless ``remote_kubeconfig`` is given."""
+    unless ``remote_kubeconfig`` is given.
+
+    The kubelet API serves a certificate the local CA issued directly (CN
+    system:node:<name>, O system:nodes, IP 127.0.0.1), so the local API server,
+    which verifies kubelet certificates, reaches it at once; with
+    ``serving_cert=False`` AK requests one with a CSR instead.
+    """
 
     def __init__(
         self,
@@ -27,6 +33,7 @@ class AKProcess:
         remote_kubeconfig: Path | None = None,
         command: list[str] | None = None,
         metrics: bool = False,
+        serving_cert: bool = True,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -38,6 +45,20 @@ class AKProcess:
         self.extra_args = extra_args or []
         self.command = command or [sys.executable, "-m", "ak"]
         self.log = local.dir / f"ak-{node_name}.log"
+        self.serving_args: list[str] = []
+        if serving_cert:
+            pair = local.ca.issue(
+                f"kubelet-serving-{node_name}",
+                f"system:node:{node_name}",
+                orgs=("system:nodes",),
+                server=True,
+                dns=(node_name,),
+                ips=("127.0.0.1",),
+            )
+            self.serving_args = [
+                f"--tls-cert-file={pair.cert}",
+                f"--tls-private-key-file={pair.key}",
+            ]
         self.proc: Proc | None = None
         self.starts = 0
 
@@ -52,6 +73,8 @@ class AKProcess:
             "--internal-ip=127.0.0.1",
             f"--metrics-port={self.metrics_port}",
             "--log-level=debug",
+            f"--client-ca-file={self.local.ca.pair.cert}",
+            *self.serving_args,
             *self.extra_args,
         ]
 

@@ -10,6 +10,7 @@ one etcd under different prefixes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -102,6 +103,20 @@ class Etcd:
         self.proc.stop()
         shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
 
+    def compact(self) -> int:
+        """Compact etcd's history up to now (as the apiserver does every 5 minutes),
+        so watches from older resourceVersions get 410 Gone. Returns the revision."""
+        key = base64.b64encode(b"/").decode()
+        head = httpx.post(f"{self.url}/v3/kv/range", json={"key": key}, timeout=10).json()
+        revision = int(head["header"]["revision"])
+        r = httpx.post(
+            f"{self.url}/v3/kv/compaction",
+            json={"revision": str(revision), "physical": True},
+            timeout=30,
+        )
+        r.raise_for_status()
+        return revision
+
 
 def kubeconfig_dict(
     server: str, ca: Path, cert: CertPair | None, token: str | None = None
@@ -133,6 +148,7 @@ class Cluster:
     root: Path
     kwok_nodes: int = 0
     kcm_args: list[str] = field(default_factory=list)
+    apiserver_args: list[str] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -251,6 +267,7 @@ class Cluster:
             "--profiling=false",
             "--enable-priority-and-fairness=false",
             "--v=1",
+            *self.apiserver_args,
         ]
         self.procs.append(Proc("kube-apiserver", argv, self.logs / "kube-apiserver.log"))
         wait_for("kube-apiserver /readyz", self._ready, 90, self.procs)
@@ -436,9 +453,16 @@ class Testbed:
         self.clusters: list[Cluster] = []
 
     def cluster(
-        self, name: str, *, kwok_nodes: int = 0, kcm_args: list[str] | None = None
+        self,
+        name: str,
+        *,
+        kwok_nodes: int = 0,
+        kcm_args: list[str] | None = None,
+        apiserver_args: list[str] | None = None,
     ) -> Cluster:
-        c = Cluster(name, self.tools, self.etcd, self.root, kwok_nodes, kcm_args or [])
+        c = Cluster(
+            name, self.tools, self.etcd, self.root, kwok_nodes, kcm_args or [], apiserver_args or []
+        )
         self.clusters.append(c)
         return c.start()
 

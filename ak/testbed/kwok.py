@@ -210,10 +210,11 @@ def stages() -> list[dict[str, Any]]:
 
 
 def simulations(logs_file: Path, previous_logs_file: Path, workdir: Path) -> list[dict[str, Any]]:
-    """Logs, exec (runs the command on this host), attach and port-forward for every pod.
+    """Logs, exec (runs the command on this host) and attach for every pod.
 
-    Port-forward targets are given per pod by the annotation-free rule "port P of
-    any pod forwards to 127.0.0.1:P": tests start a listener on that port.
+    kwok reads these only from its config file at start (no CRDs here), so
+    port-forward rules (``port_forward``) must be in the list when the cluster
+    starts; the kubelet-API tests start a cluster of their own with one.
     """
     selector: dict[str, Any] = {}
     return [

@@ -162,6 +162,8 @@ PRECEDENCE = [
      "3", 3),
     ("pod_workers", "AK_POD_WORKERS", "[pods]\nworkers = 1", "pods.workers", 16, 1, "2", 2, "3",
      3),
+    ("token_max_age", "AK_TOKEN_MAX_AGE", "[pods]\ntokenMaxAge = 3600", "pods.token_max_age",
+     86400, 3600, "60", 60, "10", 10),
     ("metrics_port", "AK_METRICS_PORT", "metrics_port = 1", "metrics_port", 10256, 1, "0", 0,
      "3", 3),
     ("log_level", "AK_LOG_LEVEL", 'log-level = "debug"', "log_level", "info", "debug", "WARN",
@@ -290,6 +292,13 @@ def test_port_out_of_range_in_file(tmp_path: Path) -> None:
     path = write(tmp_path, 'node-name = "n"\n[local]\napiserverPort = 0\n')
     assert error_of({"config": path}) == (
         f"config {path}: [local] apiserverPort: 0 is not a port number (1-65535)"
+    )
+
+
+@pytest.mark.parametrize("value", ["9", "86401", "1h"])
+def test_token_max_age_range(value: str) -> None:
+    assert error_of({"node_name": "n", "token_max_age": value}) == (
+        f'--token-max-age: "{value}" is not a number of seconds (10-86400)'
     )
 
 

@@ -1,7 +1,9 @@
+from typing import Any
+
 from ak.core.event_mirror import mirror_patch, mirrored_event, mirrored_event_name
 
-LOCAL = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "local-uid"}}
-REMOTE = {
+LOCAL: dict[str, Any] = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "local-uid"}}
+REMOTE: dict[str, Any] = {
     "metadata": {"name": "web-1.17a", "namespace": "n-abc", "uid": "remote-uid-1"},
     "involvedObject": {
         "kind": "Pod",

@@ -49,7 +49,7 @@ def test_deployment_pod_translates_to_allow_listed_pod() -> None:
             },
         },
         "spec": {
-            "volumes": local["spec"]["volumes"],
+            "volumes": rewrite_volumes(local["spec"]["volumes"], local),
             "containers": [
                 {
                     "name": "crossplane",
@@ -240,10 +240,20 @@ def test_service_account_defaults_to_default_for_pinning() -> None:
 
 
 def test_rewrite_volumes_is_a_copy() -> None:
-    volumes = deployment_pod()["spec"]["volumes"]
-    result = rewrite_volumes(volumes)
-    assert result == volumes
+    local = deployment_pod()
+    volumes = local["spec"]["volumes"]
+    result = rewrite_volumes(volumes, local)
+    assert result[0] == volumes[0]  # a plain Secret volume is unchanged
     assert result is not volumes and result[0] is not volumes[0]
+    assert local == deployment_pod()
+
+
+def test_api_access_volume_reads_local_identity() -> None:
+    # Details in test_serviceaccount; here: the translation applies them.
+    remote = translate(deployment_pod())
+    sources = remote["spec"]["volumes"][1]["projected"]["sources"]
+    assert [next(iter(s)) for s in sources] == ["secret", "configMap", "secret"]
+    assert sources[1]["configMap"]["name"] == "ak-local-kube-root-ca.crt"
 
 
 @pytest.mark.parametrize("field", ["hostNetwork", "hostPID", "hostIPC"])

@@ -1,0 +1,455 @@
+"""The kubelet API server: TLS listener, authentication, routing and the endpoints.
+
+Every request is authenticated and authorized first (401/403 before 404, as
+the kubelet's filters do), then routed. The pod-scoped endpoints only serve
+pods bound to this node (the local pod cache) and act on the remote copy in
+its mapped namespace; everything else about them is in ``remotecommand``,
+``portforward`` and the log stream below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import h11
+import trio
+
+from ak.config import Config
+from ak.core.names import remote_namespace
+from ak.kube.client import KubeClient
+from ak.kube.errors import ApiError, KubeError
+from ak.kubelet import channels, podviews, routes
+from ak.kubelet.auth import Authenticator, Authorizer
+from ak.kubelet.certs import ServingCertificate, TLSSettings
+from ak.kubelet.http import ConnectionDone, HTTPConnection, Request
+from ak.kubelet.portforward import serve_spdy, serve_websocket
+from ak.kubelet.remote import (
+    EXEC_PROTOCOLS,
+    PORTFORWARD_PROTOCOLS,
+    RemoteChannels,
+    RemotePod,
+    open_websocket,
+)
+from ak.kubelet.remotecommand import SpdyLocalStreams, WebSocketLocalStreams, bridge
+from ak.kubelet.routes import HTTPProblem
+from ak.kubelet.spdy_session import SpdySession
+from ak.kubelet.websocket import Rejected, WebSocket, accept_key, server_connection
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+TLS_HANDSHAKE_TIMEOUT = 10
+STATS_TIMEOUT = 10
+
+
+class PodCache(Protocol):
+    """What the pod controller's informers offer (ak.kube.informer.Informer)."""
+
+    @property
+    def cache(self) -> dict[tuple[str, str], Obj]: ...
+
+    def get(self, namespace: str, name: str) -> Obj | None: ...
+
+
+def _problem_from_remote(e: Exception) -> HTTPProblem:
+    if isinstance(e, Rejected):
+        message = e.body.decode("utf-8", "replace")
+        reason = ""
+        try:
+            body = json.loads(e.body)
+            message, reason = str(body.get("message", message)), str(body.get("reason", ""))
+        except (ValueError, AttributeError):
+            pass
+        return HTTPProblem(e.status, message or f"remote API server answered {e.status}", reason)
+    if isinstance(e, ApiError):
+        return HTTPProblem(e.status, e.message or str(e), e.reason)
+    return HTTPProblem(500, f"remote cluster unreachable: {e}")
+
+
+class KubeletAPI:
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        port: int,
+        tls: TLSSettings,
+        local: KubeClient,
+        remote: KubeClient,
+        local_pods: PodCache,
+        remote_pods: PodCache,
+        bind_host: str | None = None,
+    ) -> None:
+        self.node_name = node_name
+        self.port = port
+        self.bind_host = bind_host
+        self.local = local
+        self.remote = remote
+        self.local_pods = local_pods
+        self.remote_pods = remote_pods
+        self.cert = ServingCertificate(tls, local)
+        self.authn = Authenticator(local)
+        self.authz = Authorizer(local, node_name)
+        self.started = datetime.now(UTC)
+        # streaming requests in progress, for tests and debugging
+        self.active: Counter[str] = Counter()
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.cert.run)
+            await self.cert.ready.wait()
+            listeners = await trio.open_tcp_listeners(self.port, host=self.bind_host)
+            log.info("kubelet API listening on port %d (TLS)", self.port)
+            await trio.serve_listeners(self._serve_connection, listeners)
+
+    # -- connections -------------------------------------------------------------------
+    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
+        tls = trio.SSLStream(tcp, self.cert.context(), server_side=True)
+        try:
+            with trio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+                await tls.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as e:
+            log.debug("kubelet API: TLS handshake failed: %s", e.__cause__ or e)
+            await tcp.aclose()
+            return
+        peer: bytes | None = tls.getpeercert(binary_form=True)
+        conn = HTTPConnection(tls)
+        try:
+            while True:
+                request = await conn.next_request()
+                if request is None:
+                    break
+                await self._dispatch(conn, request, peer)
+                if not conn.reusable:
+                    break
+        except ConnectionDone as e:
+            log.debug("kubelet API: %s", e)
+        except Exception:
+            log.exception("kubelet API: connection failed")
+        finally:
+            with trio.CancelScope(shield=True):
+                await tls.aclose()
+
+    async def _dispatch(self, conn: HTTPConnection, req: Request, peer: bytes | None) -> None:
+        user = "-"
+        try:
+            identity = await self.authn.authenticate(peer, req.header("authorization"))
+            user = identity.name
+            await self.authz.authorize(identity, req.method, req.target)
+            route = routes.parse(req.method, req.target)
+            await self._handle(conn, req, route)
+        except HTTPProblem as p:
+            if not conn.taken_over and conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                headers = req.meta.get("problem_headers")
+                await conn.respond_error(p.status, p.message, p.reason, headers=headers)
+            else:
+                raise ConnectionDone(f"{req.method} {req.target}: {p.message}") from None
+        finally:
+            log.debug(
+                "kubelet API: %s %s %s -> %s", user, req.method, req.target[:200], conn.status
+            )
+
+    async def _handle(self, conn: HTTPConnection, req: Request, route: routes.Route) -> None:
+        if isinstance(route, routes.Simple):
+            await self._simple(conn, route.name)
+        elif isinstance(route, routes.ContainerLogs):
+            await self._logs(conn, route)
+        elif isinstance(route, routes.Exec):
+            await self._exec(conn, req, route)
+        else:
+            await self._port_forward(conn, req, route)
+
+    # -- simple endpoints ----------------------------------------------------------------
+    async def _simple(self, conn: HTTPConnection, name: str) -> None:
+        if name == "healthz":
+            await conn.respond(200, b"ok", "text/plain; charset=utf-8")
+        elif name == "pods":
+            await self._json(conn, podviews.pod_list(self.local_pods.cache.values()))
+        elif name == "runningpods":
+            await self._json(
+                conn, podviews.running_pods(self.node_name, self.remote_pods.cache.values())
+            )
+        else:
+            stats, failed = await self.summary()
+            if name == "stats":
+                await self._json(conn, stats)
+            else:
+                text = podviews.resource_metrics(stats, failed, datetime.now(UTC))
+                await conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _json(self, conn: HTTPConnection, body: Obj) -> None:
+        await conn.respond(200, json.dumps(body).encode())
+
+    async def summary(self) -> tuple[Obj, bool]:
+        """The stats summary and whether any remote node's stats were missing."""
+        remote_pods = list(self.remote_pods.cache.values())
+        nodes = sorted(
+            {
+                p["spec"]["nodeName"]
+                for p in remote_pods
+                if (p.get("spec") or {}).get("nodeName")
+                and podviews.local_ref(self.node_name, p) is not None
+            }
+        )
+        found: dict[str, Obj | None] = {}
+
+        async def fetch(node: str) -> None:
+            found[node] = None
+            with trio.move_on_after(STATS_TIMEOUT):
+                try:
+                    found[node] = await self.remote.get(f"/api/v1/nodes/{node}/proxy/stats/summary")
+                except KubeError as e:
+                    log.debug("stats of remote node %s unavailable: %s", node, e)
+
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                nursery.start_soon(fetch, node)
+        stats = podviews.summary(
+            self.node_name, self.started, datetime.now(UTC), remote_pods, found
+        )
+        return stats, any(v is None for v in found.values())
+
+    # -- pods ----------------------------------------------------------------------------
+    def _remote_pod(self, ref: routes.PodRef, container: str | None = None) -> RemotePod:
+        pod = self.local_pods.get(ref.namespace, ref.pod)
+        if pod is None:
+            raise HTTPProblem(404, f"pod {ref.namespace}/{ref.pod} not found on this node")
+        if ref.uid and pod["metadata"].get("uid") != ref.uid:
+            raise HTTPProblem(404, f"pod {ref.namespace}/{ref.pod} with UID {ref.uid} not found")
+        if container is not None:
+            spec = pod.get("spec") or {}
+            names = {
+                c.get("name")
+                for key in ("containers", "initContainers", "ephemeralContainers")
+                for c in spec.get(key) or []
+            }
+            if container not in names:
+                raise HTTPProblem(
+                    404, f"container {container} not found in pod {ref.namespace}/{ref.pod}"
+                )
+        return RemotePod(remote_namespace(self.node_name, ref.namespace), ref.pod)
+
+    # -- logs -----------------------------------------------------------------------------
+    async def _logs(self, conn: HTTPConnection, route: routes.ContainerLogs) -> None:
+        rp = self._remote_pod(route.pod, route.container)
+        params = route.options.remote_params(route.container)
+        what = f"logs {route.pod.namespace}/{route.pod.pod}/{route.container}"
+        self.active[what] += 1
+        try:
+            async with (
+                self.remote.stream(rp.path("log"), params, read_timeout=None) as resp,
+                conn.streaming(200, "text/plain") as out,
+            ):
+                async for chunk in resp.aiter_raw():
+                    await out.send(chunk)
+            log.debug("%s: remote stream ended", what)
+        except KubeError as e:
+            if conn.h11.our_state is h11.SEND_BODY:
+                log.info("%s: remote stream failed: %s", what, e)
+                raise ConnectionDone(str(e)) from e
+            raise _problem_from_remote(e) from e
+        except ConnectionDone:
+            log.debug("%s: client went away; remote stream closed", what)
+            raise
+        finally:
+            self.active[what] -= 1
+
+    # -- exec / attach ---------------------------------------------------------------------
+    async def _open_remote(
+        self, rp: RemotePod, sub: str, query: list[tuple[str, str]], protocols: list[str]
+    ) -> RemoteChannels:
+        try:
+            ws = await open_websocket(self.remote, rp.path(sub), query, protocols)
+        except (Rejected, OSError, trio.TooSlowError) as e:
+            raise _problem_from_remote(e) from e
+        return RemoteChannels(ws)
+
+    async def _exec(self, conn: HTTPConnection, req: Request, route: routes.Exec) -> None:
+        rp = self._remote_pod(route.pod, route.container)
+        kind = "attach" if route.attach else "exec"
+        upgrade = req.upgrade
+        if upgrade not in ("spdy/3.1", "websocket"):
+            raise HTTPProblem(400, f"{kind}: an upgrade to SPDY/3.1 or websocket is required")
+        query = [("container", route.container), *route.options.remote_params()]
+        query += [("command", c) for c in route.command]
+        what = f"{kind} {route.pod.namespace}/{route.pod.pod}/{route.container}"
+        if upgrade == "spdy/3.1":
+            protocol = self._spdy_protocol(req, channels.SPDY_REMOTECOMMAND_PROTOCOLS)
+            remote = await self._open_remote(rp, kind, query, EXEC_PROTOCOLS)
+            try:
+                transport, trailing = await conn.switch_protocols(
+                    [
+                        ("connection", "Upgrade"),
+                        ("upgrade", "SPDY/3.1"),
+                        ("x-stream-protocol-version", protocol),
+                    ]
+                )
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await remote.aclose()
+                raise
+            session = SpdySession(transport, trailing)
+            self.active[what] += 1
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(session.run)
+                    local = await SpdyLocalStreams.collect(session, protocol, route.options)
+                    if local is not None:
+                        await bridge(local, remote, what)
+                    nursery.cancel_scope.cancel()
+            finally:
+                self.active[what] -= 1
+                with trio.CancelScope(shield=True):
+                    await remote.aclose()
+                    await session.aclose()
+            return
+        ws_protocol = self._websocket_protocol(req)
+        remote = await self._open_remote(rp, kind, query, EXEC_PROTOCOLS)
+        try:
+            ws = await self._accept_websocket(conn, req, ws_protocol)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await remote.aclose()
+            raise
+        local_ws = WebSocketLocalStreams(ws, route.options)
+        self.active[what] += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                await local_ws.start(nursery)
+                await bridge(local_ws, remote, what)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.active[what] -= 1
+            with trio.CancelScope(shield=True):
+                await remote.aclose()
+                await ws.close()
+
+    def _spdy_protocol(self, req: Request, supported: tuple[str, ...]) -> str:
+        offered = req.header_values("x-stream-protocol-version")
+        if not offered:
+            raise HTTPProblem(400, "unable to upgrade: X-Stream-Protocol-Version is required")
+        for name in offered:
+            if name in supported:
+                return name
+        req.meta["problem_headers"] = [
+            ("x-accepted-stream-protocol-versions", p) for p in supported
+        ]
+        raise HTTPProblem(
+            403,
+            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+            f"server accepts {list(supported)}",
+        )
+
+    def _websocket_protocol(self, req: Request) -> str:
+        if req.method != "GET":
+            raise HTTPProblem(400, "websocket upgrades must use GET")
+        if req.header("sec-websocket-version") != "13" or not req.header("sec-websocket-key"):
+            raise HTTPProblem(400, "bad websocket handshake (version 13 and a key are required)")
+        chosen = channels.negotiate(
+            req.header_values("sec-websocket-protocol"), channels.SERVER_WEBSOCKET_PROTOCOLS
+        )
+        if chosen is None:
+            raise HTTPProblem(400, "unable to negotiate a websocket channel protocol")
+        return chosen
+
+    async def _accept_websocket(
+        self, conn: HTTPConnection, req: Request, protocol: str
+    ) -> WebSocket:
+        headers = [
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-accept", accept_key(req.header("sec-websocket-key") or "")),
+        ]
+        if protocol:
+            headers.append(("sec-websocket-protocol", protocol))
+        transport, trailing = await conn.switch_protocols(headers)
+        return WebSocket(transport, server_connection(trailing), protocol)
+
+    # -- port-forward -----------------------------------------------------------------------
+    async def _port_forward(
+        self, conn: HTTPConnection, req: Request, route: routes.PortForward
+    ) -> None:
+        rp = self._remote_pod(route.pod)
+        what = f"port-forward {route.pod.namespace}/{route.pod.pod}"
+
+        async def open_remote(port: int) -> RemoteChannels:
+            ws = await open_websocket(
+                self.remote, rp.path("portforward"), [("ports", str(port))], PORTFORWARD_PROTOCOLS
+            )
+            return RemoteChannels(ws)
+
+        upgrade = req.upgrade
+        if upgrade == "spdy/3.1":
+            protocol = self._spdy_protocol(req, channels.SPDY_PORTFORWARD_PROTOCOLS)
+            transport, trailing = await conn.switch_protocols(
+                [
+                    ("connection", "Upgrade"),
+                    ("upgrade", "SPDY/3.1"),
+                    ("x-stream-protocol-version", protocol),
+                ]
+            )
+            session = SpdySession(transport, trailing)
+            self.active[what] += 1
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(session.run)
+                    await serve_spdy(session, open_remote, what)
+                    nursery.cancel_scope.cancel()
+            finally:
+                self.active[what] -= 1
+                with trio.CancelScope(shield=True):
+                    await session.aclose()
+            return
+        if upgrade != "websocket":
+            raise HTTPProblem(400, "port-forward: an upgrade to SPDY/3.1 or websocket is required")
+        if not route.ports:
+            raise HTTPProblem(400, "port-forward over websocket needs ?port=")
+        protocol = self._websocket_protocol(req)
+        ws = await self._accept_websocket(conn, req, protocol)
+        self.active[what] += 1
+        try:
+            await serve_websocket(ws, route.ports, open_remote, what)
+        finally:
+            self.active[what] -= 1
+
+
+class _Pods(Protocol):
+    @property
+    def local_pods(self) -> PodCache: ...
+
+    @property
+    def remote_pods(self) -> PodCache: ...
+
+
+def from_config(
+    config: Config, local: KubeClient, remote: KubeClient, pods: _Pods, internal_ip: str
+) -> KubeletAPI:
+    """The kubelet API as ``ak run`` configures it (see ak.config.KubeletSettings)."""
+    k = config.kubelet
+    client_ca = k.client_ca_file or local.config.ca_file
+    if client_ca is None:
+        log.warning(
+            "kubelet API: no client CA (--client-ca-file, or a CA in the local kubeconfig): "
+            "client certificates are not accepted, only bearer tokens"
+        )
+    tls = TLSSettings(
+        node_name=config.node.name,
+        addresses=(internal_ip, config.node.name),
+        cert_file=k.tls_cert_file,
+        key_file=k.tls_private_key_file,
+        client_ca_file=client_ca,
+        cert_dir=k.cert_dir,
+    )
+    return KubeletAPI(
+        node_name=config.node.name,
+        port=config.node.kubelet_port,
+        tls=tls,
+        local=local,
+        remote=remote,
+        local_pods=pods.local_pods,
+        remote_pods=pods.remote_pods,
+    )

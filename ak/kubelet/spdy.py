@@ -1,0 +1,608 @@
+"""A sans-io SPDY/3.1 codec: bytes in -> events out, events in -> bytes out.
+
+The Kubernetes API server speaks SPDY/3.1 to kubelets for exec, attach and
+port-forward (moby/spdystream on its side). This module is the protocol
+alone, in the manner of h11 and wsproto: no sockets, no clocks, no tasks.
+
+* ``receive_data(b)`` feeds bytes (``b""`` = the peer closed its side);
+  ``events()`` yields what they mean.
+* ``send(event)`` turns one of our events into bytes, to be written in the
+  order ``send`` was called (header compression is stateful).
+* Frames the protocol answers by itself (a PING echo, RST_STREAM for DATA on
+  a stream that does not exist, GOAWAY before a fatal error) are queued and
+  returned by ``data_to_send()``.
+
+Header blocks go through one zlib stream per direction per connection, primed
+with the SPDY/3 dictionary and flushed with Z_SYNC_FLUSH after every block.
+Every received block is decompressed, even on a stream about to be refused,
+or the two zlib states drift apart.
+
+Flow control (SETTINGS, WINDOW_UPDATE) is parsed and reported but not
+enforced: spdystream neither sends nor honours it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NoReturn
+
+from ak.kubelet.spdy_dictionary import SPDY3_DICTIONARY
+
+VERSION = 3
+MAX_FRAME_LENGTH = (1 << 24) - 1
+MAX_STREAM_ID = (1 << 31) - 1
+MAX_HEADER_BYTES = 1 << 20  # a decompressed header block larger than this is an attack
+
+FLAG_FIN = 0x01
+FLAG_UNIDIRECTIONAL = 0x02
+FLAG_SETTINGS_CLEAR = 0x01
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class FrameType(IntEnum):
+    SYN_STREAM = 1
+    SYN_REPLY = 2
+    RST_STREAM = 3
+    SETTINGS = 4
+    PING = 6
+    GOAWAY = 7
+    HEADERS = 8
+    WINDOW_UPDATE = 9
+
+
+class RstStatus(IntEnum):
+    PROTOCOL_ERROR = 1
+    INVALID_STREAM = 2
+    REFUSED_STREAM = 3
+    UNSUPPORTED_VERSION = 4
+    CANCEL = 5
+    INTERNAL_ERROR = 6
+    FLOW_CONTROL_ERROR = 7
+    STREAM_IN_USE = 8
+    STREAM_ALREADY_CLOSED = 9
+    FRAME_TOO_LARGE = 11
+
+
+class GoAwayStatus(IntEnum):
+    OK = 0
+    PROTOCOL_ERROR = 1
+    INTERNAL_ERROR = 2
+
+
+class SpdyError(Exception):
+    """Base of this module's errors."""
+
+
+class ProtocolError(SpdyError):
+    """The peer broke the protocol so badly the connection must end.
+
+    A GOAWAY with ``status`` is already queued in ``data_to_send()``.
+    """
+
+    def __init__(self, message: str, status: GoAwayStatus = GoAwayStatus.PROTOCOL_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LocalProtocolError(SpdyError):
+    """We asked for something the protocol does not allow (a bug of the caller)."""
+
+
+# --- events -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SynStream:
+    stream_id: int
+    headers: Headers = ()
+    associated_id: int = 0
+    priority: int = 0
+    slot: int = 0
+    fin: bool = False
+    unidirectional: bool = False
+
+
+@dataclass(frozen=True)
+class SynReply:
+    stream_id: int
+    headers: Headers = ()
+    fin: bool = False
+
+
+@dataclass(frozen=True)
+class RstStream:
+    stream_id: int
+    status: int = RstStatus.CANCEL
+
+
+@dataclass(frozen=True)
+class Settings:
+    # (flags, id, value) per entry
+    entries: tuple[tuple[int, int, int], ...] = ()
+    clear: bool = False
+
+
+@dataclass(frozen=True)
+class Ping:
+    ping_id: int
+
+
+@dataclass(frozen=True)
+class GoAway:
+    last_good_stream_id: int
+    status: int = GoAwayStatus.OK
+
+
+@dataclass(frozen=True)
+class HeadersFrame:
+    stream_id: int
+    headers: Headers = ()
+    fin: bool = False
+
+
+@dataclass(frozen=True)
+class WindowUpdate:
+    stream_id: int
+    delta: int
+
+
+@dataclass(frozen=True)
+class Data:
+    stream_id: int
+    data: bytes = b""
+    fin: bool = False
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """The peer closed its side of the transport."""
+
+
+Event = (
+    SynStream
+    | SynReply
+    | RstStream
+    | Settings
+    | Ping
+    | GoAway
+    | HeadersFrame
+    | WindowUpdate
+    | Data
+    | ConnectionClosed
+)
+
+
+# --- header blocks ------------------------------------------------------------
+
+
+def encode_header_block(headers: Sequence[tuple[str, str]]) -> bytes:
+    """Uncompressed name/value block. Names are lowercased; repeated names are
+    joined with NUL into one entry, as SPDY requires unique names."""
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        merged.setdefault(name.lower(), []).append(value)
+    out = [struct.pack(">I", len(merged))]
+    for name, values in merged.items():
+        n, v = name.encode(), "\0".join(values).encode()
+        if not n:
+            raise LocalProtocolError("empty header name")
+        out.append(struct.pack(">I", len(n)) + n + struct.pack(">I", len(v)) + v)
+    return b"".join(out)
+
+
+def decode_header_block(raw: bytes) -> Headers:
+    """Inverse of ``encode_header_block``; NUL-joined values become separate pairs."""
+    try:
+        (count,) = struct.unpack_from(">I", raw, 0)
+        pos = 4
+        pairs: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for _ in range(count):
+            (nlen,) = struct.unpack_from(">I", raw, pos)
+            pos += 4
+            name = raw[pos : pos + nlen]
+            if len(name) != nlen or nlen == 0:
+                raise ProtocolError("header block: bad name length")
+            pos += nlen
+            (vlen,) = struct.unpack_from(">I", raw, pos)
+            pos += 4
+            value = raw[pos : pos + vlen]
+            if len(value) != vlen:
+                raise ProtocolError("header block: value runs past the block")
+            pos += vlen
+            text = name.decode()
+            if text != text.lower():
+                raise ProtocolError(f"header block: name {text!r} is not lowercase")
+            if text in seen:
+                raise ProtocolError(f"header block: name {text!r} appears twice")
+            seen.add(text)
+            pairs.extend((text, v) for v in value.decode().split("\0"))
+    except struct.error as e:
+        raise ProtocolError("header block: truncated") from e
+    except UnicodeDecodeError as e:
+        raise ProtocolError("header block: not UTF-8") from e
+    if pos != len(raw):
+        raise ProtocolError("header block: trailing bytes")
+    return tuple(pairs)
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of ``name`` (lowercase), or None."""
+    for n, v in headers:
+        if n == name:
+            return v
+    return None
+
+
+# --- per-stream state -----------------------------------------------------------
+
+
+@dataclass
+class _Stream:
+    local_closed: bool = False  # we sent FIN (or the stream is unidirectional from the peer)
+    remote_closed: bool = False  # the peer sent FIN
+    replied: bool = False  # SYN_REPLY sent (peer streams) or received (our streams)
+
+
+@dataclass
+class _State:
+    streams: dict[int, _Stream] = field(default_factory=dict)
+    last_peer_stream: int = 0
+    last_local_stream: int = 0
+    reset: set[int] = field(default_factory=set)  # streams we reset; late DATA is dropped
+
+
+class SpdyConnection:
+    """One SPDY/3.1 session, server side by default (client streams are odd)."""
+
+    def __init__(self, *, client: bool = False) -> None:
+        self.client = client
+        self._buffer = bytearray()
+        self._out = bytearray()
+        self._state = _State()
+        self._compress = zlib.compressobj(
+            zlib.Z_DEFAULT_COMPRESSION,
+            zlib.DEFLATED,
+            15,
+            8,
+            zlib.Z_DEFAULT_STRATEGY,
+            zdict=SPDY3_DICTIONARY,
+        )
+        self._decompress = zlib.decompressobj(zdict=SPDY3_DICTIONARY)
+        self._eof = False
+        self._eof_reported = False
+        self._failed: ProtocolError | None = None
+        self.goaway_sent = False
+        self.goaway_received = False
+        self._next_ping = 1 if client else 2
+
+    # -- parity --------------------------------------------------------------------
+    def _is_local_id(self, stream_id: int) -> bool:
+        return stream_id % 2 == (1 if self.client else 0)
+
+    @property
+    def open_streams(self) -> list[int]:
+        return sorted(self._state.streams)
+
+    def is_open(self, stream_id: int) -> bool:
+        return stream_id in self._state.streams
+
+    # -- receiving -------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        if self._eof:
+            if data:
+                raise LocalProtocolError("data received after EOF")
+            return
+        if not data:
+            self._eof = True
+        else:
+            self._buffer += data
+
+    def events(self) -> Iterator[Event]:
+        """Parse every complete frame buffered so far."""
+        if self._failed is not None:
+            raise self._failed
+        while True:
+            event = self._next_frame()
+            if event is None:
+                break
+            if not isinstance(event, _Skip):
+                yield event
+        if self._eof and not self._eof_reported:
+            self._eof_reported = True
+            yield ConnectionClosed()
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def _fail(self, message: str, status: GoAwayStatus = GoAwayStatus.PROTOCOL_ERROR) -> NoReturn:
+        if not self.goaway_sent:
+            self._out += self._goaway_bytes(self._state.last_peer_stream, status)
+            self.goaway_sent = True
+        self._failed = ProtocolError(message, status)
+        raise self._failed
+
+    def _next_frame(self) -> Event | _Skip | None:
+        buf = self._buffer
+        if len(buf) < 8:
+            return None
+        word, flags_len = struct.unpack_from(">II", buf, 0)
+        flags, length = flags_len >> 24, flags_len & MAX_FRAME_LENGTH
+        if len(buf) < 8 + length:
+            return None
+        payload = bytes(buf[8 : 8 + length])
+        del buf[: 8 + length]
+        if word & 0x80000000:
+            version, ftype = (word >> 16) & 0x7FFF, word & 0xFFFF
+            if version != VERSION:
+                self._fail(f"control frame of SPDY version {version}, expected {VERSION}")
+            return self._control(ftype, flags, payload)
+        return self._data(word & MAX_STREAM_ID, flags, payload)
+
+    def _headers(self, block: bytes) -> Headers:
+        try:
+            raw = self._decompress.decompress(block, MAX_HEADER_BYTES)
+        except zlib.error as e:
+            self._fail(f"header block does not decompress: {e}")
+        if self._decompress.unconsumed_tail:
+            self._fail("header block larger than 1 MiB")
+        try:
+            return decode_header_block(raw)
+        except ProtocolError as e:
+            self._fail(str(e))
+
+    def _control(self, ftype: int, flags: int, p: bytes) -> Event | _Skip:
+        st = self._state
+        if ftype == FrameType.SYN_STREAM:
+            if len(p) < 10:
+                self._fail("SYN_STREAM shorter than 10 bytes")
+            sid, assoc, prio, slot = struct.unpack_from(">IIBB", p, 0)
+            sid &= MAX_STREAM_ID
+            headers = self._headers(p[10:])
+            if sid == 0 or self._is_local_id(sid):
+                self._fail(f"SYN_STREAM with stream id {sid} of the wrong parity")
+            if sid <= st.last_peer_stream:
+                self._queue_rst(sid, RstStatus.PROTOCOL_ERROR)
+                return _SKIP
+            if self.goaway_sent:
+                st.last_peer_stream = sid
+                self._queue_rst(sid, RstStatus.REFUSED_STREAM)
+                return _SKIP
+            st.last_peer_stream = sid
+            fin, uni = bool(flags & FLAG_FIN), bool(flags & FLAG_UNIDIRECTIONAL)
+            st.streams[sid] = _Stream(local_closed=uni, remote_closed=fin)
+            self._forget_if_done(sid)
+            return SynStream(sid, headers, assoc & MAX_STREAM_ID, prio >> 5, slot, fin, uni)
+        if ftype == FrameType.SYN_REPLY:
+            if len(p) < 4:
+                self._fail("SYN_REPLY shorter than 4 bytes")
+            sid = struct.unpack_from(">I", p, 0)[0] & MAX_STREAM_ID
+            headers = self._headers(p[4:])
+            stream = st.streams.get(sid)
+            if stream is None or not self._is_local_id(sid):
+                if sid not in st.reset:
+                    self._queue_rst(sid, RstStatus.INVALID_STREAM)
+                return _SKIP
+            if stream.replied:
+                self._queue_rst(sid, RstStatus.STREAM_IN_USE)
+                self._drop(sid)
+                return _SKIP
+            stream.replied = True
+            fin = bool(flags & FLAG_FIN)
+            if fin:
+                stream.remote_closed = True
+                self._forget_if_done(sid)
+            return SynReply(sid, headers, fin)
+        if ftype == FrameType.RST_STREAM:
+            if len(p) != 8:
+                self._fail("RST_STREAM is not 8 bytes")
+            sid, status = struct.unpack(">II", p)
+            sid &= MAX_STREAM_ID
+            st.streams.pop(sid, None)
+            return RstStream(sid, status)
+        if ftype == FrameType.SETTINGS:
+            if len(p) < 4:
+                self._fail("SETTINGS shorter than 4 bytes")
+            (count,) = struct.unpack_from(">I", p, 0)
+            if len(p) != 4 + 8 * count:
+                self._fail("SETTINGS length does not match its entry count")
+            entries = []
+            for i in range(count):
+                flags_id, value = struct.unpack_from(">II", p, 4 + 8 * i)
+                entries.append((flags_id >> 24, flags_id & 0xFFFFFF, value))
+            return Settings(tuple(entries), bool(flags & FLAG_SETTINGS_CLEAR))
+        if ftype == FrameType.PING:
+            if len(p) != 4:
+                self._fail("PING is not 4 bytes")
+            (ping_id,) = struct.unpack(">I", p)
+            if not self._is_local_id(ping_id):
+                # The peer's ping: echo it. Ours coming back is just reported.
+                self._out += _control(FrameType.PING, 0, p)
+            return Ping(ping_id)
+        if ftype == FrameType.GOAWAY:
+            if len(p) != 8:
+                self._fail("GOAWAY is not 8 bytes")
+            last, status = struct.unpack(">II", p)
+            self.goaway_received = True
+            return GoAway(last & MAX_STREAM_ID, status)
+        if ftype == FrameType.HEADERS:
+            if len(p) < 4:
+                self._fail("HEADERS shorter than 4 bytes")
+            sid = struct.unpack_from(">I", p, 0)[0] & MAX_STREAM_ID
+            headers = self._headers(p[4:])
+            stream = st.streams.get(sid)
+            if stream is None or stream.remote_closed:
+                if sid not in st.reset:
+                    self._queue_rst(sid, RstStatus.INVALID_STREAM)
+                return _SKIP
+            fin = bool(flags & FLAG_FIN)
+            if fin:
+                stream.remote_closed = True
+                self._forget_if_done(sid)
+            return HeadersFrame(sid, headers, fin)
+        if ftype == FrameType.WINDOW_UPDATE:
+            if len(p) != 8:
+                self._fail("WINDOW_UPDATE is not 8 bytes")
+            sid, delta = struct.unpack(">II", p)
+            return WindowUpdate(sid & MAX_STREAM_ID, delta & 0x7FFFFFFF)
+        return _SKIP  # unknown control frames are ignored (SPDY/3 section 2.2.1)
+
+    def _data(self, sid: int, flags: int, payload: bytes) -> Event | _Skip:
+        st = self._state
+        stream = st.streams.get(sid)
+        if stream is None:
+            if sid not in st.reset:
+                self._queue_rst(sid, RstStatus.INVALID_STREAM)
+            return _SKIP
+        if stream.remote_closed:
+            self._queue_rst(sid, RstStatus.STREAM_ALREADY_CLOSED)
+            self._drop(sid)
+            return _SKIP
+        fin = bool(flags & FLAG_FIN)
+        if fin:
+            stream.remote_closed = True
+            self._forget_if_done(sid)
+        return Data(sid, payload, fin)
+
+    def _queue_rst(self, sid: int, status: RstStatus) -> None:
+        self._out += _control(FrameType.RST_STREAM, 0, struct.pack(">II", sid, status))
+        self._state.reset.add(sid)
+
+    def _drop(self, sid: int) -> None:
+        self._state.streams.pop(sid, None)
+        self._state.reset.add(sid)
+
+    def _forget_if_done(self, sid: int) -> None:
+        s = self._state.streams.get(sid)
+        if s is not None and s.local_closed and s.remote_closed:
+            del self._state.streams[sid]
+
+    # -- sending -----------------------------------------------------------------------
+    def next_stream_id(self) -> int:
+        last = self._state.last_local_stream
+        return last + 2 if last else (1 if self.client else 2)
+
+    def next_ping_id(self) -> int:
+        ping_id = self._next_ping
+        self._next_ping += 2
+        return ping_id
+
+    def _compress_headers(self, headers: Sequence[tuple[str, str]]) -> bytes:
+        raw = encode_header_block(headers)
+        return self._compress.compress(raw) + self._compress.flush(zlib.Z_SYNC_FLUSH)
+
+    def send(self, event: Event) -> bytes:
+        """The bytes for ``event``; raises LocalProtocolError if it is not allowed now."""
+        st = self._state
+        if isinstance(event, Data):
+            stream = self._sendable(event.stream_id)
+            if not stream.replied and not self._is_local_id(event.stream_id):
+                raise LocalProtocolError(f"DATA on stream {event.stream_id} before SYN_REPLY")
+            out = bytearray()
+            view = memoryview(event.data)
+            while True:
+                chunk, view = view[:MAX_FRAME_LENGTH], view[MAX_FRAME_LENGTH:]
+                last = len(view) == 0
+                flags = FLAG_FIN if (event.fin and last) else 0
+                out += struct.pack(">II", event.stream_id, (flags << 24) | len(chunk)) + chunk
+                if last:
+                    break
+            if event.fin:
+                stream.local_closed = True
+                self._forget_if_done(event.stream_id)
+            return bytes(out)
+        if isinstance(event, SynReply):
+            stream = self._sendable(event.stream_id)
+            if self._is_local_id(event.stream_id) or stream.replied:
+                raise LocalProtocolError(f"SYN_REPLY not allowed on stream {event.stream_id}")
+            stream.replied = True
+            block = self._compress_headers(event.headers)
+            if event.fin:
+                stream.local_closed = True
+                self._forget_if_done(event.stream_id)
+            payload = struct.pack(">I", event.stream_id) + block
+            return _control(FrameType.SYN_REPLY, FLAG_FIN if event.fin else 0, payload)
+        if isinstance(event, SynStream):
+            sid = event.stream_id
+            if not self._is_local_id(sid) or sid <= st.last_local_stream or sid > MAX_STREAM_ID:
+                raise LocalProtocolError(f"stream id {sid} is not ours or not increasing")
+            if self.goaway_sent or self.goaway_received:
+                raise LocalProtocolError("no new streams after GOAWAY")
+            st.last_local_stream = sid
+            st.streams[sid] = _Stream(local_closed=event.fin, remote_closed=event.unidirectional)
+            self._forget_if_done(sid)
+            block = self._compress_headers(event.headers)
+            flags = (FLAG_FIN if event.fin else 0) | (
+                FLAG_UNIDIRECTIONAL if event.unidirectional else 0
+            )
+            payload = (
+                struct.pack(
+                    ">IIBB", sid, event.associated_id, (event.priority & 7) << 5, event.slot
+                )
+                + block
+            )
+            return _control(FrameType.SYN_STREAM, flags, payload)
+        if isinstance(event, HeadersFrame):
+            stream = self._sendable(event.stream_id)
+            block = self._compress_headers(event.headers)
+            if event.fin:
+                stream.local_closed = True
+                self._forget_if_done(event.stream_id)
+            payload = struct.pack(">I", event.stream_id) + block
+            return _control(FrameType.HEADERS, FLAG_FIN if event.fin else 0, payload)
+        if isinstance(event, RstStream):
+            st.streams.pop(event.stream_id, None)
+            st.reset.add(event.stream_id)
+            return _control(
+                FrameType.RST_STREAM, 0, struct.pack(">II", event.stream_id, event.status)
+            )
+        if isinstance(event, Ping):
+            return _control(FrameType.PING, 0, struct.pack(">I", event.ping_id))
+        if isinstance(event, GoAway):
+            self.goaway_sent = True
+            return self._goaway_bytes(event.last_good_stream_id, event.status)
+        if isinstance(event, Settings):
+            body = struct.pack(">I", len(event.entries)) + b"".join(
+                struct.pack(">II", (f << 24) | (i & 0xFFFFFF), v) for f, i, v in event.entries
+            )
+            return _control(FrameType.SETTINGS, FLAG_SETTINGS_CLEAR if event.clear else 0, body)
+        if isinstance(event, WindowUpdate):
+            return _control(
+                FrameType.WINDOW_UPDATE, 0, struct.pack(">II", event.stream_id, event.delta)
+            )
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def goaway(self, status: GoAwayStatus = GoAwayStatus.OK) -> bytes:
+        """GOAWAY naming the last stream the peer opened."""
+        return self.send(GoAway(self._state.last_peer_stream, status))
+
+    def _goaway_bytes(self, last: int, status: int) -> bytes:
+        return _control(FrameType.GOAWAY, 0, struct.pack(">II", last, status))
+
+    def _sendable(self, sid: int) -> _Stream:
+        stream = self._state.streams.get(sid)
+        if stream is None:
+            raise LocalProtocolError(f"stream {sid} is not open")
+        if stream.local_closed:
+            raise LocalProtocolError(f"stream {sid} is already half-closed by us")
+        return stream
+
+
+class _Skip:
+    """A frame fully handled inside the codec (refused, answered or ignored)."""
+
+
+_SKIP = _Skip()
+
+
+def _control(ftype: FrameType, flags: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_FRAME_LENGTH:
+        raise LocalProtocolError("control frame too large")
+    return struct.pack(">HHI", 0x8000 | VERSION, ftype, (flags << 24) | len(payload)) + payload

@@ -1,0 +1,252 @@
+"""WebSocket over a trio stream with wsproto, for both ends AK plays.
+
+* Server: the HTTP layer has already parsed and authorized the upgrade
+  request; ``accept`` writes the 101 through h11 and hands the frames to
+  wsproto's post-handshake ``Connection``.
+* Client: ``connect`` opens TLS to the remote API server and runs wsproto's
+  client handshake (exec, attach, port-forward towards the remote cluster).
+
+One task receives, any number send (a lock keeps frames whole). Pings are
+answered inside ``receive``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ssl
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import trio
+import wsproto
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+MAX_MESSAGE = 16 * 1024 * 1024
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WebSocketClosed(Exception):
+    def __init__(self, code: int = 1006, reason: str = "") -> None:
+        super().__init__(f"websocket closed ({code}{': ' + reason if reason else ''})")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Rejected(Exception):
+    """The server answered the WebSocket handshake with an HTTP error."""
+
+    status: int
+    body: bytes
+
+    def __str__(self) -> str:
+        return f"websocket handshake refused: {self.status} {self.body[:300]!r}"
+
+
+def accept_key(key: str) -> str:
+    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+
+
+class WebSocket:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        conn: Connection | WSConnection,
+        subprotocol: str | None,
+    ) -> None:
+        self.stream = stream
+        self.conn = conn
+        self.subprotocol = subprotocol or ""
+        self._send_lock = trio.Lock()
+        self._parts: list[bytes | str] = []
+        self._size = 0
+        self.closed: WebSocketClosed | None = None
+        self._events: deque[wsproto.events.Event] = deque()
+        self._owed = bytearray()  # control replies waiting for the writer
+
+    async def _write(self, event: wsproto.events.Event) -> None:
+        async with self._send_lock:
+            await self._write_owed()
+            try:
+                data = self.conn.send(event)
+            except LocalProtocolError as e:
+                raise WebSocketClosed(1006, str(e)) from e
+            await self._send_bytes(data)
+            await self._write_owed()
+
+    async def _send_bytes(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            raise WebSocketClosed(1006, "connection lost") from e
+
+    async def _write_owed(self) -> None:
+        while self._owed:
+            data = bytes(self._owed)
+            self._owed.clear()
+            await self._send_bytes(data)
+
+    async def _reply(self, event: wsproto.events.Event) -> None:
+        """Answer a control frame without ever waiting for a blocked sender.
+
+        A sender stuck in ``send_all`` (the peer is not reading) holds the lock;
+        if the receiver waited for it to send a pong, nobody would read what the
+        peer is trying to send us, and both ends would wait forever. So the
+        reply is queued for the lock holder to send after its own write.
+        """
+        try:
+            self._owed += self.conn.send(event)
+        except LocalProtocolError:
+            return
+        if not self._send_lock.locked():
+            async with self._send_lock:
+                await self._write_owed()
+
+    async def send(self, message: bytes | str) -> None:
+        if self.closed is not None:
+            raise self.closed
+        if isinstance(message, str):
+            await self._write(TextMessage(data=message))
+        else:
+            await self._write(BytesMessage(data=message))
+
+    async def receive(self) -> bytes | str:
+        """The next whole message; raises WebSocketClosed when the peer is done."""
+        while True:
+            if self.closed is not None:
+                raise self.closed
+            while self._events:
+                message = await self._handle(self._events.popleft())
+                if message is not None:
+                    return message
+            try:
+                self._events.extend(self.conn.events())
+            except RemoteProtocolError as e:
+                self.closed = WebSocketClosed(1002, str(e))
+                raise self.closed from e
+            if not self._events:
+                await self._fill()
+
+    async def _handle(self, event: wsproto.events.Event) -> bytes | str | None:
+        if isinstance(event, Ping):
+            await self._reply(event.response())
+            return None
+        if isinstance(event, CloseConnection):
+            self.closed = WebSocketClosed(event.code, event.reason or "")
+            with suppress(WebSocketClosed):
+                await self._reply(event.response())
+            raise self.closed
+        if isinstance(event, Message):
+            data = event.data
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size > MAX_MESSAGE:
+                await self.close(1009, "message too big")
+                raise WebSocketClosed(1009, "message too big")
+            if event.message_finished:
+                parts, self._parts, self._size = self._parts, [], 0
+                if isinstance(event, TextMessage):
+                    return "".join(p for p in parts if isinstance(p, str))
+                return b"".join(p for p in parts if isinstance(p, bytes | bytearray))
+        return None
+
+    async def _fill(self) -> None:
+        try:
+            data = await self.stream.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self.closed = WebSocketClosed(1006, "connection lost")
+            raise self.closed from e
+        if not data:
+            self.closed = WebSocketClosed(1006, "connection closed without a close frame")
+            raise self.closed
+        self.conn.receive_data(bytes(data))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (if still possible) and close the transport."""
+        if self.closed is None:
+            self.closed = WebSocketClosed(code, reason)
+            with trio.move_on_after(2) as scope:
+                scope.shield = True
+                with suppress(WebSocketClosed):
+                    await self._write(CloseConnection(code=code, reason=reason))
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+
+def server_connection(trailing: bytes) -> Connection:
+    conn = Connection(ConnectionType.SERVER)
+    if trailing:
+        conn.receive_data(trailing)
+    return conn
+
+
+async def connect(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext,
+    subprotocols: list[str],
+    headers: list[tuple[bytes, bytes]] | None = None,
+    connect_timeout: float = 15,
+) -> WebSocket:
+    """Open a WebSocket to ``url`` (https:// or wss://); raises Rejected or OSError."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    with trio.fail_after(connect_timeout):
+        stream = await trio.open_ssl_over_tcp_stream(
+            host, port, ssl_context=ssl_context, https_compatible=True
+        )
+        try:
+            ws = WSConnection(ConnectionType.CLIENT)
+            netloc = host if parts.port is None else f"{host}:{port}"
+            if ":" in host and not host.startswith("["):
+                netloc = f"[{host}]:{port}"
+            await stream.send_all(
+                ws.send(
+                    Request(
+                        host=netloc,
+                        target=target or "/",
+                        subprotocols=subprotocols,
+                        extra_headers=headers or [],
+                    )
+                )
+            )
+            body = b""
+            status = 0
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise Rejected(status or 502, body or b"connection closed during handshake")
+                ws.receive_data(bytes(data))
+                for event in ws.events():
+                    if isinstance(event, AcceptConnection):
+                        return WebSocket(stream, ws, event.subprotocol)
+                    if isinstance(event, RejectConnection):
+                        status = event.status_code
+                        if not event.has_body:
+                            raise Rejected(status, b"")
+                    elif isinstance(event, RejectData):
+                        body += event.data
+                        if event.body_finished:
+                            raise Rejected(status, body)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            raise

@@ -1,0 +1,1 @@
+"""Service-account tokens, CA and identity of pods running remotely (the I/O shell)."""

@@ -1,0 +1,416 @@
+"""Local service-account tokens for remote pods, kept fresh like a kubelet keeps them.
+
+A pod extension (see ``ak.pods.extension``):
+
+``prepare``
+    before the remote pod is created: replicate the local CA if the pod reads
+    it; request the pod's tokens from the LOCAL API server (TokenRequest bound
+    to the local pod's name and UID, with each projected source's audience
+    and expirationSeconds), and write them with the pinned downward-API
+    fields into the pod's identity Secret in the remote namespace; set the
+    ``KUBERNETES_*`` variables to the local endpoint.
+``track``
+    every sync of a running pod: remember it. After an AK restart the
+    identity Secret's annotations tell when its tokens were issued, so
+    nothing is requested until a refresh is due.
+``release``
+    the pod is gone: delete its identity Secret.
+
+Refreshes are scheduled by ``token_refresh.refresh_due`` (80 % of the
+lifetime, 3 minutes before expiry or ``max_age``, whichever is first, with
+jitter) on a ``RefreshTimer`` that sleeps until the earliest due time; due
+pods go through a work queue, which retries failures with backoff. A remote
+identity Secret no pod claims (AK was down when its pod went away) is deleted
+once its remote pod is gone too.
+
+No token is ever logged: only pod names, lifetimes and due times are.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from ak.config import Config
+from ak.core.errors import TranslationError
+from ak.core.labels import (
+    ANNOTATION_LOCAL_UID,
+    ANNOTATION_POD_NAME,
+    LABEL_NAMESPACE,
+    LABEL_NODE,
+    LABEL_POD_IDENTITY,
+    POD_IDENTITY_VALUE,
+)
+from ak.core.names import node_label_value, remote_namespace
+from ak.core.pod_env import pinned_fields
+from ak.core.serviceaccount import (
+    Endpoint,
+    PodIdentity,
+    TokenSpec,
+    identity_record,
+    identity_secret,
+    identity_secret_name,
+    is_identity_secret,
+    local_endpoint,
+    pod_identity,
+    with_apiserver_env,
+)
+from ak.core.token_refresh import MAX_AGE, refresh_due
+from ak.kube.client import KubeClient, path
+from ak.kube.errors import ApiError, Conflict, KubeError, NotFound, is_transient
+from ak.kube.informer import Informer
+from ak.metrics import TOKENS_WRITTEN
+from ak.sync.queue import WorkQueue
+from ak.tokens.owned import put_owned
+from ak.tokens.rootca import RootCAReplicator
+from ak.tokens.timer import RefreshTimer
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PodKey = tuple[str, str]
+
+REASON_TOKEN = "ServiceAccountTokenFailed"
+REASON_IDENTITY = "PodIdentityFailed"
+GC_DELAY = 60.0
+"""How long an identity Secret nobody claims waits before AK checks whether its
+pod still runs: after a restart the pod controller claims the live ones first."""
+
+_FINISHED = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    node_name: str
+    node_label: str
+    endpoint: Endpoint
+    max_age: float = MAX_AGE
+    workers: int = 4
+
+
+def token_settings(config: Config, local_server: str) -> TokenSettings:
+    """Settings from AK's config; ``local_server`` is the local kubeconfig's server URL.
+
+    Without ``local.apiserverHost`` remote pods are pointed at the host of that
+    URL (and its port, unless ``local.apiserverPort`` is set). That is right
+    when AK reaches the local API server the way remote pods can, e.g. on a
+    public or VPC address; in-cluster it is the local Service IP, which the
+    remote cluster cannot reach, hence the warning.
+    """
+    local = config.local
+    port_set = config.source.get("local.apiserver_port", "default") != "default"
+    endpoint = local_endpoint(
+        local_server, local.apiserver_host, local.apiserver_port if port_set else None
+    )
+    if not local.apiserver_host:
+        log.log(
+            logging.WARNING if not local.kubeconfig else logging.INFO,
+            "local.apiserverHost is not set: remote pods reach the local API server at %s "
+            "(from the local %s)",
+            endpoint,
+            "kubeconfig" if local.kubeconfig else "in-cluster config; set it",
+        )
+    return TokenSettings(
+        node_name=config.node.name,
+        node_label=node_label_value(config.node.name),
+        endpoint=endpoint,
+        max_age=float(config.pods.token_max_age),
+    )
+
+
+@dataclass
+class _Pod:
+    """What AK knows about one pod's identity."""
+
+    local: Obj
+    identity: PodIdentity
+    issued_at: float | None = None  # of the tokens in the Secret, AK's wall clock
+    due: float | None = None  # None: unknown (look at the Secret), inf: nothing expires
+
+    @property
+    def uid(self) -> str:
+        return str(self.local["metadata"].get("uid", ""))
+
+
+def _key(local: Obj) -> PodKey:
+    return (local["metadata"]["namespace"], local["metadata"]["name"])
+
+
+class TokenController:
+    def __init__(
+        self,
+        local: KubeClient,
+        remote: KubeClient,
+        settings: TokenSettings,
+        *,
+        wall: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.s = settings
+        self.wall = wall
+        self.rand = rand
+        self.identities = Informer(
+            remote,
+            "/api/v1/secrets",
+            label_selector=(
+                f"{LABEL_NODE}={settings.node_label},{LABEL_POD_IDENTITY}={POD_IDENTITY_VALUE}"
+            ),
+            handler=self._on_identity,
+            name="remote pod identities",
+        )
+        self.root_ca = RootCAReplicator(local, remote, settings.node_name, settings.node_label)
+        self.queue: WorkQueue[PodKey] = WorkQueue("tokens")
+        self.timer: RefreshTimer[PodKey] = RefreshTimer(self._refresh_due, wall=wall)
+        self.pods: dict[PodKey, _Pod] = {}
+        self.synced = trio.Event()
+        self.issued = 0  # identity Secrets written with new tokens
+        self._released: set[PodKey] = set()
+        self._locks: dict[PodKey, trio.Lock] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self) -> None:
+        # A fresh queue each time: a crashed run may have left keys marked in progress.
+        self.queue = WorkQueue("tokens")
+        for key in [*self.pods, *self._released]:
+            self.queue.add(key)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self.identities.run)
+            nursery.start_soon(self.root_ca.run)
+            await self.identities.synced.wait()
+            self.synced.set()
+            nursery.start_soon(self.timer.run)
+            await self.queue.run_workers(self.s.workers, self._sync)
+
+    def _refresh_due(self, key: PodKey) -> None:
+        self.queue.add(key)
+
+    # -- the pod extension -------------------------------------------------------------
+    async def prepare(self, local: Obj, desired: Obj) -> Obj:
+        key = _key(local)
+        identity = pod_identity(local)
+        desired = with_apiserver_env(local, desired, self.s.endpoint)
+        if identity.root_ca:
+            await self.root_ca.ensure(key[0], key)
+        async with self._locked(key):
+            pod = self._remember(local, identity)
+            if identity.needs_secret:
+                await self._ensure_identity(key, pod)
+        return desired
+
+    def track(self, local: Obj) -> None:
+        key = _key(local)
+        pod = self.pods.get(key)
+        if pod is not None and pod.uid == local["metadata"].get("uid"):
+            pod.local = local  # for its phase
+            return
+        identity = pod_identity(local)
+        if identity.root_ca:
+            self.root_ca.claim(key[0], key)
+        self._remember(local, identity)
+        if identity.needs_secret:
+            self.queue.add(key)  # adopt the Secret's schedule, or write one
+
+    def release(self, key: PodKey) -> None:
+        self.pods.pop(key, None)
+        self.timer.cancel(key)
+        self.root_ca.release(key)
+        self._released.add(key)
+        self.queue.add(key)
+
+    def _remember(self, local: Obj, identity: PodIdentity) -> _Pod:
+        key = _key(local)
+        pod = self.pods.get(key)
+        if pod is None or pod.uid != local["metadata"].get("uid"):
+            pod = self.pods[key] = _Pod(local, identity)
+            self.timer.cancel(key)
+        pod.local = local
+        self._released.discard(key)
+        return pod
+
+    @asynccontextmanager
+    async def _locked(self, key: PodKey) -> AsyncIterator[None]:
+        """One writer per pod: prepare, refresh and delete never interleave."""
+        lock = self._locks.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(key) is lock:
+                del self._locks[key]
+
+    # -- remote identity Secrets ---------------------------------------------------------
+    def _identity_key(self, obj: Obj) -> PodKey | None:
+        meta = obj["metadata"]
+        local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
+        pod_name = (meta.get("annotations") or {}).get(ANNOTATION_POD_NAME, "")
+        if not local_ns or not pod_name:
+            return None
+        if remote_namespace(self.s.node_name, local_ns) != meta.get("namespace"):
+            return None
+        if identity_secret_name(pod_name) != meta["name"]:
+            return None
+        return (local_ns, pod_name)
+
+    def _on_identity(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        key = self._identity_key(obj) if obj is not None else None
+        if key is None:
+            return
+        pod = self.pods.get(key)
+        if pod is not None:
+            if new is None:  # deleted under a running pod: write it again
+                pod.due = None
+                self.queue.add(key)
+        elif new is not None and self._nursery is not None:
+            self.queue.add_after(key, GC_DELAY, self._nursery)
+
+    def _secret_path(self, key: PodKey) -> tuple[str, str]:
+        return remote_namespace(self.s.node_name, key[0]), identity_secret_name(key[1])
+
+    async def _sync(self, key: PodKey) -> None:
+        async with self._locked(key):
+            pod = self.pods.get(key)
+            if pod is None:
+                await self._collect(key)
+            elif not pod.identity.needs_secret:
+                return
+            elif (pod.local.get("status") or {}).get("phase") in _FINISHED:
+                self.timer.cancel(key)  # its containers are done; the Secret goes on release
+            else:
+                await self._ensure_identity(key, pod)
+
+    def _fresh(self, pod: _Pod, current: Obj | None) -> bool:
+        """Whether the identity Secret ``current`` still serves ``pod`` (sets ``pod.due``)."""
+        if current is None:
+            return False
+        if pod.due is None:
+            # Not written by this process (AK restarted): trust what it says about itself.
+            record = identity_record(current) if is_identity_secret(current) else None
+            if record is None or not record.serves(pod.local, pod.identity):
+                return False
+            pod.issued_at = record.issued_at.timestamp()
+            pod.due = self._due(pod, pod.issued_at, record.ttl)
+        return self.wall() < pod.due
+
+    def _due(self, pod: _Pod, issued_at: float, ttl: int) -> float:
+        if not pod.identity.tokens:
+            return math.inf
+        return refresh_due(issued_at, ttl, max_age=self.s.max_age, jitter=self.rand())
+
+    async def _ensure_identity(self, key: PodKey, pod: _Pod) -> None:
+        rns, name = self._secret_path(key)
+        current = self.identities.get(rns, name)
+        # Right after a write the cache may lag: pod.due then describes our write.
+        if pod.due is not None and self.wall() < pod.due:
+            self.timer.set(key, pod.due)
+            return
+        if self._fresh(pod, current):
+            assert pod.due is not None
+            self.timer.set(key, pod.due)
+            log.debug(
+                "tokens of pod %s/%s adopted; refresh due in %.0fs", *key, pod.due - self.wall()
+            )
+            return
+        issued_at = self.wall()
+        tokens: dict[str, str] = {}
+        ttl: int | None = None
+        for spec in pod.identity.tokens:
+            token, lifetime = await self._request_token(pod.local, spec)
+            tokens[spec.key] = token
+            ttl = lifetime if ttl is None else min(ttl, lifetime)
+        body = identity_secret(
+            pod.local,
+            pod.identity,
+            tokens=tokens,
+            issued_at=datetime.fromtimestamp(issued_at, UTC),
+            ttl=ttl or 0,
+            node_name=self.s.node_name,
+            remote_namespace=rns,
+        )
+        await put_owned(
+            self.remote, "secrets", body, current, owned=is_identity_secret, reason=REASON_IDENTITY
+        )
+        self.issued += 1
+        TOKENS_WRITTEN.labels("refresh" if pod.issued_at else "new").inc()
+        pod.issued_at = issued_at
+        pod.due = self._due(pod, issued_at, ttl or 0)
+        if math.isfinite(pod.due):
+            self.timer.set(key, pod.due)
+            log.info(
+                "%d token(s) of pod %s/%s written to %s/%s (lifetime %ss, refresh in %.0fs)",
+                len(tokens),
+                *key,
+                rns,
+                name,
+                ttl,
+                pod.due - issued_at,
+            )
+        else:
+            log.info("identity of pod %s/%s written to %s/%s", *key, rns, name)
+
+    async def _request_token(self, local: Obj, spec: TokenSpec) -> tuple[str, int]:
+        """(token, lifetime in seconds the API server granted)."""
+        meta = local["metadata"]
+        ns = meta["namespace"]
+        account = pinned_fields(local)["spec.serviceAccountName"]
+        try:
+            answer = await self.local.create(
+                path("serviceaccounts", namespace=ns, name=account, subresource="token"),
+                spec.request(meta["name"], meta.get("uid", "")),
+            )
+        except ApiError as e:
+            if is_transient(e):
+                raise
+            raise TranslationError(
+                REASON_TOKEN,
+                f"the local API server refused a token for service account {ns}/{account}: "
+                f"{e.status} {e.message}",
+            ) from e
+        token = (answer.get("status") or {}).get("token")
+        if not isinstance(token, str) or not token:
+            raise KubeError(f"TokenRequest for {ns}/{account} answered without a token")
+        lifetime = (answer.get("spec") or {}).get("expirationSeconds") or spec.expiration_seconds
+        return token, int(lifetime)
+
+    async def _collect(self, key: PodKey) -> None:
+        """Delete the identity Secret of a pod nobody tracks, once its remote pod is gone."""
+        released = key in self._released
+        self._released.discard(key)
+        rns, name = self._secret_path(key)
+        current = self.identities.get(rns, name)
+        if current is None or not is_identity_secret(current):
+            return
+        if not released:
+            try:
+                remote_pod: Obj | None = await self.remote.get(
+                    path("pods", namespace=rns, name=key[1])
+                )
+            except NotFound:
+                remote_pod = None
+            uid = (current["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_UID)
+            if remote_pod is not None and (
+                (remote_pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_UID) == uid
+            ):
+                return  # still running: the pod controller will claim or release it
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"uid": current["metadata"]["uid"]},
+        }
+        try:
+            await self.remote.delete(path("secrets", namespace=rns, name=name), body)
+            log.info("identity Secret %s/%s of pod %s/%s deleted", rns, name, *key)
+        except (NotFound, Conflict):
+            pass
