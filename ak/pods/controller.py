@@ -355,7 +355,15 @@ class PodController:
         changed_at = self._changed_at.pop(key, None)
         if not status_changed(new, old):
             return
-        body = {"metadata": {"uid": local["metadata"]["uid"]}, "status": status_patch(old, new)}
+        # uid and resourceVersion make the patch conditional: a merge patch replaces
+        # the conditions list whole, so writing from a stale view could drop a
+        # condition another writer just added. On 409 the sync is retried once the
+        # cache has caught up.
+        meta = local["metadata"]
+        body = {
+            "metadata": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+            "status": status_patch(old, new),
+        }
         try:
             await self.local.patch(
                 path("pods", namespace=key[0], name=key[1], subresource="status"), body

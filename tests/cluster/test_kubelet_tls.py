@@ -30,6 +30,7 @@ def handshake(port: int, version: ssl.TLSVersion, alpn: list[str] | None = None)
         return tls.selected_alpn_protocol() or ""
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_old_tls_refused_and_alpn_is_http11(ak_node: AKNode) -> None:
     port = ak_node.ak.kubelet_port
     assert handshake(port, ssl.TLSVersion.TLSv1_2, ["h2", "http/1.1"]) == "http/1.1"
