@@ -60,6 +60,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ak.core.node_labels import invalid_node_labels
 from ak.core.validation import is_dns_subdomain, is_label_value, is_qualified_name
 from ak.errors import ConfigError
 
@@ -353,6 +354,19 @@ def _fraction(value: object) -> float:
     return share
 
 
+def _node_labels(value: object) -> dict[str, str]:
+    labels = _labels(value)
+    # NodeRestriction refuses these on a node's own object: fail at start, not in a loop.
+    refused = invalid_node_labels(labels)
+    if refused:
+        raise _Bad(
+            "is a label a node may not set on itself (NodeRestriction); "
+            "use a prefix outside kubernetes.io and k8s.io",
+            entry=refused[0],
+        )
+    return labels
+
+
 def _annotations(value: object) -> dict[str, str]:
     result: dict[str, str] = {}
     for key, text in _table(value).items():
@@ -433,7 +447,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("node.name", _node_name, "--node-name", "name of the node in the local cluster",
             ("node_name", "node.name")),
-    Setting("node.labels", _labels, None, "extra node labels"),
+    Setting("node.labels", _node_labels, None, "extra node labels"),
     Setting("node.taint", _boolean, "--taint",
             "taint the node so that only pods tolerating it are scheduled there"),
     Setting("node.internal_ip", _ip, "--internal-ip", "node InternalIP address"),

@@ -400,3 +400,12 @@ def test_config_is_frozen() -> None:
     config = load_config({"node_name": "vk"}, {})
     with pytest.raises(AttributeError):
         config.node.name = "other"  # type: ignore[misc]
+
+
+def test_node_labels_a_node_may_not_set_are_refused_at_load(tmp_path: Path) -> None:
+    f = tmp_path / "ak.toml"
+    f.write_text('node-name = "n"\n[node]\nlabels = { "node-role.kubernetes.io/master" = "" }\n')
+    with pytest.raises(ConfigError, match=re.escape("node-role.kubernetes.io/master")):
+        load_config({"config": str(f)}, {})
+    f.write_text('node-name = "n"\n[node]\nlabels = { "kubernetes.io/arch" = "arm64" }\n')
+    assert load_config({"config": str(f)}, {}).node.labels == {"kubernetes.io/arch": "arm64"}
