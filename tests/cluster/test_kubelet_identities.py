@@ -21,7 +21,7 @@ def client(cluster: Cluster, kubeconfig: Path | None) -> httpx.Client:
     if kubeconfig is not None:
         user = json.loads(kubeconfig.read_text())["users"][0]["user"]
         ctx.load_cert_chain(user["client-certificate"], user["client-key"])
-    return httpx.Client(verify=ctx, timeout=10)
+    return httpx.Client(verify=ctx, timeout=30)
 
 
 def test_identity_endpoint_matrix(ak_node: AKNode, local_cluster: Cluster) -> None:
@@ -45,6 +45,10 @@ def test_identity_endpoint_matrix(ak_node: AKNode, local_cluster: Cluster) -> No
         "anonymous": None,
     }
     expected_ok = {"apiserver", "cluster-admin"}
+    # kwok serves a new pod's logs only once it has caught up with the pod.
+    with client(local_cluster, identities["apiserver"]) as c:
+        logs = base + endpoints["logs"][1]
+        wait_until("logs served", lambda: c.get(logs).status_code == 200, timeout=60, interval=1)
     seen: dict[tuple[str, str], int] = {}
     for who, kc in identities.items():
         with client(local_cluster, kc) as c:
