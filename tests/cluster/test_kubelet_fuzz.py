@@ -77,9 +77,11 @@ def head(target: str, extra: str = "") -> bytes:
     return f"GET {target} HTTP/1.1\r\nHost: ak\r\n{extra}\r\n".encode()
 
 
+# kwok runs exec commands on this host: `true` exits at once, so thousands of fuzz
+# upgrades leave no process behind waiting on stdin.
 def spdy_upgrade(t: Target) -> bytes:
     return (
-        f"POST /exec/{t.pod_path}?command=sh&input=1&output=1&tty=0 HTTP/1.1\r\nHost: ak\r\n"
+        f"POST /exec/{t.pod_path}?command=true&input=1&output=1&tty=0 HTTP/1.1\r\nHost: ak\r\n"
         "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
         "X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n"
     ).encode()
@@ -88,7 +90,7 @@ def spdy_upgrade(t: Target) -> bytes:
 def ws_upgrade(t: Target) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
-        f"GET /exec/{t.pod_path}?command=sh&input=1&output=1 HTTP/1.1\r\nHost: ak\r\n"
+        f"GET /exec/{t.pod_path}?command=true&input=1&output=1 HTTP/1.1\r\nHost: ak\r\n"
         "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
     ).encode()
