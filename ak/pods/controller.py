@@ -38,7 +38,7 @@ from ak.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
 from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
 from ak.pods.extension import PodExtension
-from ak.pods.namespaces import RemoteNamespaces
+from ak.pods.namespaces import RemoteNamespaces, is_deleting
 from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,6 @@ PodKey = tuple[str, str]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _deleting(obj: Obj | None) -> bool:
-    return obj is not None and bool(obj["metadata"].get("deletionTimestamp"))
 
 
 def was_started(local: Obj) -> bool:
@@ -194,7 +190,7 @@ class PodController:
             # Claims of running pods first, then copies nobody claims may go.
             for pod in self.local_pods.cache.values():
                 if (
-                    not _deleting(pod)
+                    not is_deleting(pod)
                     and (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
                 ):
                     self.deps.track(pod)
@@ -218,7 +214,7 @@ class PodController:
             # A remote pod left by an earlier pod of the same name: replace it.
             await self._delete_remote(key, remote, None)
             return None
-        if _deleting(local):
+        if is_deleting(local):
             await self._terminate(key, local, remote)
             return None
         if remote is None:
@@ -229,7 +225,7 @@ class PodController:
     # -- the cases -----------------------------------------------------------------
     async def _orphan(self, key: PodKey, remote: Obj | None) -> None:
         if remote is not None:
-            if not _deleting(remote):
+            if not is_deleting(remote):
                 await self._delete_remote(key, remote, None)
             return
         self._release(key)
@@ -239,7 +235,7 @@ class PodController:
         if remote is None:
             await self._final_delete(key, local)
             return
-        if not _deleting(remote):
+        if not is_deleting(remote):
             await self._delete_remote(
                 key, remote, local["metadata"].get("deletionGracePeriodSeconds")
             )

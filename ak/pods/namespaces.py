@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
-def _deleting(obj: Obj | None) -> bool:
+def is_deleting(obj: Obj | None) -> bool:
+    """The object has a deletionTimestamp: it is on its way out."""
     return obj is not None and bool(obj["metadata"].get("deletionTimestamp"))
 
 
@@ -46,7 +47,7 @@ class RemoteNamespaces:
         rns = self.name(local_ns)
         existing = self.informer.get("", rns)
         if existing is not None:
-            if _deleting(existing):
+            if is_deleting(existing):
                 raise TranslationError(
                     "RemoteNamespaceTerminating", f"remote namespace {rns} is still being deleted"
                 )
@@ -64,7 +65,7 @@ class RemoteNamespaces:
         """Keep a used namespace in step with the template; delete an unused one."""
         rns = self.name(local_ns)
         existing = self.informer.get("", rns)
-        if existing is None or _deleting(existing):
+        if existing is None or is_deleting(existing):
             return
         if not in_use:
             with contextlib.suppress(NotFound):
