@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -12,6 +13,10 @@ import pytest
 from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster, Testbed
+
+# The InternalIP that ``ak_node`` advertises. Loopback unless the session runs in
+# a network namespace of its own (tests/cluster/test_node_proxy.py starts one).
+NODE_IP = os.environ.get("AK_TEST_NODE_IP", "127.0.0.1")
 
 
 @dataclass
@@ -90,7 +95,9 @@ def ak_node(
 ) -> Iterator[AKNode]:
     """AK running as its own node between the session clusters, in a fresh local namespace."""
     suffix = uuid.uuid4().hex[:5]
-    node = AKNode(AKProcess(local_cluster, remote_cluster, f"ak-{suffix}"), f"t-{suffix}")
+    node = AKNode(
+        AKProcess(local_cluster, remote_cluster, f"ak-{suffix}", node_ip=NODE_IP), f"t-{suffix}"
+    )
     local_cluster.kubectl("create", "namespace", node.namespace)
     node.ak.start()
     try:

@@ -37,6 +37,15 @@ def key_of(obj: Obj) -> Key:
     return (meta.get("namespace", ""), meta["name"])
 
 
+def _slim(obj: Obj) -> Obj:
+    """Drop what AK never reads before caching: managedFields are often a third
+    of a pod's JSON, and the caches hold every pod of the node twice."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
 def _rv(obj: Obj | None) -> str | None:
     return None if obj is None else obj.get("metadata", {}).get("resourceVersion")
 
@@ -111,7 +120,7 @@ class Informer:
         for item in items:
             # List items carry no kind; handlers may want it.
             item.setdefault("kind", kind)
-            fresh[key_of(item)] = item
+            fresh[key_of(item)] = _slim(item)
         old = self.cache
         self.cache = fresh
         self._rv = rv
@@ -152,7 +161,7 @@ class Informer:
             self._rv = rv
         if kind == "BOOKMARK":
             return
-        k = key_of(obj)
+        k = key_of(_slim(obj))
         prev = self.cache.get(k)
         if kind == "DELETED":
             self.cache.pop(k, None)

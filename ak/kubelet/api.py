@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 TLS_HANDSHAKE_TIMEOUT = 10
 STATS_TIMEOUT = 10
+LOG_READ_TIMEOUT = 60.0
 
 
 class PodCache(Protocol):
@@ -238,10 +239,13 @@ class KubeletAPI:
         rp = self._remote_pod(route.pod, route.container)
         params = route.options.remote_params(route.container)
         what = f"logs {route.pod.namespace}/{route.pod.pod}/{route.container}"
+        # A follow lasts as long as the client stays; a plain read that stalls
+        # (the remote kubelet not answering) must not hold the client forever.
+        read_timeout = None if route.options.follow else LOG_READ_TIMEOUT
         self.active[what] += 1
         try:
             async with (
-                self.remote.stream(rp.path("log"), params, read_timeout=None) as resp,
+                self.remote.stream(rp.path("log"), params, read_timeout=read_timeout) as resp,
                 conn.streaming(200, "text/plain") as out,
             ):
                 async for chunk in resp.aiter_raw():

@@ -18,9 +18,13 @@ class AKProcess:
     unless ``remote_kubeconfig`` is given.
 
     The kubelet API serves a certificate the local CA issued directly (CN
-    system:node:<name>, O system:nodes, IP 127.0.0.1), so the local API server,
-    which verifies kubelet certificates, reaches it at once; with
-    ``serving_cert=False`` AK requests one with a CSR instead.
+    system:node:<name>, O system:nodes, IPs 127.0.0.1 and ``node_ip``), so the
+    local API server, which verifies kubelet certificates, reaches it at once;
+    with ``serving_cert=False`` AK requests one with a CSR instead.
+
+    ``node_ip`` is the node's InternalIP. The API server's node proxy
+    (``/api/v1/nodes/N/proxy/...``) refuses loopback addresses, so tests of that
+    path run in a network namespace with a non-loopback address on its ``lo``.
     """
 
     def __init__(
@@ -34,10 +38,12 @@ class AKProcess:
         command: list[str] | None = None,
         metrics: bool = False,
         serving_cert: bool = True,
+        node_ip: str = "127.0.0.1",
     ) -> None:
         self.local = local
         self.remote = remote
         self.node_name = node_name
+        self.node_ip = node_ip
         self.local_kubeconfig = local.node_kubeconfig(node_name)
         self.remote_kubeconfig = remote_kubeconfig or remote.kubeconfig
         self.kubelet_port = free_port()
@@ -53,7 +59,7 @@ class AKProcess:
                 orgs=("system:nodes",),
                 server=True,
                 dns=(node_name,),
-                ips=("127.0.0.1",),
+                ips=tuple(dict.fromkeys(("127.0.0.1", node_ip))),
             )
             self.serving_args = [
                 f"--tls-cert-file={pair.cert}",
@@ -70,7 +76,7 @@ class AKProcess:
             f"--local-kubeconfig={self.local_kubeconfig}",
             f"--remote-kubeconfig={self.remote_kubeconfig}",
             f"--kubelet-port={self.kubelet_port}",
-            "--internal-ip=127.0.0.1",
+            f"--internal-ip={self.node_ip}",
             f"--metrics-port={self.metrics_port}",
             "--log-level=debug",
             f"--client-ca-file={self.local.ca.pair.cert}",

@@ -385,9 +385,10 @@ def test_port_forward_two_concurrent_connections(
 
 
 # The API server refuses to proxy node requests to a loopback address ("address
-# not allowed"), and the test nodes' InternalIP is 127.0.0.1: `kubectl get --raw
-# /api/v1/nodes/N/proxy/...` cannot reach them. These requests go straight to the
-# kubelet port with the API server's own kubelet client certificate instead.
+# not allowed"), and the session's test nodes advertise 127.0.0.1. These requests
+# go straight to the kubelet port with the API server's own kubelet client
+# certificate; `kubectl get --raw /api/v1/nodes/N/proxy/...` itself is tested in a
+# network namespace by tests/cluster/test_node_proxy.py.
 
 
 def _as_api_server(cluster: Cluster, node: AKNode, path: str) -> httpx.Response:

@@ -139,7 +139,10 @@ async def test_informer_relists_on_410_without_losing_objects(
     try:
         await client.create(path("namespaces"), {"metadata": {"name": ns}})
         for i in range(3):
-            await client.create(path("configmaps", namespace=ns), {"metadata": {"name": f"cm{i}"}})
+            await client.create(
+                path("configmaps", namespace=ns),
+                {"metadata": {"name": f"cm{i}"}, "data": {"k": "v"}},  # data: managedFields
+            )
         informer = Informer(
             client,
             path("configmaps", namespace=ns),
@@ -169,6 +172,11 @@ async def test_informer_relists_on_410_without_losing_objects(
             nursery.cancel_scope.cancel()
         names = {k[1] for k in informer.cache}
         assert {"cm1", "cm2", "cm-new"} <= names and "cm0" not in names
+        # The cache keeps no managedFields (memory), though the API server sends them.
+        assert (await client.get(path("configmaps", namespace=ns, name="cm1")))["metadata"][
+            "managedFields"
+        ]
+        assert not [o for o in informer.cache.values() if "managedFields" in o["metadata"]]
         # The relist reported exactly the differences: one added, one deleted.
         assert (None, "cm-new") in events and ("cm0", None) in events
         assert not [e for e in events if e[0] == e[1] and e[0] in ("cm1", "cm2")]
