@@ -176,7 +176,7 @@ class DependencyController:
     async def _collect_garbage_when_allowed(self) -> None:
         await self.gc_allowed.wait()
         for kind, informer in self.copies.items():
-            for obj in list(informer.cache.values()):
+            for obj in list(informer.values()):
                 local_ns = obj["metadata"].get("labels", {}).get(LABEL_NAMESPACE, "")
                 rk = (local_ns, kind, obj["metadata"]["name"])
                 if rk not in self.users:

@@ -81,7 +81,7 @@ class KubeClient:
         name: str,
         qps: float = 50,
         burst: int = 100,
-        max_concurrency: int = 16,
+        max_concurrency: int = 8,
         user_agent: str = "actual-kubelets",
     ) -> None:
         self.config = config
@@ -90,27 +90,40 @@ class KubeClient:
         self.counts: Counter[tuple[str, int]] = Counter()
         self._limiter = trio.CapacityLimiter(max_concurrency)
         # Two pools: watches hold a connection each for minutes (one per watched
-        # Secret, too), and httpcore scans its whole pool on every request, so the
-        # request pool stays small and the streaming pool is unbounded.
-        common: dict[str, Any] = {
-            "base_url": config.server,
-            "verify": config.ssl_context,
-            "timeout": httpx.Timeout(30, connect=10),
-            "headers": {"User-Agent": user_agent, "Accept": "application/json"},
-            "trust_env": False,
+        # Secret, too), and httpcore scans its whole pool on every request (a poll
+        # syscall per idle connection), so the request pool stays small and the
+        # streaming pool is unbounded. Measured against a loopback API server:
+        # 2.7 ms CPU per request with 16 connections, 2.2 with 8, 1.9 with 4; 8
+        # still keeps enough requests in flight for a remote cluster far away.
+        #
+        # Plain requests go straight to httpx's transport: AsyncClient's layers
+        # (cookie jar, redirects, auth flow, base URL merging) cost about a tenth
+        # of AK's CPU on a busy node and API servers need none of them.
+        self._base = config.server.rstrip("/")
+        self._timeout = httpx.Timeout(30, connect=10)
+        self._fixed_headers = {
+            "User-Agent": user_agent,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
         }
-        self._http = httpx.AsyncClient(
+        self._requests = httpx.AsyncHTTPTransport(
+            verify=config.ssl_context,
+            trust_env=False,
             limits=httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
-            **common,
         )
         self._streams = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=4), **common
+            base_url=config.server,
+            verify=config.ssl_context,
+            timeout=self._timeout,
+            headers=self._fixed_headers,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=4),
         )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._requests.aclose()
         await self._streams.aclose()
 
     def _count(self, verb: str, code: int) -> None:
@@ -120,6 +133,39 @@ class KubeClient:
     async def _headers(self) -> dict[str, str]:
         token = self.config.token()
         return {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str],
+        content: bytes | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout, not a cancel scope
+    ) -> httpx.Response:
+        """One request and its whole body; transport failures become ``Unreachable``."""
+        url = httpx.URL(self._base + path, params=params)
+        limits = self._timeout if timeout is None else httpx.Timeout(timeout, connect=10)
+        request = httpx.Request(
+            method,
+            url,
+            headers={**self._fixed_headers, **headers},
+            content=content,
+            extensions={"timeout": limits.as_dict()},
+        )
+        try:
+            async with self._limiter:
+                resp = await self._requests.handle_async_request(request)
+                try:
+                    await resp.aread()
+                finally:
+                    await resp.aclose()
+        except httpx.TransportError as e:
+            self._count(method, 0)
+            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
+        self._count(method, resp.status_code)
+        return resp
 
     async def request(
         self,
@@ -138,20 +184,9 @@ class KubeClient:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":")).encode()
         started = trio.current_time()
-        try:
-            async with self._limiter:
-                resp = await self._http.request(
-                    method,
-                    path,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-        except httpx.TransportError as e:
-            self._count(method, 0)
-            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
-        self._count(method, resp.status_code)
+        resp = await self._send(
+            method, path, params=params, headers=headers, content=content, timeout=timeout
+        )
         API_LATENCY.labels(self.name, method).observe(trio.current_time() - started)
         try:
             data = resp.json() if resp.content else {}
@@ -165,12 +200,7 @@ class KubeClient:
 
     async def probe(self, path: str = "/readyz", timeout: float = 5) -> str:  # noqa: ASYNC109
         """GET a plain-text health endpoint; raises like ``request`` on failure."""
-        headers = await self._headers()
-        try:
-            resp = await self._http.get(path, headers=headers, timeout=timeout)
-        except httpx.TransportError as e:
-            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
-        self._count("GET", resp.status_code)
+        resp = await self._send("GET", path, headers=await self._headers(), timeout=timeout)
         if resp.status_code >= 400:
             raise api_error(resp.status_code, resp.text)
         return resp.text

@@ -5,16 +5,26 @@ resourceVersion with bookmarks; a clean end re-watches from the last version,
 410 Gone relists. A relist diffs against the old cache, so objects that
 vanished during an outage are reported as deleted. Handlers are synchronous and
 cheap (they enqueue keys); nothing here polls.
+
+The cache keeps each object serialised, not as a dict: a pod's dict is 5-7
+times its serialised size, and AK caches every pod of its node on both sides
+(plus identity Secrets and Events); measured at 1,000 pods, RSS 137 MB with
+dicts, 87 MB serialised. Pickle, not JSON: it is our own data, never read
+from outside, and both ways it costs half of what JSON does. ``get``/``values``
+decode on read and hand out a fresh dict each time, so no caller can corrupt
+the cache by mutating what it got.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import trio
 
 from ak.backoff import Backoff
@@ -46,6 +56,39 @@ def _slim(obj: Obj) -> Obj:
     return obj
 
 
+Packed = tuple[str | None, bytes]
+
+
+def _pack(obj: Obj) -> Packed:
+    """(resourceVersion, pickled object) as the cache keeps an object."""
+    return _rv(obj), pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(packed: Packed) -> Obj:
+    obj: Obj = pickle.loads(packed[1])
+    return obj
+
+
+async def watch_events(resp: httpx.Response) -> AsyncIterator[Obj]:
+    """The JSON events of a watch response, one per line.
+
+    Split on bytes, not via ``aiter_lines``: httpx's text and line decoders cost
+    more than the JSON parsing itself on a busy node's watches. A fragment left
+    when the stream ends was cut off in transit; the next watch resumes before it.
+    """
+    buffer = bytearray()
+    async for chunk in resp.aiter_bytes():
+        start = len(buffer)
+        buffer += chunk
+        end = buffer.rfind(b"\n", start)
+        if end < 0:
+            continue
+        for line in bytes(buffer[:end]).split(b"\n"):
+            if line.strip():
+                yield json.loads(line)
+        del buffer[: end + 1]
+
+
 def _rv(obj: Obj | None) -> str | None:
     return None if obj is None else obj.get("metadata", {}).get("resourceVersion")
 
@@ -73,17 +116,23 @@ class Informer:
         self.name = name or collection
         # Per-object informers (one per Secret) would explode label cardinality.
         self.metric_name = metric_name or self.name
-        self.cache: dict[Key, Obj] = {}
+        self._cache: dict[Key, Packed] = {}
         self.synced = trio.Event()
         self.relists = 0
         self.watch_restarts = 0
         self._rv: str | None = None
 
     def size(self) -> int:
-        return len(self.cache)
+        return len(self._cache)
 
     def get(self, namespace: str, name: str) -> Obj | None:
-        return self.cache.get((namespace, name))
+        packed = self._cache.get((namespace, name))
+        return None if packed is None else _unpack(packed)
+
+    def values(self) -> Iterator[Obj]:
+        """Every cached object (a snapshot of the keys; decoded one at a time)."""
+        for packed in list(self._cache.values()):
+            yield _unpack(packed)
 
     async def run(self) -> None:
         """Keep the cache current forever; transient failures are retried with backoff."""
@@ -121,18 +170,18 @@ class Informer:
             # List items carry no kind; handlers may want it.
             item.setdefault("kind", kind)
             fresh[key_of(item)] = _slim(item)
-        old = self.cache
-        self.cache = fresh
+        old = self._cache
+        self._cache = {k: _pack(obj) for k, obj in fresh.items()}
         self._rv = rv
         self.relists += 1
         RELISTS.labels(self.metric_name).inc()
         for k, obj in fresh.items():
             prev = old.get(k)
-            if _rv(prev) != _rv(obj):
-                self.handler(prev, obj)
-        for k, prev in old.items():
+            if prev is None or prev[0] != _rv(obj):
+                self.handler(None if prev is None else _unpack(prev), obj)
+        for k, gone in old.items():
             if k not in fresh:
-                self.handler(prev, None)
+                self.handler(_unpack(gone), None)
         self.synced.set()
 
     async def _watch(self) -> None:
@@ -146,9 +195,8 @@ class Informer:
         async with self.client.stream(
             self.collection, params, read_timeout=params["timeoutSeconds"] + 30
         ) as resp:
-            async for line in resp.aiter_lines():
-                if line.strip():
-                    self._apply(json.loads(line))
+            async for event in watch_events(resp):
+                self._apply(event)
         self.watch_restarts += 1
         WATCH_RESTARTS.labels(self.metric_name).inc()
 
@@ -162,10 +210,11 @@ class Informer:
         if kind == "BOOKMARK":
             return
         k = key_of(_slim(obj))
-        prev = self.cache.get(k)
+        packed = self._cache.get(k)
+        prev = None if packed is None else _unpack(packed)
         if kind == "DELETED":
-            self.cache.pop(k, None)
+            self._cache.pop(k, None)
             self.handler(prev, None)
         else:
-            self.cache[k] = obj
+            self._cache[k] = _pack(obj)
             self.handler(prev, obj)

@@ -13,6 +13,7 @@ import json
 import logging
 import ssl
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -51,8 +52,7 @@ LOG_READ_TIMEOUT = 60.0
 class PodCache(Protocol):
     """What the pod controller's informers offer (ak.kube.informer.Informer)."""
 
-    @property
-    def cache(self) -> dict[tuple[str, str], Obj]: ...
+    def values(self) -> Iterator[Obj]: ...
 
     def get(self, namespace: str, name: str) -> Obj | None: ...
 
@@ -169,11 +169,9 @@ class KubeletAPI:
         if name == "healthz":
             await conn.respond(200, b"ok", "text/plain; charset=utf-8")
         elif name == "pods":
-            await self._json(conn, podviews.pod_list(self.local_pods.cache.values()))
+            await self._json(conn, podviews.pod_list(self.local_pods.values()))
         elif name == "runningpods":
-            await self._json(
-                conn, podviews.running_pods(self.node_name, self.remote_pods.cache.values())
-            )
+            await self._json(conn, podviews.running_pods(self.node_name, self.remote_pods.values()))
         else:
             stats, failed = await self.summary()
             if name == "stats":
@@ -187,7 +185,7 @@ class KubeletAPI:
 
     async def summary(self) -> tuple[Obj, bool]:
         """The stats summary and whether any remote node's stats were missing."""
-        remote_pods = list(self.remote_pods.cache.values())
+        remote_pods = list(self.remote_pods.values())
         nodes = sorted(
             {
                 p["spec"]["nodeName"]

@@ -56,8 +56,8 @@ class RemoteCapacity:
             return None
         if self._changed:
             self._value = auto_capacity(
-                list(self.nodes.cache.values()),
-                list(self.pods.cache.values()),
+                list(self.nodes.values()),
+                list(self.pods.values()),
                 self.node_label,
                 self.fraction,
             )

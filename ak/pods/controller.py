@@ -125,8 +125,8 @@ class PodController:
         # For the latency histograms: when a pod was first seen, a remote change arrived.
         self._seen_at: dict[PodKey, float] = {}
         self._changed_at: dict[PodKey, float] = {}
-        PODS.labels("local").set_function(lambda: len(self.local_pods.cache))
-        PODS.labels("remote").set_function(lambda: len(self.remote_pods.cache))
+        PODS.labels("local").set_function(self.local_pods.size)
+        PODS.labels("remote").set_function(self.remote_pods.size)
         self.created = 0
 
     # -- event handlers: map every change to the local key it concerns ------------
@@ -183,12 +183,12 @@ class PodController:
             await self.deps.synced.wait()
             log.info(
                 "caches synced: %d local pods, %d remote pods; reconciling",
-                len(self.local_pods.cache),
-                len(self.remote_pods.cache),
+                self.local_pods.size(),
+                self.remote_pods.size(),
             )
             self.synced.set()
             # Claims of running pods first, then copies nobody claims may go.
-            for pod in self.local_pods.cache.values():
+            for pod in self.local_pods.values():
                 if (
                     not is_deleting(pod)
                     and (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES

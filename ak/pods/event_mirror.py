@@ -49,7 +49,7 @@ class EventMirror:
             self.pods.namespace_listeners.append(self._on_namespace)
             try:
                 await self.pods.remote_namespaces.synced.wait()
-                for obj in list(self.pods.remote_namespaces.cache.values()):
+                for obj in list(self.pods.remote_namespaces.values()):
                     self._on_namespace(None, obj)
                 await self._forward()
             finally:

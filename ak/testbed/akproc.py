@@ -106,6 +106,11 @@ class AKProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "AK is not running"
+        return self.proc.pid
+
     def node(self) -> dict[str, Any]:
         return self.local.get_json(f"/api/v1/nodes/{self.node_name}")
 

@@ -174,7 +174,8 @@ class Bench:
         await self.local.create(path("namespaces"), {"metadata": {"name": ns}})
         await self.remote.create(path("namespaces"), {"metadata": {"name": direct_ns}})
         local, remote, direct = Stamps(), Stamps(), Stamps()
-        result: dict[str, Any] = {"pods": n}
+        # What AK holds before this size's pods: the per-pod cost is what grows from here.
+        result: dict[str, Any] = {"pods": n, "rss_before_mb": _proc_stats(self.ak.pid)[0]}
         async with trio.open_nursery() as nursery:
             informers = [
                 Informer(self.local, path("pods", namespace=ns), handler=local.handler),
@@ -224,7 +225,7 @@ class Bench:
         self, ns: str, run: str, n: int, local: Stamps, inf: Informer
     ) -> dict[str, Any]:
         """N pods at once, create to Running to deleted; AK's requests per lifecycle."""
-        pid = self.ak.proc.pid  # type: ignore[union-attr]
+        pid = self.ak.pid
         profiler = self._profiler(pid, n)
         before = _metrics(self.ak.metrics_port)
         cpu0 = _proc_stats(pid)[1]
@@ -236,7 +237,7 @@ class Bench:
         rss, _ = _proc_stats(pid)
         t1 = time.monotonic()
         await self._delete_all(ns, run, local)
-        await _wait("local pods gone", lambda: not inf.cache, 120 + n / 5)
+        await _wait("local pods gone", lambda: not inf.size(), 120 + n / 5)
         delete_seconds = time.monotonic() - t1
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
@@ -290,7 +291,7 @@ class Bench:
         await _create_all(self.local, ns, [_pod(p, {"bench": run}, NODE) for p in names])
         await _wait("all Running", lambda: all(p in local.running for p in names), 120 + n / 5)
         await trio.sleep(5)  # let status writes settle
-        pid = self.ak.proc.pid  # type: ignore[union-attr]
+        pid = self.ak.pid
         out["settled_rss_mb"] = _proc_stats(pid)[0]
         if idle:
             c0 = _proc_stats(pid)[1]

@@ -141,6 +141,19 @@ class _Pod:
         return str(self.local["metadata"].get("uid", ""))
 
 
+def _essentials(local: Obj) -> Obj:
+    """The fields of a pod this controller reads later (names, uid, pinned spec
+    fields, phase): kept for the pod's lifetime instead of the whole pod."""
+    meta, spec = local["metadata"], local.get("spec") or {}
+    return {
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta},
+        "spec": {
+            k: spec[k] for k in ("nodeName", "serviceAccountName", "serviceAccount") if k in spec
+        },
+        "status": {"phase": (local.get("status") or {}).get("phase")},
+    }
+
+
 def _key(local: Obj) -> PodKey:
     return (local["metadata"]["namespace"], local["metadata"]["name"])
 
@@ -213,7 +226,7 @@ class TokenController:
         key = _key(local)
         pod = self.pods.get(key)
         if pod is not None and pod.uid == local["metadata"].get("uid"):
-            pod.local = local  # for its phase
+            pod.local = _essentials(local)  # for its phase
             return
         identity = pod_identity(local)
         if identity.root_ca:
@@ -233,9 +246,9 @@ class TokenController:
         key = _key(local)
         pod = self.pods.get(key)
         if pod is None or pod.uid != local["metadata"].get("uid"):
-            pod = self.pods[key] = _Pod(local, identity)
+            pod = self.pods[key] = _Pod(_essentials(local), identity)
             self.timer.cancel(key)
-        pod.local = local
+        pod.local = _essentials(local)
         self._released.discard(key)
         return pod
 

@@ -170,13 +170,13 @@ async def test_informer_relists_on_410_without_losing_objects(
                 while informer.relists < 2:  # noqa: ASYNC110 - polls the informer's counter
                     await trio.sleep(0.1)
             nursery.cancel_scope.cancel()
-        names = {k[1] for k in informer.cache}
+        names = {o["metadata"]["name"] for o in informer.values()}
         assert {"cm1", "cm2", "cm-new"} <= names and "cm0" not in names
         # The cache keeps no managedFields (memory), though the API server sends them.
         assert (await client.get(path("configmaps", namespace=ns, name="cm1")))["metadata"][
             "managedFields"
         ]
-        assert not [o for o in informer.cache.values() if "managedFields" in o["metadata"]]
+        assert not [o for o in informer.values() if "managedFields" in o["metadata"]]
         # The relist reported exactly the differences: one added, one deleted.
         assert (None, "cm-new") in events and ("cm0", None) in events
         assert not [e for e in events if e[0] == e[1] and e[0] in ("cm1", "cm2")]
