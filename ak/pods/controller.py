@@ -142,7 +142,10 @@ class PodController:
             self.local_by_ns[ns].add(name)
             if old is None:
                 self._seen_at[(ns, name)] = trio.current_time()
-        self.queue.add((ns, name))
+        # Only creations wait their turn: a change to a pod that already runs
+        # remotely, or a deletion, goes before a burst of new pods.
+        urgent = new is None or is_deleting(new) or name in self.remote_by_ns.get(ns, ())
+        self.queue.add((ns, name), urgent=urgent)
 
     def _local_key(self, remote: Obj) -> PodKey | None:
         meta = remote["metadata"]
@@ -162,7 +165,7 @@ class PodController:
         else:
             self.remote_by_ns[key[0]].add(key[1])
             self._changed_at.setdefault(key, trio.current_time())
-        self.queue.add(key)
+        self.queue.add(key, urgent=True)
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
         for listener in self.namespace_listeners:

@@ -3,6 +3,10 @@
 Like client-go's workqueue: a key is queued at most once however many events
 arrive for it (a burst of updates to one pod is one sync), never processed by
 two workers at once, and re-queued after a failure with growing delay.
+
+Urgent keys go before the others: in a burst of thousands of new pods, a pod
+that already runs remotely gets its status (or deletion) through in seconds
+instead of waiting behind every creation queued before it.
 """
 
 from __future__ import annotations
@@ -25,23 +29,30 @@ class WorkQueue(Generic[K]):
     def __init__(self, name: str) -> None:
         self.name = name
         self._order: dict[K, None] = {}  # insertion-ordered set
+        self._urgent: dict[K, None] = {}  # served first; disjoint from _order
         self._processing: set[K] = set()
-        self._dirty: set[K] = set()  # re-added while processing
+        self._dirty: dict[K, bool] = {}  # re-added while processing: key -> urgent
         self._backoff: dict[K, Backoff] = {}
         self._wakeup = trio.Condition()
         self.processed = 0
         self.failures = 0
-        QUEUE_DEPTH.labels(name).set_function(lambda: len(self._order))
+        QUEUE_DEPTH.labels(name).set_function(self.__len__)
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._order) + len(self._urgent)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, *, urgent: bool = False) -> None:
         """Queue ``key``; safe from synchronous handlers (no await)."""
         if key in self._processing:
-            self._dirty.add(key)
+            self._dirty[key] = self._dirty.get(key, False) or urgent
             return
-        if key not in self._order:
+        if key in self._urgent:
+            return
+        if urgent:
+            self._order.pop(key, None)
+            self._urgent[key] = None
+            self._notify()
+        elif key not in self._order:
             self._order[key] = None
             self._notify()
 
@@ -65,28 +76,29 @@ class WorkQueue(Generic[K]):
 
     async def _get(self) -> K:
         async with self._wakeup:
-            while not self._order:
+            while not self._order and not self._urgent:
                 await self._wakeup.wait()
-            key = next(iter(self._order))
-            del self._order[key]
+            queue = self._urgent or self._order
+            key = next(iter(queue))
+            del queue[key]
             self._processing.add(key)
-            if self._order:
+            if self._order or self._urgent:
                 self._wakeup.notify()
             return key
 
     def _done(self, key: K) -> None:
         self._processing.discard(key)
         if key in self._dirty:
-            self._dirty.discard(key)
-            self.add(key)
+            self.add(key, urgent=self._dirty.pop(key))
 
     async def run_workers(self, count: int, sync: Callable[[K], Awaitable[float | None]]) -> None:
         """Run ``count`` workers forever. ``sync`` returns None when done with the key,
         or a delay after which it wants the key again (e.g. to re-check later)."""
         # Keys that were mid-sync when an earlier run of the workers died (the
         # supervisor restarts the task) would otherwise be stuck "processing".
-        for key in self._processing | self._dirty:
-            self._order.setdefault(key, None)
+        for key in self._processing | self._dirty.keys():
+            if key not in self._urgent:
+                self._order.setdefault(key, None)
         self._processing.clear()
         self._dirty.clear()
         async with trio.open_nursery() as nursery:

@@ -254,7 +254,7 @@ class Bench:
         }
 
     def _profiler(self, pid: int, n: int) -> subprocess.Popen[bytes] | None:
-        """py-spy on AK during the burst, as collapsed stacks for `profile_summary`."""
+        """py-spy on AK during the burst, as collapsed stacks for `python -m ak.testbed.profile`."""
         if self.profile_dir is None:
             return None
         self.profile_dir.mkdir(parents=True, exist_ok=True)

@@ -89,3 +89,26 @@ async def test_restarted_workers_pick_up_keys_caught_mid_sync(
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert done == ["a"]
+
+
+async def test_urgent_keys_jump_the_queue_once_each() -> None:
+    q: WorkQueue[str] = WorkQueue("t-urgent")
+    seen: list[str] = []
+
+    async def sync(key: str) -> None:
+        seen.append(key)
+        if key == "u1" and seen.count("u1") == 1:
+            q.add("u1", urgent=True)  # re-added mid-sync: urgent again, after the others
+
+    for k in ("c1", "c2", "c3"):
+        q.add(k)
+    q.add("u1", urgent=True)
+    q.add("c2", urgent=True)  # already queued: moves to the front, not twice
+    q.add("u2", urgent=True)
+    q.add("u2")  # a later plain add leaves it urgent
+    assert len(q) == 5
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(q.run_workers, 1, sync)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert seen == ["u1", "c2", "u2", "u1", "c1", "c3"]
