@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ Obj = dict[str, Any]
 NODE = "ak-bench"
 CONCURRENCY = 32
 LATENCY_SAMPLES = 50
+# Deleting a collection of 10,000 pods takes the API server well over a minute.
+COLLECTION_TIMEOUT = 900.0
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -191,15 +194,22 @@ class Bench:
                 nursery.start_soon(inf.run)
             for inf in informers:
                 await inf.synced.wait()
-            result.update(await self.latency(ns, run, local, remote, min(n, LATENCY_SAMPLES)))
-            result.update(await self.throughput(ns, run, n, local, informers[0]))
-            result.update(await self.direct(direct_ns, run, n, direct))
+            phases: list[Callable[[], Awaitable[dict[str, Any]]]] = [
+                lambda: self.latency(ns, run, local, remote, min(n, LATENCY_SAMPLES)),
+                lambda: self.throughput(ns, run, n, local, informers[0]),
+                lambda: self.direct(direct_ns, run, n, direct),
+            ]
             if idle or restart:
-                result.update(
-                    await self.settled(
+                phases.append(
+                    lambda: self.settled(
                         ns, f"{run}-s", n, (local, remote), idle=idle, restart=restart
                     )
                 )
+            for phase in phases:
+                figures = await phase()
+                # As it comes: a long run that fails late still leaves what it measured.
+                print(f"[bench] {n} pods: {json.dumps(figures)}", file=sys.stderr, flush=True)
+                result.update(figures)
             nursery.cancel_scope.cancel()
         return result
 
@@ -271,7 +281,7 @@ class Bench:
         await _create_all(self.remote, ns, [_pod(p, {"bench": run}, None) for p in names])
         await _wait("all Running", lambda: all(p in direct.running for p in names), 120 + n / 5)
         seconds = time.monotonic() - t0
-        await self.remote.request("DELETE", path("pods", namespace=ns))
+        await self.remote.request("DELETE", path("pods", namespace=ns), timeout=COLLECTION_TIMEOUT)
         return {"direct_pods_per_s": n / seconds, "direct_seconds_to_all_running": seconds}
 
     async def settled(
@@ -305,7 +315,10 @@ class Bench:
 
     async def _delete_all(self, ns: str, run: str, local: Stamps) -> None:
         await self.local.request(
-            "DELETE", path("pods", namespace=ns), params={"labelSelector": f"bench={run}"}
+            "DELETE",
+            path("pods", namespace=ns),
+            params={"labelSelector": f"bench={run}"},
+            timeout=COLLECTION_TIMEOUT,
         )
 
     async def restart(self, n: int, remote_stamps: Stamps) -> dict[str, Any]:
