@@ -104,8 +104,12 @@ class Informer:
         field_selector: str | None = None,
         name: str = "",
         metric_name: str = "",
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.client = client
+        # Applied to every object before it is cached or handed to ``handler``
+        # (as client-go's SetTransform): what AK never reads need not be kept.
+        self.transform = transform
         self.collection = collection
         self.handler = handler
         self.selectors: dict[str, str] = {}
@@ -121,6 +125,10 @@ class Informer:
         self.relists = 0
         self.watch_restarts = 0
         self._rv: str | None = None
+
+    def _slim(self, obj: Obj) -> Obj:
+        obj = _slim(obj)
+        return self.transform(obj) if self.transform is not None else obj
 
     def size(self) -> int:
         return len(self._cache)
@@ -169,7 +177,7 @@ class Informer:
         for item in items:
             # List items carry no kind; handlers may want it.
             item.setdefault("kind", kind)
-            fresh[key_of(item)] = _slim(item)
+            fresh[key_of(item)] = self._slim(item)
         old = self._cache
         self._cache = {k: _pack(obj) for k, obj in fresh.items()}
         self._rv = rv
@@ -209,7 +217,8 @@ class Informer:
             self._rv = rv
         if kind == "BOOKMARK":
             return
-        k = key_of(_slim(obj))
+        obj = self._slim(obj)
+        k = key_of(obj)
         packed = self._cache.get(k)
         prev = None if packed is None else _unpack(packed)
         if kind == "DELETED":

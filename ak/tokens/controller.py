@@ -63,6 +63,7 @@ from ak.core.serviceaccount import (
     local_endpoint,
     pod_identity,
     with_apiserver_env,
+    without_values,
 )
 from ak.core.token_refresh import MAX_AGE, refresh_due
 from ak.kube.client import KubeClient, path
@@ -181,6 +182,7 @@ class TokenController:
             ),
             handler=self._on_identity,
             name="remote pod identities",
+            transform=without_values,
         )
         self.root_ca = RootCAReplicator(local, remote, settings.node_name, settings.node_label)
         self.queue: WorkQueue[PodKey] = WorkQueue("tokens")

@@ -29,6 +29,7 @@ from ak.core.serviceaccount import (
     root_ca_needs_update,
     root_ca_replica,
     with_apiserver_env,
+    without_values,
 )
 from ak.core.types import Obj
 from ak.core.validation import is_dns_subdomain
@@ -686,3 +687,24 @@ def test_apiserver_env_opt_out(value: str, injected: bool) -> None:
     assert ("KUBERNETES_SERVICE_HOST" in names) is injected
     # Opting out of the variables keeps the local token, CA and namespace.
     assert result["spec"]["volumes"] == remote["spec"]["volumes"]
+
+
+def test_cached_identity_secret_keeps_keys_and_record_but_no_token() -> None:
+    local = deployment_pod()
+    identity = pod_identity(local)
+    secret = identity_secret(
+        local,
+        identity,
+        tokens={"token-0": "header.payload.sig"},
+        issued_at=ISSUED,
+        ttl=3607,
+        node_name=NODE,
+        remote_namespace=REMOTE_NAMESPACE,
+    )
+    record = identity_record(secret)
+    view = without_values(copy.deepcopy(secret))
+    assert view["data"] == {"token-0": "", "metadata.namespace": ""}
+    assert "header" not in repr(view) and base64.b64encode(b"header").decode() not in repr(view)
+    assert identity_record(view) == record
+    assert record is not None and record.serves(local, identity)
+    assert is_identity_secret(view) and view["metadata"] == secret["metadata"]
