@@ -21,7 +21,8 @@ import json
 import logging
 import pickle
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -69,7 +70,7 @@ def _unpack(packed: Packed) -> Obj:
     return obj
 
 
-async def watch_events(resp: httpx.Response) -> AsyncIterator[Obj]:
+async def watch_events(resp: httpx.Response) -> AsyncGenerator[Obj, None]:
     """The JSON events of a watch response, one per line.
 
     Split on bytes, not via ``aiter_lines``: httpx's text and line decoders cost
@@ -200,10 +201,12 @@ class Informer:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": WATCH_SECONDS + random.randint(0, 60),
         }
-        async with self.client.stream(
+        stream = self.client.stream(
             self.collection, params, read_timeout=params["timeoutSeconds"] + 30
-        ) as resp:
-            async for event in watch_events(resp):
+        )
+        # aclosing: the event generator is closed on cancellation too, not left to the GC.
+        async with stream as resp, aclosing(watch_events(resp)) as events:
+            async for event in events:
                 self._apply(event)
         self.watch_restarts += 1
         WATCH_RESTARTS.labels(self.metric_name).inc()

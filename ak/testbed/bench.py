@@ -167,6 +167,7 @@ class Bench:
         self.ak = ak
         self.results: dict[str, Any] = {}
         self.profile_dir: Path | None = None
+        self.settled_only = False
 
     async def run(self, sizes: list[int], idle: float, restart: bool) -> None:
         # The benchmark's own clients are unthrottled: it must not be the bottleneck.
@@ -209,11 +210,13 @@ class Bench:
                 nursery.start_soon(inf.run)
             for inf in informers:
                 await inf.synced.wait()
-            phases: list[Callable[[], Awaitable[dict[str, Any]]]] = [
-                lambda: self.latency(ns, run, local, remote, min(n, LATENCY_SAMPLES)),
-                lambda: self.throughput(ns, run, n, local, informers[0]),
-                lambda: self.direct(direct_ns, run, n, direct),
-            ]
+            phases: list[Callable[[], Awaitable[dict[str, Any]]]] = []
+            if not self.settled_only:
+                phases += [
+                    lambda: self.latency(ns, run, local, remote, min(n, LATENCY_SAMPLES)),
+                    lambda: self.throughput(ns, run, n, local, informers[0]),
+                    lambda: self.direct(direct_ns, run, n, direct),
+                ]
             if idle or restart:
                 phases.append(
                     lambda: self.settled(
@@ -278,7 +281,7 @@ class Bench:
             "requests_per_pod": {k: round(v / n, 2) for k, v in sorted(cost.items())},
         }
 
-    def _profiler(self, pid: int, n: int) -> subprocess.Popen[bytes] | None:
+    def _profiler(self, pid: int, n: int | str) -> subprocess.Popen[bytes] | None:
         """py-spy on AK during the burst, as collapsed stacks for `python -m ak.testbed.profile`."""
         if self.profile_dir is None:
             return None
@@ -333,6 +336,7 @@ class Bench:
         self.ak.kill()
         t0 = time.monotonic()
         self.ak.start()
+        profiler = self._profiler(self.ak.pid, f"restart-{n}")
         port = self.ak.metrics_port
 
         def converged() -> bool:
@@ -348,6 +352,9 @@ class Bench:
             while not await trio.to_thread.run_sync(converged):  # noqa: ASYNC110 - probes AK over HTTP
                 await trio.sleep(0.1)
         seconds = time.monotonic() - t0
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         writes = {k: v for k, v in _metrics(port).items() if k[1] not in ("GET", "WATCH", "STREAM")}
         recreated = sum(
             1 for name, uid in remote_stamps.uids.items() if uids.get(name) not in (None, uid)
@@ -360,22 +367,24 @@ class Bench:
 
 
 def _table(results: dict[str, Any]) -> str:
+    nan = float("nan")
     rows = [
         "  pods | added latency, ms: create p50 p90 p99 max | running p50 p99 | "
         "pods/s AK direct ratio | RSS MB | idle CPU % | restart s, re-created"
     ]
     for n, r in results.items():
-        c, ru = r["added_latency_create"], r["added_latency_running"]
+        c = r.get("added_latency_create") or {}
+        ru = r.get("added_latency_running") or {}
         restart = r.get("restart", {})
+        ak, direct = r.get("ak_pods_per_s", nan), r.get("direct_pods_per_s", nan)
         rows.append(
-            f"{n:>6} | {c['p50_ms']:6.1f} {c['p90_ms']:6.1f} {c['p99_ms']:6.1f} "
-            f"{c['max_ms']:7.1f} | "
-            f"{ru['p50_ms']:6.1f} {ru['p99_ms']:6.1f} | "
-            f"{r['ak_pods_per_s']:6.1f} {r['direct_pods_per_s']:6.1f} "
-            f"{r['ak_pods_per_s'] / r['direct_pods_per_s']:.2f} | "
-            f"{r.get('settled_rss_mb', r['ak_rss_mb']):5.0f} | "
-            f"{r.get('idle_cpu_percent', float('nan')):5.2f} | "
-            f"{restart.get('converged_s', float('nan')):5.1f} {restart.get('recreated', '-')}"
+            f"{n:>6} | {c.get('p50_ms', nan):6.1f} {c.get('p90_ms', nan):6.1f} "
+            f"{c.get('p99_ms', nan):6.1f} {c.get('max_ms', nan):7.1f} | "
+            f"{ru.get('p50_ms', nan):6.1f} {ru.get('p99_ms', nan):6.1f} | "
+            f"{ak:6.1f} {direct:6.1f} {ak / direct:.2f} | "
+            f"{r.get('settled_rss_mb', r.get('ak_rss_mb', nan)):5.0f} | "
+            f"{r.get('idle_cpu_percent', nan):5.2f} | "
+            f"{restart.get('converged_s', nan):5.1f} {restart.get('recreated', '-')}"
         )
     return "\n".join(rows)
 
@@ -391,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         "--idle", type=float, default=60, help="idle CPU window at the largest size, s"
     )
     parser.add_argument("--no-restart", action="store_true", help="skip the kill-and-restart phase")
+    parser.add_argument(
+        "--settled-only",
+        action="store_true",
+        help="only N pods settled: footprint, idle CPU, restart (no latency, throughput, direct)",
+    )
     parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
     parser.add_argument("--profile", help="directory for py-spy profiles of AK during the burst")
     args = parser.parse_args(argv)
@@ -415,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         bench = Bench(local, remote, ak)
         bench.profile_dir = Path(args.profile) if args.profile else None
+        bench.settled_only = args.settled_only
         try:
             trio.run(bench.run, sizes, args.idle, not args.no_restart)
         finally:
