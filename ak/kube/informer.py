@@ -127,7 +127,7 @@ class Informer:
         self.watch_restarts = 0
         self._rv: str | None = None
 
-    def _slim(self, obj: Obj) -> Obj:
+    def _prepare(self, obj: Obj) -> Obj:
         obj = _slim(obj)
         return self.transform(obj) if self.transform is not None else obj
 
@@ -178,7 +178,7 @@ class Informer:
         for item in items:
             # List items carry no kind; handlers may want it.
             item.setdefault("kind", kind)
-            fresh[key_of(item)] = self._slim(item)
+            fresh[key_of(item)] = self._prepare(item)
         old = self._cache
         self._cache = {k: _pack(obj) for k, obj in fresh.items()}
         self._rv = rv
@@ -220,7 +220,7 @@ class Informer:
             self._rv = rv
         if kind == "BOOKMARK":
             return
-        obj = self._slim(obj)
+        obj = self._prepare(obj)
         k = key_of(obj)
         packed = self._cache.get(k)
         prev = None if packed is None else _unpack(packed)

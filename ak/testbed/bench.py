@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -127,31 +128,33 @@ def _pod(name: str, labels: dict[str, str], node: str | None) -> Obj:
     }
 
 
+async def _bounded(calls: list[Callable[[], Awaitable[object]]]) -> None:
+    """Run every call, CONCURRENCY at a time."""
+    limiter = trio.CapacityLimiter(CONCURRENCY)
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        async with limiter:
+            await call()
+
+    async with trio.open_nursery() as nursery:
+        for call in calls:
+            nursery.start_soon(one, call)
+
+
 async def _delete_each(client: KubeClient, ns: str, names: list[str]) -> None:
     """One DELETE per pod, as controllers delete them: a deletecollection of
     10,000 pods outlasts the API server's own 60 s request timeout."""
-    limiter = trio.CapacityLimiter(CONCURRENCY)
 
-    async def one(name: str) -> None:
-        async with limiter:
-            with contextlib.suppress(NotFound):
-                await client.delete(path("pods", namespace=ns, name=name))
+    async def delete(name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await client.delete(path("pods", namespace=ns, name=name))
 
-    async with trio.open_nursery() as nursery:
-        for name in names:
-            nursery.start_soon(one, name)
+    await _bounded([functools.partial(delete, name) for name in names])
 
 
 async def _create_all(client: KubeClient, ns: str, pods: list[Obj]) -> None:
-    limiter = trio.CapacityLimiter(CONCURRENCY)
-
-    async def one(p: Obj) -> None:
-        async with limiter:
-            await client.create(path("pods", namespace=ns), p)
-
-    async with trio.open_nursery() as nursery:
-        for p in pods:
-            nursery.start_soon(one, p)
+    collection = path("pods", namespace=ns)
+    await _bounded([functools.partial(client.create, collection, p) for p in pods])
 
 
 async def _wait(what: str, cond: Any, limit: float) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ak.config import load_config
+from ak.core.pod_env import pinned_fields
 from ak.core.pods import to_remote_pod
 from ak.core.serviceaccount import (
     Endpoint,
@@ -477,18 +478,22 @@ def test_identity_secret_needs_every_token() -> None:
         )
 
 
-def test_identity_record_round_trip_and_serves() -> None:
-    local = deployment_pod()
-    identity = pod_identity(local)
-    secret = identity_secret(
+def _identity_secret(local: Obj, identity: PodIdentity, *, token: str, ttl: int) -> Obj:
+    return identity_secret(
         local,
         identity,
-        tokens={"token-0": "t"},
+        tokens={"token-0": token},
         issued_at=ISSUED,
-        ttl=600,
+        ttl=ttl,
         node_name=NODE,
         remote_namespace=REMOTE_NAMESPACE,
     )
+
+
+def test_identity_record_round_trip_and_serves() -> None:
+    local = deployment_pod()
+    identity = pod_identity(local)
+    secret = _identity_secret(local, identity, token="t", ttl=600)
     record = identity_record(secret)
     assert record is not None
     assert (record.pod_name, record.uid, record.issued_at, record.ttl) == (
@@ -692,15 +697,7 @@ def test_apiserver_env_opt_out(value: str, injected: bool) -> None:
 def test_cached_identity_secret_keeps_keys_and_record_but_no_token() -> None:
     local = deployment_pod()
     identity = pod_identity(local)
-    secret = identity_secret(
-        local,
-        identity,
-        tokens={"token-0": "header.payload.sig"},
-        issued_at=ISSUED,
-        ttl=3607,
-        node_name=NODE,
-        remote_namespace=REMOTE_NAMESPACE,
-    )
+    secret = _identity_secret(local, identity, token="header.payload.sig", ttl=3607)
     record = identity_record(secret)
     view = without_values(copy.deepcopy(secret))
     assert view["data"] == {"token-0": "", "metadata.namespace": ""}
@@ -708,3 +705,24 @@ def test_cached_identity_secret_keeps_keys_and_record_but_no_token() -> None:
     assert identity_record(view) == record
     assert record is not None and record.serves(local, identity)
     assert is_identity_secret(view) and view["metadata"] == secret["metadata"]
+
+
+def test_the_token_controllers_slim_pod_writes_the_same_identity() -> None:
+    # The token controller keeps only a pod's essentials for its lifetime; they
+    # must carry every field an identity Secret or a TokenRequest is made from.
+    from ak.tokens.controller import _essentials
+
+    local = deployment_pod()
+    local["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
+    slim = _essentials(local)
+    identity = pod_identity(local)
+    assert pinned_fields(slim) == pinned_fields(local)
+    assert _identity_secret(slim, identity, token="t", ttl=600) == _identity_secret(
+        local, identity, token="t", ttl=600
+    )
+    spec = identity.tokens[0]
+    meta, slim_meta = local["metadata"], slim["metadata"]
+    assert spec.request(slim_meta["name"], slim_meta["uid"]) == spec.request(
+        meta["name"], meta["uid"]
+    )
+    assert slim["status"] == {"phase": "Running"}
