@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import secrets
 import socket
@@ -134,6 +135,9 @@ async def serve(config: Config) -> None:
     remote_conf = await trio.to_thread.run_sync(
         kubeconfig.load, config.remote.kubeconfig, config.remote.context
     )
+    # Everything imported so far (the kubernetes package alone is ~100,000
+    # objects) lives as long as the process: keep it out of every collection.
+    gc.freeze()
     log.info(
         "actual-kubelets %s: node %s, local %s, remote %s",
         __version__,
@@ -180,7 +184,18 @@ async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:
         await elector.hold()
 
 
+# The cyclic GC's young generation, in container allocations. Decoding one
+# 500-pod LIST page allocates ~30,000 dicts and lists that all die once the
+# page is cached (as bytes, which the GC does not track); at the default 700
+# the collector examined them several times over, a third of a relist's CPU
+# (measured: 10,000 pods decoded and cached in 1.0 s, 0.77 s at 20,000).
+# AK's objects come from JSON and hold no cycles, so little waits for it.
+GC_YOUNG_THRESHOLD = 20_000
+
+
 def main(config: Config) -> int:
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     # ConfigError (an unreadable kubeconfig) reaches the CLI, which prints one line.
     lost: list[BaseException] = []
     try:

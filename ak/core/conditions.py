@@ -1,7 +1,6 @@
 """Helpers for ``status.conditions`` lists (pods and nodes alike)."""
 
-import copy
-
+from ak.core.codec import clone
 from ak.core.types import Obj
 
 
@@ -15,9 +14,9 @@ def set_condition(conditions: list[Obj], new: Obj, now: str) -> list[Obj]:
     ``lastTransitionTime`` moves only when the status flips, as the kubelet
     does; otherwise "since when" questions get wrong answers.
     """
-    result = [copy.deepcopy(c) for c in conditions if c.get("type") != new["type"]]
+    result = [clone(c) for c in conditions if c.get("type") != new["type"]]
     old = find_condition(conditions, new["type"])
-    merged = copy.deepcopy(new)
+    merged = clone(new)
     if old is not None and old.get("status") == new.get("status"):
         merged["lastTransitionTime"] = old.get("lastTransitionTime", now)
     else:

@@ -8,10 +8,10 @@ older than ``leaseDurationSeconds``. The node lifecycle controller reads
 only ``renewTime``, so the holder's name does not matter to it.
 """
 
-import copy
 from datetime import datetime
 from typing import Literal
 
+from ak.core.codec import clone
 from ak.core.node import lease_object
 from ak.core.timefmt import format_micro_time, parse_time
 from ak.core.types import Obj
@@ -42,7 +42,7 @@ def claimed(
     if lease is None:
         body = fresh
     else:
-        body = copy.deepcopy(lease)
+        body = clone(lease)
         spec = body.setdefault("spec", {})
         if spec.get("holderIdentity") != me:
             spec["acquireTime"] = format_micro_time(now)

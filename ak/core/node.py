@@ -5,11 +5,11 @@ never emitted because declaring a feature (``ExtendWebSocketsToKubelet``
 in particular) makes the API server rely on behaviour AK may not have.
 """
 
-import copy
 import uuid
 from datetime import datetime
 from typing import Any
 
+from ak.core.codec import clone
 from ak.core.conditions import find_condition
 from ak.core.labels import TAINT_EFFECT, TAINT_KEY, TAINT_VALUE
 from ak.core.names import fnv1_64, node_label_value
@@ -104,7 +104,7 @@ def node_object(
         "metadata": {"name": name, "labels": all_labels},
         "spec": spec,
         "status": {
-            "addresses": copy.deepcopy(addresses),
+            "addresses": clone(addresses),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "nodeInfo": _node_info(name, version, all_labels),
             "capacity": dict(capacity),
@@ -115,7 +115,7 @@ def node_object(
 
 
 def _beat(desired: Obj, current: Obj | None, now: str) -> Obj:
-    result = copy.deepcopy(desired)
+    result = clone(desired)
     result["lastHeartbeatTime"] = now
     same = current is not None and current.get("status") == desired.get("status")
     result["lastTransitionTime"] = (current or {}).get("lastTransitionTime", now) if same else now
@@ -171,11 +171,11 @@ def node_status_patch(
         for c in desired_status.get("conditions") or []
     ]
     ours = {c["type"] for c in conditions}
-    conditions += [copy.deepcopy(c) for c in current_conditions if c.get("type") not in ours]
+    conditions += [clone(c) for c in current_conditions if c.get("type") not in ours]
     patch: Obj = {}
     for field in _REPLACED_FIELDS:
         if field in desired_status and desired_status[field] != current.get(field):
-            patch[field] = copy.deepcopy(desired_status[field])
+            patch[field] = clone(desired_status[field])
     for field in _MAP_FIELDS:
         changes = _map_patch(current.get(field) or {}, desired_status.get(field) or {})
         if changes:

@@ -22,9 +22,9 @@ References to the ``kube-root-ca.crt`` ConfigMap (``configMapKeyRef``,
 ``envFrom``) read the remote replica of the LOCAL CA bundle (see ``root_ca``).
 """
 
-import copy
 from typing import Any
 
+from ak.core.codec import clone
 from ak.core.root_ca import rewrite_root_ca_ref
 from ak.core.types import Obj
 
@@ -48,14 +48,14 @@ def _pin(var: Obj, pinned: dict[str, str]) -> Obj:
     field_path = (value_from.get("fieldRef") or {}).get("fieldPath")
     if field_path in pinned:
         return {"name": var["name"], "value": pinned[field_path]}
-    result = copy.deepcopy(var)
+    result = clone(var)
     if "configMapKeyRef" in value_from:
         result["valueFrom"]["configMapKeyRef"] = rewrite_root_ca_ref(value_from["configMapKeyRef"])
     return result
 
 
 def _env_from(source: Obj) -> Obj:
-    result = copy.deepcopy(source)
+    result = clone(source)
     if "configMapRef" in source:
         result["configMapRef"] = rewrite_root_ca_ref(source["configMapRef"])
     return result
@@ -68,12 +68,12 @@ def container_env(container: Obj, extra_env: list[Obj], pinned: dict[str, str]) 
     for var in extra_env:
         if var["name"] not in taken:
             taken.add(var["name"])
-            injected.append(copy.deepcopy(var))
+            injected.append(clone(var))
     return injected + user_env
 
 
 def with_env(container: Obj, extra_env: list[Obj], pinned: dict[str, str]) -> Obj:
-    result = copy.deepcopy(container)
+    result = clone(container)
     if container.get("envFrom"):
         result["envFrom"] = [_env_from(source) for source in container["envFrom"]]
     env = container_env(container, extra_env, pinned)

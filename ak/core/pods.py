@@ -28,11 +28,11 @@ Dropped on purpose:
 * ephemeralContainers: they can only be added through the subresource.
 """
 
-import copy
 import json
 from typing import Any
 
 from ak.core import serviceaccount
+from ak.core.codec import clone
 from ak.core.errors import RemoteIdentityError
 from ak.core.labels import (
     AK_POD_ANNOTATIONS,
@@ -108,7 +108,7 @@ def _remote_metadata(local: Obj, node_name: str, remote_namespace: str) -> Obj:
 def _remote_spec(local: Obj, extra_env: list[Obj]) -> Obj:
     spec: dict[str, Any] = local.get("spec") or {}
     pinned = pinned_fields(local)
-    remote = {f: copy.deepcopy(spec[f]) for f in _COPIED_SPEC_FIELDS if f in spec}
+    remote = {f: clone(spec[f]) for f in _COPIED_SPEC_FIELDS if f in spec}
     for field in _CONTAINER_LISTS:
         if spec.get(field):
             remote[field] = [with_env(c, extra_env, pinned) for c in spec[field]]
@@ -187,7 +187,7 @@ def _images_patch(current: list[Obj], desired: list[Obj]) -> list[Obj] | None:
     images = {c["name"]: c.get("image") for c in desired}
     if all(images.get(c["name"], c.get("image")) == c.get("image") for c in current):
         return None
-    updated = copy.deepcopy(current)
+    updated = clone(current)
     for container in updated:
         container["image"] = images.get(container["name"], container.get("image"))
     return updated

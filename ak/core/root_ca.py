@@ -6,8 +6,7 @@ local one under that name would fight the remote publisher, so AK keeps it as
 ``ROOT_CA_REPLICA`` and renames every reference in the remote pod.
 """
 
-import copy
-
+from ak.core.codec import clone
 from ak.core.deps import KUBE_ROOT_CA
 from ak.core.types import Obj
 
@@ -19,7 +18,7 @@ __all__ = ["KUBE_ROOT_CA", "ROOT_CA_REPLICA", "rewrite_root_ca_ref"]
 def rewrite_root_ca_ref(ref: Obj) -> Obj:
     """A ``configMap`` volume, source, ``configMapKeyRef`` or ``configMapRef`` (a deep
     copy), reading the local CA replica instead of ``kube-root-ca.crt``."""
-    result = copy.deepcopy(ref)
+    result = clone(ref)
     if result.get("name") == KUBE_ROOT_CA:
         result["name"] = ROOT_CA_REPLICA
     return result

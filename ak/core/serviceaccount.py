@@ -33,12 +33,12 @@ Env ``fieldRef``s are pinned by ``pod_env``.
 from __future__ import annotations
 
 import base64
-import copy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ak.core.codec import clone
 from ak.core.labels import (
     ANNOTATION_LOCAL_APISERVER_ENV,
     ANNOTATION_LOCAL_UID,
@@ -222,7 +222,7 @@ def _rewrite_downward(
         if path is not None and path in pinned:
             local_items.append(_secret_item(path, item))
         else:
-            kept.append(copy.deepcopy(item))
+            kept.append(clone(item))
     return local_items, kept
 
 
@@ -232,7 +232,7 @@ def _rewrite_source(
     if token := source.get("serviceAccountToken"):
         item = {"key": keys[_token_id(token)], "path": token.get("path", "token")}
         return [{"secret": {"name": secret, "items": [item]}}]
-    result = copy.deepcopy(source)
+    result = clone(source)
     if "configMap" in result:
         result["configMap"] = rewrite_root_ca_ref(result["configMap"])
         return [result]
@@ -251,7 +251,7 @@ def _rewrite_source(
 def _rewrite_volume(
     volume: Obj, keys: dict[tuple[str, int], str], pinned: dict[str, str], secret: str
 ) -> Obj:
-    result = copy.deepcopy(volume)
+    result = clone(volume)
     if projected := volume.get("projected"):
         result["projected"]["sources"] = [
             out
@@ -489,7 +489,7 @@ def with_apiserver_env(local: Obj, remote: Obj, endpoint: Endpoint) -> Obj:
     configured ``pods.env``) is kept. AK's go first so that later entries can
     use ``$(KUBERNETES_SERVICE_HOST)``.
     """
-    result = copy.deepcopy(remote)
+    result = clone(remote)
     if not wants_apiserver_env(local):
         return result
     family = apiserver_env(endpoint)

@@ -19,10 +19,10 @@ Ownership of conditions:
 updates, which is not what the local field claims to report.
 """
 
-import copy
 from datetime import datetime
 from typing import Any
 
+from ak.core.codec import clone
 from ak.core.conditions import find_condition, set_condition
 from ak.core.timefmt import format_time
 from ak.core.types import Obj
@@ -61,7 +61,7 @@ def _gate_types(local: Obj) -> list[str]:
 
 
 def _from_remote(condition: Obj) -> Obj:
-    result = copy.deepcopy(condition)
+    result = clone(condition)
     result.pop("observedGeneration", None)
     return result
 
@@ -73,14 +73,14 @@ def _merge_conditions(remote: list[Obj], local: list[Obj], gates: list[str]) -> 
     for condition in remote:
         type_ = condition.get("type")
         if type_ in kept_local and type_ in local_by_type:
-            merged.append(copy.deepcopy(local_by_type[type_]))
+            merged.append(clone(local_by_type[type_]))
         elif type_ not in gates:
             merged.append(_from_remote(condition))
     present = {c.get("type") for c in merged}
     for condition in local:
         type_ = condition.get("type")
         if type_ not in present and type_ not in KUBELET_CONDITIONS:
-            merged.append(copy.deepcopy(condition))
+            merged.append(clone(condition))
     return merged
 
 
@@ -123,14 +123,14 @@ def local_status(remote: Obj, local: Obj) -> Obj:
     """
     remote_status: dict[str, Any] = remote.get("status") or {}
     old: dict[str, Any] = local.get("status") or {}
-    status = copy.deepcopy(old)
+    status = clone(old)
     if old.get("phase") in TERMINAL_PHASES:
         return status
     status.pop("observedGeneration", None)
     for field in _COPIED_FROM_REMOTE:
         status.pop(field, None)
         if field in remote_status:
-            status[field] = copy.deepcopy(remote_status[field])
+            status[field] = clone(remote_status[field])
     # The API server defaults phase on create, so only a hand-made remote
     # object lacks one; never write a phase-less status.
     status.setdefault("phase", old.get("phase", "Pending"))
@@ -200,7 +200,7 @@ def _blank_status(container: Obj) -> Obj:
 
 
 def _terminated(container: Obj, existing: Obj | None, now: str) -> Obj:
-    entry = copy.deepcopy(existing) if existing else _blank_status(container)
+    entry = clone(existing) if existing else _blank_status(container)
     state = entry.get("state") or {}
     if "terminated" not in state:
         terminated: Obj = {
@@ -220,7 +220,7 @@ def _terminated(container: Obj, existing: Obj | None, now: str) -> Obj:
 
 
 def _waiting(container: Obj, existing: Obj | None, reason: str, message: str) -> Obj:
-    entry = copy.deepcopy(existing) if existing else _blank_status(container)
+    entry = clone(existing) if existing else _blank_status(container)
     entry["state"] = {"waiting": {"reason": reason, "message": message}}
     entry.update(ready=False, started=False)
     return entry
@@ -244,7 +244,7 @@ def failed_status_for_missing_remote(local: Obj, now: datetime) -> Obj:
     user sees why. A pod already Succeeded/Failed is returned unchanged: the
     API server refuses to leave a terminal phase.
     """
-    status = copy.deepcopy(local.get("status") or {})
+    status = clone(local.get("status") or {})
     if status.get("phase") in TERMINAL_PHASES:
         return status
     ts = format_time(now)
@@ -275,7 +275,7 @@ def pending_status_for_error(local: Obj, reason: str, message: str, now: datetim
     Ready/ContainersReady are False with the reason, for tools that read
     conditions. Terminal pods are returned unchanged.
     """
-    status = copy.deepcopy(local.get("status") or {})
+    status = clone(local.get("status") or {})
     if status.get("phase") in TERMINAL_PHASES:
         return status
     ts = format_time(now)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import trio
 
+from ak.core import codec
 from ak.kube.config import ClusterConfig
 from ak.kube.errors import KubeError, Unreachable, api_error
 from ak.metrics import API_LATENCY, API_REQUESTS
@@ -182,14 +182,14 @@ class KubeClient:
         content = None
         if body is not None:
             headers["Content-Type"] = content_type
-            content = json.dumps(body, separators=(",", ":")).encode()
+            content = codec.dumps(body)
         started = trio.current_time()
         resp = await self._send(
             method, path, params=params, headers=headers, content=content, timeout=timeout
         )
         API_LATENCY.labels(self.name, method).observe(trio.current_time() - started)
         try:
-            data = resp.json() if resp.content else {}
+            data = codec.loads(resp.content) if resp.content else {}
         except ValueError:
             data = resp.text
         if resp.status_code >= 400:
@@ -238,7 +238,7 @@ class KubeClient:
                 if resp.status_code >= 400:
                     raw = await resp.aread()
                     try:
-                        data: Any = json.loads(raw)
+                        data: Any = codec.loads(raw)
                     except ValueError:
                         data = raw.decode(errors="replace")
                     raise api_error(resp.status_code, data)

@@ -172,7 +172,7 @@ class Bench:
         self.profile_dir: Path | None = None
         self.settled_only = False
 
-    async def run(self, sizes: list[int], idle: float, restart: bool) -> None:
+    async def run(self, sizes: list[int], idle: float, restarts: int) -> None:
         # The benchmark's own clients are unthrottled: it must not be the bottleneck.
         self.local = KubeClient(
             load_kubeconfig(str(self.local_cluster.kubeconfig)), name="bench-local", qps=0
@@ -183,13 +183,13 @@ class Bench:
         try:
             for n in sizes:
                 self.results[str(n)] = await self.size(
-                    n, idle if n == max(sizes) else 0, restart and n == max(sizes)
+                    n, idle if n == max(sizes) else 0, restarts if n == max(sizes) else 0
                 )
         finally:
             await self.local.aclose()
             await self.remote.aclose()
 
-    async def size(self, n: int, idle: float, restart: bool) -> dict[str, Any]:
+    async def size(self, n: int, idle: float, restarts: int) -> dict[str, Any]:
         run = f"n{n}-{int(time.time())}"
         ns = f"bench-{run}"
         direct_ns = f"direct-{run}"
@@ -220,10 +220,10 @@ class Bench:
                     lambda: self.throughput(ns, run, n, local, informers[0]),
                     lambda: self.direct(direct_ns, run, n, direct),
                 ]
-            if idle or restart:
+            if idle or restarts:
                 phases.append(
                     lambda: self.settled(
-                        ns, f"{run}-s", n, (local, remote), idle=idle, restart=restart
+                        ns, f"{run}-s", n, (local, remote), idle=idle, restarts=restarts
                     )
                 )
             for phase in phases:
@@ -313,9 +313,9 @@ class Bench:
         stamps: tuple[Stamps, Stamps],
         *,
         idle: float,
-        restart: bool,
+        restarts: int,
     ) -> dict[str, Any]:
-        """N pods running: AK's idle cost, then a SIGKILL and restart."""
+        """N pods running: AK's idle cost, then SIGKILL and restart, ``restarts`` times."""
         local, remote = stamps
         out: dict[str, Any] = {}
         names = [f"s{i}" for i in range(n)]
@@ -329,23 +329,28 @@ class Bench:
             await trio.sleep(idle)
             out["idle_cpu_percent"] = 100 * (_proc_stats(pid)[1] - c0) / idle
             out["idle_window_s"] = idle
-        if restart:
-            out["restart"] = await self.restart(n, remote)
+        if restarts:
+            out["restart"] = _median_restart(
+                [await self.restart(n, remote, i) for i in range(restarts)]
+            )
         await _delete_each(self.local, ns, names)
         return out
 
-    async def restart(self, n: int, remote_stamps: Stamps) -> dict[str, Any]:
+    async def restart(self, n: int, remote_stamps: Stamps, i: int = 0) -> dict[str, Any]:
         uids = dict(remote_stamps.uids)
         self.ak.kill()
         t0 = time.monotonic()
         self.ak.start()
-        profiler = self._profiler(self.ak.pid, f"restart-{n}")
+        profiler = self._profiler(self.ak.pid, f"restart-{n}" + (f"-{i}" if i else ""))
         port = self.ak.metrics_port
+        ready: list[float] = []
 
         def converged() -> bool:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code != 200:
                     return False
+                if not ready:
+                    ready.append(time.monotonic() - t0)
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.HTTPError:
                 return False
@@ -364,16 +369,30 @@ class Bench:
         )
         return {
             "converged_s": seconds,
+            # Both caches synced and the node registered; the rest is the first
+            # sync of every pod.
+            "ready_s": ready[0],
             "writes": {f"{c} {v}": n for (c, v), n in writes.items()},
             "recreated": recreated,
         }
+
+
+def _median_restart(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median convergence time, with every run's times and the
+    total of pods re-created across all of them."""
+    ordered = sorted(runs, key=lambda r: r["converged_s"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["recreated"] = sum(r["recreated"] for r in runs)
+    if len(runs) > 1:
+        median["runs"] = [{"converged_s": r["converged_s"], "ready_s": r["ready_s"]} for r in runs]
+    return median
 
 
 def _table(results: dict[str, Any]) -> str:
     nan = float("nan")
     rows = [
         "  pods | added latency, ms: create p50 p90 p99 max | running p50 p99 | "
-        "pods/s AK direct ratio | RSS MB | idle CPU % | restart s, re-created"
+        "pods/s AK direct ratio | RSS MB | idle CPU % | restart s (ready s), re-created"
     ]
     for n, r in results.items():
         c = r.get("added_latency_create") or {}
@@ -387,7 +406,8 @@ def _table(results: dict[str, Any]) -> str:
             f"{ak:6.1f} {direct:6.1f} {ak / direct:.2f} | "
             f"{r.get('settled_rss_mb', r.get('ak_rss_mb', nan)):5.0f} | "
             f"{r.get('idle_cpu_percent', nan):5.2f} | "
-            f"{restart.get('converged_s', nan):5.1f} {restart.get('recreated', '-')}"
+            f"{restart.get('converged_s', nan):5.1f} ({restart.get('ready_s', nan):4.1f}) "
+            f"{restart.get('recreated', '-')}"
         )
     return "\n".join(rows)
 
@@ -403,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         "--idle", type=float, default=60, help="idle CPU window at the largest size, s"
     )
     parser.add_argument("--no-restart", action="store_true", help="skip the kill-and-restart phase")
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="kill-and-restart cycles at the largest size; the median is reported",
+    )
     parser.add_argument(
         "--settled-only",
         action="store_true",
@@ -434,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.profile_dir = Path(args.profile) if args.profile else None
         bench.settled_only = args.settled_only
         try:
-            trio.run(bench.run, sizes, args.idle, not args.no_restart)
+            trio.run(bench.run, sizes, args.idle, 0 if args.no_restart else args.restarts)
         finally:
             ak.stop()
     report = {
