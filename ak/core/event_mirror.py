@@ -4,16 +4,41 @@ local cluster shows why a pod is stuck (ImagePullBackOff, FailedMount...).
 The local Event's name is derived from the remote Event's UID: a repeat of the
 same remote Event (its count going up) and an AK restart both land on the same
 local object instead of piling up copies.
+
+After a restart the watches list every remote Event again. Those last seen
+before the previous AK's last heartbeat (its node Lease's ``renewTime``) were
+mirrored by it then, so they are not written again: at 10,000 pods that was
+~750 writes per restart. ``HEARTBEAT_SLACK`` covers the remote cluster's clock
+being ahead of AK's and an Event still queued when the previous AK stopped.
 """
 
+from datetime import datetime
 from typing import Any
 
 from ak.core.events import MESSAGE_MAX
 from ak.core.names import fnv1_64
+from ak.core.timefmt import parse_time
 from ak.core.types import Obj
 from ak.core.validation import DNS_SUBDOMAIN_MAX
 
 COMPONENT = "actual-kubelets"
+MAX_AGE = 600.0  # seconds: older Events found at start-up are history, not news
+HEARTBEAT_SLACK = 10.0
+
+
+def worth_mirroring(event: Obj, started: datetime, mirrored_before: datetime | None) -> bool:
+    """Whether a remote Event seen by an AK started at ``started`` is written
+    locally; ``mirrored_before`` is the previous AK's last heartbeat, if any."""
+    stamp = event.get("lastTimestamp") or event.get("eventTime")
+    if not stamp:
+        return True
+    try:
+        last = parse_time(stamp)
+    except ValueError:
+        return True
+    if (started - last).total_seconds() >= MAX_AGE:
+        return False
+    return mirrored_before is None or (mirrored_before - last).total_seconds() < HEARTBEAT_SLACK
 
 
 def mirrored_event_name(local_pod_name: str, remote_uid: str) -> str:

@@ -33,6 +33,18 @@ def lease_state(lease: Obj | None, me: str, now: datetime) -> State:
     return "free" if age > duration else "held"
 
 
+def last_heartbeat(lease: Obj | None) -> datetime | None:
+    """When the Lease was last renewed (by whichever process held it)."""
+    spec = (lease or {}).get("spec") or {}
+    stamp = spec.get("renewTime") or spec.get("acquireTime")
+    if not stamp:
+        return None
+    try:
+        return parse_time(stamp)
+    except ValueError:
+        return None
+
+
 def claimed(
     lease: Obj | None, me: str, *, node_name: str, node_uid: str, duration: int, now: datetime
 ) -> Obj:

@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from ak.core.leader import claimed, lease_state
+from ak.core.leader import claimed, last_heartbeat, lease_state
 from ak.core.node import NODE_LEASE_NAMESPACE
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, KubeError, NotFound
@@ -41,6 +41,8 @@ class LeaderElector:
             group_version="coordination.k8s.io/v1",
         )
         self.leading = False
+        # The previous holder's last heartbeat, seen when this replica took over.
+        self.previous_heartbeat: datetime | None = None
 
     async def _try(self) -> bool:
         """One attempt to take or renew the lease; True when we hold it."""
@@ -52,6 +54,8 @@ class LeaderElector:
         state = lease_state(lease, self.identity, now)
         if state == "held":
             return False
+        if state == "free":
+            self.previous_heartbeat = last_heartbeat(lease)
         body = claimed(
             lease,
             self.identity,

@@ -1,8 +1,8 @@
 """Mirror remote pod Events onto local pods (one watch per remote namespace AK owns).
 
 Rate-limited, so a crash-looping remote pod cannot flood the local API server;
-an Event dropped by the limiter is counted, never retried. Old Events found at
-start-up (older than ``MAX_AGE``) are not mirrored again after a restart.
+an Event dropped by the limiter is counted, never retried. Events found at
+start-up are written only if they are news (``worth_mirroring``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 
 import trio
 
-from ak.core.event_mirror import mirror_patch, mirrored_event
+from ak.core.event_mirror import mirror_patch, mirrored_event, worth_mirroring
 from ak.core.labels import LABEL_NAMESPACE
 from ak.core.names import remote_namespace
-from ak.core.timefmt import parse_time
 from ak.kube.client import KubeClient, TokenBucket, path
 from ak.kube.errors import Conflict, KubeError
 from ak.kube.informer import Informer
@@ -27,7 +26,6 @@ from ak.pods.controller import PodController
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-MAX_AGE = 600.0
 RATE, BURST = 20.0, 100
 
 
@@ -42,6 +40,8 @@ class EventMirror:
         self._send: trio.MemorySendChannel[tuple[str, Obj]]
         self._send, self._receive = trio.open_memory_channel[tuple[str, Obj]](1000)
         self._started = datetime.now(UTC)
+        # The previous AK's last heartbeat, when known before this one's first.
+        self.mirrored_before: datetime | None = None
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -84,21 +84,11 @@ class EventMirror:
         except trio.WouldBlock:
             EVENTS_MIRRORED.labels("dropped").inc()
 
-    def _fresh(self, event: Obj) -> bool:
-        stamp = event.get("lastTimestamp") or event.get("eventTime")
-        if not stamp:
-            return True
-        try:
-            age = (self._started - parse_time(stamp)).total_seconds()
-        except ValueError:
-            return True
-        return age < MAX_AGE
-
     async def _forward(self) -> None:
         async for local_ns, event in self._receive:
             name = (event.get("involvedObject") or {}).get("name", "")
             pod = self.pods.local_pods.get(local_ns, name)
-            if pod is None or not self._fresh(event):
+            if pod is None or not worth_mirroring(event, self._started, self.mirrored_before):
                 continue
             if not self.bucket.try_take():
                 EVENTS_MIRRORED.labels("dropped").inc()

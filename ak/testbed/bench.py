@@ -441,13 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     with Testbed() as tb:
         local = tb.cluster("local")
         remote = tb.cluster("remote", kwok_nodes=10)
-        # As fast as the API servers allow: AK's own client-side limits lifted.
+        # As fast as the API servers allow: AK's own client-side limits lifted;
+        # logging as deployed (the testbed's default is debug).
         ak = AKProcess(
             local,
             remote,
             NODE,
             metrics=True,
-            extra_args=["--local-qps=0", "--remote-qps=0"],
+            extra_args=["--local-qps=0", "--remote-qps=0", "--log-level=info"],
         )
         ak.start()
         deadline = time.monotonic() + 60

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import httpx
 import pytest
 
+from ak.core.event_mirror import HEARTBEAT_SLACK
+from ak.core.timefmt import parse_time
+from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
+from ak.testbed.procs import free_port
 from tests.cluster.util import events_for, pod, pods, running, wait_until
-from tests.conftest import AKNode
+from tests.conftest import AKNode, wait_for_node_ready
+
+Obj = dict[str, Any]
 
 pytestmark = pytest.mark.cluster
 
@@ -39,3 +49,52 @@ def test_remote_scheduling_events_are_mirrored(ak_node: AKNode, local_cluster: C
     )
     described = local_cluster.kubectl("-n", ns, "describe", "pod", "too-big").stdout
     assert "FailedScheduling" in described and "Insufficient cpu" in described
+
+
+def _mirrored(cluster: Cluster, ns: str, name: str) -> list[Obj]:
+    return [
+        e
+        for e in events_for(cluster, ns, name)
+        if "(remote)" in e.get("source", {}).get("component", "")
+    ]
+
+
+def _mirror_writes(ak: AKProcess) -> float:
+    text = httpx.get(f"http://127.0.0.1:{ak.metrics_port}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('ak_events_mirrored_total{result="ok"}')
+    )
+
+
+def test_a_restart_writes_only_new_events(ak_node: AKNode, local_cluster: Cluster) -> None:
+    ns, ak = ak_node.namespace, ak_node.ak
+    local_cluster.apply(pod("before", ak_node.name), ns)
+    first = wait_until("a mirrored event", lambda: _mirrored(local_cluster, ns, "before"))
+    last = parse_time(first[0]["lastTimestamp"])
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{ak_node.name}"
+    # The Event counts as mirrored once AK heartbeat well after it.
+    wait_until(
+        "a heartbeat after the event",
+        lambda: (
+            (parse_time(local_cluster.get_json(lease)["spec"]["renewTime"]) - last).total_seconds()
+            > HEARTBEAT_SLACK + 1
+        ),
+        timeout=45,
+    )
+    ak.kill()
+    ak.metrics_port = free_port()
+    ak.start()
+    wait_for_node_ready(ak)
+    local_cluster.apply(pod("after", ak_node.name), ns)
+    wait_until("the new pod's event mirrored", lambda: _mirrored(local_cluster, ns, "after"))
+    # Every write since the restart is one of the new pod's Events: none of the old
+    # pod's was written again (before the watermark, all were).
+    wait_until(
+        "writes == the new pod's mirrored events",
+        lambda: _mirror_writes(ak) == len(_mirrored(local_cluster, ns, "after")),
+        timeout=15,
+    )
+    time.sleep(2)
+    assert _mirror_writes(ak) == len(_mirrored(local_cluster, ns, "after"))

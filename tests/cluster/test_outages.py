@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 
+from ak.kube import informer as informer_module
 from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.informer import Informer
@@ -127,8 +128,10 @@ def test_local_down_two_minutes(cluster_factory: ClusterFactory, remote_cluster:
 
 
 async def test_informer_relists_on_410_without_losing_objects(
-    cluster_factory: ClusterFactory,
+    cluster_factory: ClusterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Pages of two: the lists below span pages, each cached as it arrives.
+    monkeypatch.setattr(informer_module, "PAGE", 2)
     # Without the watch cache, watches are served by etcd, which forgets compacted history.
     local_cluster = await trio.to_thread.run_sync(
         lambda: cluster_factory("no-watch-cache", apiserver_args=["--watch-cache=false"])

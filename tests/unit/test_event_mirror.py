@@ -1,6 +1,12 @@
+from datetime import datetime
 from typing import Any
 
-from ak.core.event_mirror import mirror_patch, mirrored_event, mirrored_event_name
+from ak.core.event_mirror import (
+    mirror_patch,
+    mirrored_event,
+    mirrored_event_name,
+    worth_mirroring,
+)
 
 LOCAL: dict[str, Any] = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "local-uid"}}
 REMOTE: dict[str, Any] = {
@@ -70,3 +76,32 @@ def test_events_series_and_event_time_are_understood() -> None:
         "lastTimestamp": ev["lastTimestamp"],
         "message": ev["message"],
     }
+
+
+def _at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_after_a_restart_only_news_is_mirrored_again() -> None:
+    started = _at("2026-11-22T02:10:00Z")
+    last = REMOTE["lastTimestamp"]  # 02:05:00
+    # First start (no Lease yet): anything younger than MAX_AGE is news.
+    assert worth_mirroring(REMOTE, started, None)
+    # The previous AK heartbeat at 02:08: it mirrored this Event itself.
+    assert not worth_mirroring(REMOTE, started, _at("2026-11-22T02:08:00Z"))
+    # It died before the Event (last heartbeat 02:04): written now.
+    assert worth_mirroring(REMOTE, started, _at("2026-11-22T02:04:00Z"))
+    # Within the slack of its last heartbeat: may not have been written; again.
+    assert worth_mirroring(REMOTE, started, _at("2026-11-22T02:05:05Z"))
+    # Older than MAX_AGE at start-up: history, whatever the Lease says.
+    assert not worth_mirroring(REMOTE, _at("2026-11-22T02:15:01Z"), None)
+    assert last == "2026-11-22T02:05:00Z"
+
+
+def test_events_without_a_readable_time_are_mirrored() -> None:
+    started = _at("2026-11-22T02:10:00Z")
+    beat = _at("2026-11-22T02:09:00Z")
+    assert worth_mirroring({**REMOTE, "lastTimestamp": None}, started, beat)
+    assert worth_mirroring({**REMOTE, "lastTimestamp": "yesterday"}, started, beat)
+    series = {**REMOTE, "lastTimestamp": None, "eventTime": "2026-11-22T02:09:30.000000Z"}
+    assert worth_mirroring(series, started, beat)

@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from ak.core.leader import claimed, lease_state
+from ak.core.leader import claimed, last_heartbeat, lease_state
 
 NOW = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)
 
@@ -51,3 +51,10 @@ def test_claim_of_a_new_lease_without_node_has_no_owner() -> None:
     assert "ownerReferences" not in body["metadata"]
     assert body["spec"]["holderIdentity"] == "vk/a"
     assert body["spec"]["acquireTime"] == "2026-11-22T03:00:00.000000Z"
+
+
+def test_last_heartbeat_is_the_renew_time() -> None:
+    assert last_heartbeat(lease("vk", NOW - timedelta(seconds=3))) == NOW - timedelta(seconds=3)
+    assert last_heartbeat(None) is None
+    assert last_heartbeat({"spec": {"acquireTime": "2026-11-22T03:00:00.000000Z"}}) == NOW
+    assert last_heartbeat({"spec": {"renewTime": "not a time"}}) is None
