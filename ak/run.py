@@ -208,10 +208,12 @@ async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:
 # The cyclic GC's young generation, in container allocations. Decoding one
 # 500-pod LIST page allocates ~30,000 dicts and lists that all die once the
 # page is cached (as bytes, which the GC does not track); at the default 700
-# the collector examined them several times over, a third of a relist's CPU
-# (measured: 10,000 pods decoded and cached in 1.0 s, 0.77 s at 20,000).
-# AK's objects come from JSON and hold no cycles, so little waits for it.
-GC_YOUNG_THRESHOLD = 20_000
+# the collector examined them several times over (measured: 10,000 pods
+# decoded and cached in 1.0 s; 0.77 s at 5,000, 0.76 at 20,000, 0.67 with no
+# GC). Cyclic garbage (a failed connection's exception and frames) waits
+# longer for it: at 20,000, 10,000 malformed kubelet requests left RSS 44 MB
+# up instead of ~11.
+GC_YOUNG_THRESHOLD = 5_000
 
 
 def main(config: Config) -> int:
