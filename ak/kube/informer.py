@@ -10,7 +10,7 @@ The cache keeps each object serialised, not as a dict: a pod's dict is 5-7
 times its serialised size, and AK caches every pod of its node on both sides
 (plus identity Secrets and Events); measured at 1,000 pods, RSS 137 MB with
 dicts, 87 MB serialised. Serialised with orjson (ak/core/codec.py): pickle is
-a fifth smaller but takes 1.8 times as long to decode, and ``get`` is on
+10-20 % smaller but takes 1.8 times as long to decode, and ``get`` is on
 every sync's path (measured on a 3.5 KB pod: 19 vs 35 us). ``get``/``values``
 decode on read and hand out a fresh dict each time, so no caller can corrupt
 the cache by mutating what it got.
