@@ -7,7 +7,6 @@ import gc
 import logging
 import secrets
 import socket
-from datetime import datetime
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -15,20 +14,18 @@ import trio
 
 from ak import __version__
 from ak.config import Config
-from ak.core.leader import last_heartbeat
 from ak.core.names import node_label_value
 from ak.core.namespaces import Template
-from ak.core.node import NODE_LEASE_NAMESPACE
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
-from ak.kube.client import KubeClient, path
-from ak.kube.errors import KubeError, NotFound
+from ak.kube.client import KubeClient
 from ak.kubelet import api as kubelet_api
 from ak.metrics_server import serve_metrics
 from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.node.leader import LeaderElector, LeadershipLost
+from ak.node.lease import read_last_heartbeat
 from ak.pods.controller import PodController, PodSettings
 from ak.pods.event_mirror import EventMirror
 from ak.sync.supervisor import Supervisor
@@ -165,26 +162,14 @@ async def serve(config: Config) -> None:
             await _lead(config, local, remote)
         else:
             provider = Provider(config, local, remote)
-            provider.event_mirror.mirrored_before = await _last_heartbeat(local, config.node.name)
+            provider.event_mirror.mirrored_before = await read_last_heartbeat(
+                local, config.node.name
+            )
             await provider.run()
     finally:
         with trio.CancelScope(shield=True):
             await local.aclose()
             await remote.aclose()
-
-
-async def _last_heartbeat(local: KubeClient, node: str) -> datetime | None:
-    """The node Lease's last renewal, read before this process renews it."""
-    lease_path = path(
-        "leases", namespace=NODE_LEASE_NAMESPACE, name=node, group_version="coordination.k8s.io/v1"
-    )
-    try:
-        return last_heartbeat(await local.get(lease_path))
-    except NotFound:
-        return None
-    except KubeError as e:  # only costs Events mirrored twice: not worth failing start-up
-        log.warning("reading the node Lease: %s", e)
-        return None
 
 
 async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:

@@ -21,10 +21,9 @@ import orjson
 
 T = TypeVar("T")
 
-JSONDecodeError = orjson.JSONDecodeError  # a ValueError, like json's
-
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Raises a ValueError (orjson.JSONDecodeError), as ``json.loads`` does."""
     return orjson.loads(data)
 
 

@@ -20,6 +20,7 @@ from ak.core.labels import TAINT_KEY
 from ak.core.node import lease_object, node_object, node_status_patch
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import ApiError, Conflict, KubeError, NotFound
+from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +182,7 @@ class NodeController:
                 log.warning("updating node status: %s", e)
 
     async def _lease_loop(self) -> None:
-        lease_path = path(
-            "leases",
-            namespace="kube-node-lease",
-            name=self.spec.name,
-            group_version="coordination.k8s.io/v1",
-        )
+        lease_path = node_lease_path(self.spec.name)
         while True:
             try:
                 await self._renew(lease_path)

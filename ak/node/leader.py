@@ -10,9 +10,9 @@ from typing import Any
 import trio
 
 from ak.core.leader import claimed, last_heartbeat, lease_state
-from ak.core.node import NODE_LEASE_NAMESPACE
-from ak.kube.client import KubeClient, path
+from ak.kube.client import KubeClient
 from ak.kube.errors import Conflict, KubeError, NotFound
+from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,7 @@ class LeaderElector:
         self.node_name = node_name
         self.identity = identity
         self.node_uid = node_uid
-        self.path = path(
-            "leases",
-            namespace=NODE_LEASE_NAMESPACE,
-            name=node_name,
-            group_version="coordination.k8s.io/v1",
-        )
+        self.path = node_lease_path(node_name)
         self.leading = False
         # The previous holder's last heartbeat, seen when this replica took over.
         self.previous_heartbeat: datetime | None = None
