@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 import uuid
@@ -119,3 +120,14 @@ def wait_for_node_ready(ak: AKProcess, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"node {ak.node_name} not Ready after {timeout}s; {ak.describe()}")
         time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An unclosed socket or file warns when the GC frees it: collect after each
+    cluster test, so the warning fails the test that leaked it, not whichever
+    runs next. (Unit tests that open sockets collect themselves; collecting
+    after each of the hundreds of them would double their time.)"""
+    yield
+    if request.node.get_closest_marker("cluster") is not None:
+        gc.collect()

@@ -15,6 +15,7 @@ import trio
 from ak.core import codec
 from ak.kube.config import ClusterConfig
 from ak.kube.errors import KubeError, Unreachable, api_error
+from ak.kube.transport import transport
 from ak.metrics import API_LATENCY, API_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -106,20 +107,20 @@ class KubeClient:
             "Accept": "application/json",
             "Accept-Encoding": "gzip",
         }
-        self._requests = httpx.AsyncHTTPTransport(
-            verify=config.ssl_context,
-            trust_env=False,
-            limits=httpx.Limits(
+        self._requests = transport(
+            config.ssl_context,
+            httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
         )
         self._streams = httpx.AsyncClient(
             base_url=config.server,
-            verify=config.ssl_context,
             timeout=self._timeout,
             headers=self._fixed_headers,
             trust_env=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=4),
+            transport=transport(
+                config.ssl_context, httpx.Limits(max_connections=None, max_keepalive_connections=4)
+            ),
         )
 
     async def aclose(self) -> None:

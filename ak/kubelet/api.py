@@ -113,10 +113,14 @@ class KubeletAPI:
         try:
             with trio.fail_after(TLS_HANDSHAKE_TIMEOUT):
                 await tls.do_handshake()
-        except (trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as e:
-            log.debug("kubelet API: TLS handshake failed: %s", e.__cause__ or e)
-            await tcp.aclose()
-            return
+        except BaseException as e:
+            # Cancelled (shutdown) too: the socket is closed now, not by the GC.
+            with trio.CancelScope(shield=True):
+                await tcp.aclose()
+            if isinstance(e, trio.BrokenResourceError | trio.TooSlowError | ssl.SSLError):
+                log.debug("kubelet API: TLS handshake failed: %s", e.__cause__ or e)
+                return
+            raise
         peer: bytes | None = tls.getpeercert(binary_form=True)
         conn = HTTPConnection(tls)
         try:
