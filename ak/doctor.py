@@ -438,10 +438,9 @@ class Doctor:
 def _short(e: BaseException) -> str:
     if isinstance(e, ApiError):
         return f"{e.status} {e.reason}: {e.message}"[:300]
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
     if isinstance(e, Unreachable):
-        # "remote API server https://...: ConnectError(...)" -> the error alone
-        text = text.rpartition(": ")[2]
+        return e.reason[:300]  # without the "remote API server https://..." prefix
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
     return text[:300]
 
 

@@ -102,6 +102,10 @@ class KubeClient:
         # of AK's CPU on a busy node and API servers need none of them.
         self._base = config.server.rstrip("/")
         self._timeout = httpx.Timeout(30, connect=10)
+        # httpcore checks the certificate against (and sends as SNI) this name.
+        self._sni: dict[str, Any] = (
+            {"sni_hostname": config.tls_server_name} if config.tls_server_name else {}
+        )
         self._fixed_headers = {
             "User-Agent": user_agent,
             "Accept": "application/json",
@@ -153,7 +157,7 @@ class KubeClient:
             url,
             headers={**self._fixed_headers, **headers},
             content=content,
-            extensions={"timeout": limits.as_dict()},
+            extensions={"timeout": limits.as_dict(), **self._sni},
         )
         try:
             async with self._limiter:
@@ -164,7 +168,7 @@ class KubeClient:
                     await resp.aclose()
         except httpx.TransportError as e:
             self._count(method, 0)
-            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
+            raise Unreachable(f"{self.name} API server {self.config.server}", e) from e
         self._count(method, resp.status_code)
         return resp
 
@@ -231,7 +235,7 @@ class KubeClient:
         timeout = httpx.Timeout(30, connect=10, read=read_timeout)
         try:
             async with self._streams.stream(
-                "GET", path, params=params, headers=headers, timeout=timeout
+                "GET", path, params=params, headers=headers, timeout=timeout, extensions=self._sni
             ) as resp:
                 self._count(
                     "WATCH" if params and params.get("watch") else "STREAM", resp.status_code
@@ -245,7 +249,7 @@ class KubeClient:
                     raise api_error(resp.status_code, data)
                 yield resp
         except httpx.TransportError as e:
-            raise Unreachable(f"{self.name} API server {self.config.server}: {e!r}") from e
+            raise Unreachable(f"{self.name} API server {self.config.server}", e) from e
 
 
 def path(

@@ -28,6 +28,10 @@ class ClusterConfig:
     token: TokenSource
     source: str
     ca_file: str | None = None  # the CA bundle the server is verified with, if one was named
+    # kubeconfig's tls-server-name: the name the serving certificate is checked
+    # against (and sent as SNI) when the server is reached by another address,
+    # e.g. through an SSH tunnel from a bastion host.
+    tls_server_name: str | None = None
 
     def describe(self) -> str:
         return f"{self.server} (from {self.source})"
@@ -88,12 +92,20 @@ def load_kubeconfig(path: str, context: str | None = None) -> ClusterConfig:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"kubeconfig {path}: invalid ({reason})") from e
     source = f"kubeconfig {path}" + (f" context {context}" if context else "")
+    if getattr(conf, "proxy", None):
+        # Ignoring it would send AK straight to an address the user reaches only
+        # through the proxy: refused, with a reason, instead of timeouts later.
+        raise ConfigError(
+            f"{source}: proxy-url ({conf.proxy}) is not supported; reach the API server "
+            "directly or through a tunnel (tls-server-name is honoured)"
+        )
     return ClusterConfig(
         conf.host.rstrip("/"),
         _ssl_context(conf, source),
         _token_source(conf),
         source,
         conf.ssl_ca_cert or None,
+        getattr(conf, "tls_server_name", None) or None,
     )
 
 

@@ -12,6 +12,26 @@ class KubeError(Exception):
 class Unreachable(KubeError):
     """The API server could not be reached (connect, TLS, read timeout, reset)."""
 
+    def __init__(self, where: str, error: BaseException) -> None:
+        self.reason = transport_reason(error)
+        super().__init__(f"{where}: {self.reason}")
+
+
+def transport_reason(error: BaseException) -> str:
+    """What went wrong, from the innermost cause that says something.
+
+    httpx reports a refused certificate as ``ConnectError('')``: the reason is
+    on the trio/ssl exception it was raised from."""
+    said = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    seen = {id(error)}
+    cause = error.__cause__ or error.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if str(cause):
+            said = f"{type(error).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return said
+
 
 class ApiError(KubeError):
     """The API server answered with an error Status."""

@@ -38,7 +38,11 @@ async def open_websocket(
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     return await connect(
-        url, ssl_context=client.config.ssl_context, subprotocols=protocols, headers=headers
+        url,
+        ssl_context=client.config.ssl_context,
+        subprotocols=protocols,
+        headers=headers,
+        server_hostname=client.config.tls_server_name,
     )
 
 

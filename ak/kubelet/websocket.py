@@ -203,15 +203,19 @@ async def connect(
     subprotocols: list[str],
     headers: list[tuple[bytes, bytes]] | None = None,
     connect_timeout: float = 15,
+    server_hostname: str | None = None,
 ) -> WebSocket:
-    """Open a WebSocket to ``url`` (https:// or wss://); raises Rejected or OSError."""
+    """Open a WebSocket to ``url`` (https:// or wss://); raises Rejected or OSError.
+
+    ``server_hostname``: the name to verify the certificate against, if not the URL's."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 443
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     with trio.fail_after(connect_timeout):
-        stream = await trio.open_ssl_over_tcp_stream(
-            host, port, ssl_context=ssl_context, https_compatible=True
+        tcp = await trio.open_tcp_stream(host, port)
+        stream = trio.SSLStream(
+            tcp, ssl_context, server_hostname=server_hostname or host, https_compatible=True
         )
         try:
             ws = WSConnection(ConnectionType.CLIENT)
