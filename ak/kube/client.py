@@ -109,7 +109,7 @@ class KubeClient:
         self._fixed_headers = {
             "User-Agent": user_agent,
             "Accept": "application/json",
-            "Accept-Encoding": "gzip",
+            "Accept-Encoding": "gzip" if config.compression else "identity",
         }
         self._requests = transport(
             config.ssl_context,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -11,7 +14,8 @@ import trio
 import yaml
 
 from ak.errors import ConfigError
-from ak.kube.config import load_kubeconfig
+from ak.kube.client import KubeClient
+from ak.kube.config import ClusterConfig, load_kubeconfig
 from ak.kube.errors import Unreachable, transport_reason
 from ak.testbed.pki import CertificateAuthority
 
@@ -76,3 +80,46 @@ def test_an_empty_transport_error_says_its_cause() -> None:
     assert "certificate verify failed" in str(error)
     assert str(error).startswith("remote API server https://127.0.0.2:6443: ConnectError")
     assert transport_reason(httpx.ConnectError("refused")) == "ConnectError: refused"
+
+
+def test_disable_compression_is_read_from_the_current_contexts_cluster(tmp_path: Path) -> None:
+    assert load_kubeconfig(_kubeconfig(tmp_path)).compression is True
+    path = _kubeconfig(tmp_path, **{"disable-compression": True})  # type: ignore[arg-type]
+    assert load_kubeconfig(path).compression is False
+
+
+@asynccontextmanager
+async def _recording_server() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """Plain HTTP; answers every request with ``{}`` and keeps its head."""
+    heads: list[bytes] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536)
+            heads.append(data.lower())
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        yield listeners[0].socket.getsockname()[1], heads
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("compression", [True, False])
+async def test_accept_encoding_follows_the_kubeconfig(compression: bool) -> None:
+    async with _recording_server() as (port, heads):
+        conf = ClusterConfig(
+            server=f"http://127.0.0.1:{port}", ssl_context=ssl.create_default_context(),
+            token=lambda: None, source="test", compression=compression,
+        )  # fmt: skip
+        client = KubeClient(conf, name="test")
+        try:
+            await client.get("/api/v1/pods")
+            async with client.stream("/api/v1/pods", {"watch": "1"}) as resp:
+                await resp.aread()
+        finally:
+            await client.aclose()
+    expected = b"accept-encoding: gzip\r\n" if compression else b"accept-encoding: identity\r\n"
+    assert len(heads) == 2 and all(expected in h for h in heads), heads
