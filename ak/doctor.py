@@ -103,6 +103,8 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("namespaces", ("get", "list", "watch", "create", "patch", "delete")),
     Permission("pods", ("get", "list", "watch", "create", "patch", "delete")),
     Permission("pods", ("get",), subresource="log"),
+    # `kubectl debug` on a local pod adds its ephemeral container remotely.
+    Permission("pods", ("patch",), subresource="ephemeralcontainers"),
     Permission("pods", ("get", "create"), subresource="exec"),
     Permission("pods", ("get", "create"), subresource="attach"),
     Permission("pods", ("get", "create"), subresource="portforward"),

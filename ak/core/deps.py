@@ -111,7 +111,7 @@ def _container_refs(container: Obj) -> Iterator[_Raw]:
 def _pod_refs(spec: Obj) -> Iterator[_Raw]:
     for volume in spec.get("volumes") or []:
         yield from _volume_refs(volume)
-    for containers in ("initContainers", "containers"):
+    for containers in ("initContainers", "containers", "ephemeralContainers"):
         for container in spec.get(containers) or []:
             yield from _container_refs(container)
     for secret in spec.get("imagePullSecrets") or []:

@@ -25,7 +25,9 @@ Dropped on purpose:
   never mounted; the local token is mounted instead (``serviceaccount``).
 * readinessGates: only the local cluster sets those conditions; see
   ``status.local_status`` for how they still gate local readiness.
-* ephemeralContainers: they can only be added through the subresource.
+* ephemeralContainers: the API server refuses them on create; they are
+  added afterwards through the ``ephemeralcontainers`` subresource, as
+  ``kubectl debug`` adds them locally (``new_ephemeral_containers``).
 """
 
 import json
@@ -129,6 +131,21 @@ def to_remote_pod(
         "metadata": _remote_metadata(local, node_name, remote_namespace),
         "spec": _remote_spec(local, extra_env),
     }
+
+
+def new_ephemeral_containers(local: Obj, remote: Obj, extra_env: list[Obj]) -> list[Obj]:
+    """The local pod's ephemeral containers the remote pod lacks, translated.
+
+    Ephemeral containers can only be added, never changed or removed, so
+    those the remote already has (by name) are left as they are.
+    """
+    have = {c.get("name") for c in (remote.get("spec") or {}).get("ephemeralContainers") or []}
+    wanted: list[Obj] = (local.get("spec") or {}).get("ephemeralContainers") or []
+    missing = [c for c in wanted if c.get("name") not in have]
+    if not missing:
+        return []
+    pinned = pinned_fields(local)
+    return [with_env(c, extra_env, pinned) for c in missing]
 
 
 def _previous_keys(annotations: dict[str, str], kind: str) -> set[str]:

@@ -67,7 +67,7 @@ KUBERNETES_SERVICE_PORT = 443
 """The port of every cluster's ``kubernetes`` Service, so the one whose
 ``KUBERNETES_PORT_443_TCP*`` variables the remote kubelet injects."""
 
-_CONTAINER_LISTS = ("initContainers", "containers")
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _HASH_HEX = 16
 
 

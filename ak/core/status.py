@@ -32,6 +32,7 @@ _COPIED_FROM_REMOTE = (
     "conditions",
     "containerStatuses",
     "initContainerStatuses",
+    "ephemeralContainerStatuses",
     "podIP",
     "podIPs",
     "hostIP",

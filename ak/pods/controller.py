@@ -21,7 +21,7 @@ from ak.core.errors import RemoteIdentityError, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
-from ak.core.pods import remote_pod_patch, to_remote_pod
+from ak.core.pods import new_ephemeral_containers, remote_pod_patch, to_remote_pod
 from ak.core.status import (
     REASON_REMOTE_POD_MISSING,
     TERMINAL_PHASES,
@@ -33,7 +33,7 @@ from ak.core.status import (
 )
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
-from ak.kube.client import KubeClient, path
+from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
 from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
@@ -125,6 +125,8 @@ class PodController:
         # For the latency histograms: when a pod was first seen, a remote change arrived.
         self._seen_at: dict[PodKey, float] = {}
         self._changed_at: dict[PodKey, float] = {}
+        # Ephemeral containers the remote refused, per pod incarnation (uid).
+        self._refused_ephemeral: dict[PodKey, tuple[str, set[str]]] = {}
         PODS.labels("local").set_function(self.local_pods.size)
         PODS.labels("remote").set_function(self.remote_pods.size)
         self.created = 0
@@ -344,10 +346,53 @@ class PodController:
                 await self.events.record(
                     local, "ProviderUpdateFailed", f"remote cluster refused the update: {e.message}"
                 )
+        await self._add_ephemeral_containers(key, local, remote)
         self.deps.track(local)
         for ext in self.extensions:
             ext.track(local)
         await self._write_status(key, local, local_status(remote, local))
+
+    async def _add_ephemeral_containers(self, key: PodKey, local: Obj, remote: Obj) -> None:
+        """``kubectl debug`` on the local pod: the same containers on the remote one.
+
+        One PATCH per container, so one the remote refuses (PodSecurity, say)
+        does not hold back the next; a refused one is reported once per pod.
+        """
+        uid = local["metadata"]["uid"]
+        refused = self._refused_ephemeral.get(key)
+        if refused is None or refused[0] != uid:
+            refused = self._refused_ephemeral[key] = (uid, set())
+        containers = [
+            c
+            for c in new_ephemeral_containers(local, remote, self.s.extra_env)
+            if c["name"] not in refused[1]
+        ]
+        if not containers:
+            return
+        target = path(
+            "pods", namespace=self.remote_ns(key), name=key[1], subresource="ephemeralcontainers"
+        )
+        for container in containers:
+            body: Obj = {"spec": {"ephemeralContainers": [container]}}
+            try:
+                await self.deps.ensure(local)  # what its env refers to, before it starts
+                for ext in self.extensions:
+                    body = await ext.prepare(local, body)
+            except TranslationError as e:
+                # Not yet (a Secret it reads is missing): the pod's own sync goes on.
+                log.warning("pod %s/%s: ephemeral container waits: %s", *key, e.message)
+                await self.events.record(local, e.reason, e.message)
+                return
+            try:
+                # Strategic merge: the list merges by name, so this one is added.
+                await self.remote.patch(target, body, content_type=STRATEGIC)
+            except (Invalid, Forbidden) as e:
+                refused[1].add(container["name"])
+                message = f"remote cluster refused ephemeral container {container['name']!r}"
+                log.warning("pod %s/%s: %s: %s", *key, message, e.message)
+                await self.events.record(local, "ProviderUpdateFailed", f"{message}: {e.message}")
+                continue
+            log.info("pod %s/%s: ephemeral container %s added remotely", *key, container["name"])
 
     async def _write_status(self, key: PodKey, local: Obj, new: Obj) -> None:
         old = local.get("status") or {}
@@ -378,6 +423,7 @@ class PodController:
             STATUS_LATENCY.observe(trio.current_time() - changed_at)
 
     def _release(self, key: PodKey) -> None:
+        self._refused_ephemeral.pop(key, None)
         self.deps.release(key)
         for ext in self.extensions:
             ext.release(key)

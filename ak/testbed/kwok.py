@@ -119,6 +119,23 @@ phase: Running
 startTime: {{ $now | Quote }}
 """
 
+# `kubectl debug`: an ephemeral container added to a running pod starts at once.
+_EPHEMERAL_RUNNING = """\
+{{ $now := Now }}
+ephemeralContainerStatuses:
+{{ range .spec.ephemeralContainers }}
+- image: {{ .image | Quote }}
+  imageID: {{ printf "kwok://%s" .image | Quote }}
+  containerID: {{ printf "kwok://%s" .name | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+{{ end }}
+"""
+
 _POD_SUCCEEDED = """\
 {{ $now := Now }}
 conditions:
@@ -199,6 +216,17 @@ def stages() -> list[dict[str, Any]]:
                 _expr(".spec.restartPolicy", "In", "Never", "OnFailure"),
             ],
             {"statusTemplate": _POD_SUCCEEDED},
+        ),
+        _stage(
+            "pod-ephemeral-start",
+            "Pod",
+            [
+                alive,
+                _expr(".status.phase", "In", "Running"),
+                _expr(".spec.ephemeralContainers", "Exists"),
+                _expr(".status.ephemeralContainerStatuses", "DoesNotExist"),
+            ],
+            {"statusTemplate": _EPHEMERAL_RUNNING},
         ),
         _stage(
             "pod-delete",

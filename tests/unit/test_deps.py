@@ -109,9 +109,10 @@ def test_env_and_env_from_references(containers: str) -> None:
     ]
 
 
-def test_ephemeral_containers_are_not_dependencies() -> None:
+def test_ephemeral_containers_are_dependencies() -> None:
+    # `kubectl debug` containers run remotely too, so what they read is copied.
     container = {"name": "dbg", "envFrom": [{"secretRef": {"name": "s"}}]}
-    assert deps({"ephemeralContainers": [container]}) == []
+    assert deps({"ephemeralContainers": [container]}) == [("Secret", "s", False)]
 
 
 def test_optional_only_if_every_reference_optional() -> None:

@@ -6,7 +6,12 @@ import pytest
 
 from ak.core.errors import RemoteIdentityError, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID, ANNOTATION_PROPAGATED_KEYS, LABEL_NODE
-from ak.core.pods import remote_pod_patch, rewrite_volumes, to_remote_pod
+from ak.core.pods import (
+    new_ephemeral_containers,
+    remote_pod_patch,
+    rewrite_volumes,
+    to_remote_pod,
+)
 from ak.core.types import Obj
 from tests.unit.fixtures import NODE, POD_UID, REMOTE_NAMESPACE, deployment_pod
 
@@ -442,3 +447,22 @@ def test_seed_made_remote_pod_without_uid_annotation_is_patchable() -> None:
     remote = as_created(local)
     del remote["metadata"]["annotations"][ANNOTATION_LOCAL_UID]
     assert patch_for(local, remote) is None
+
+
+def test_new_ephemeral_containers_are_translated_and_only_the_missing_ones() -> None:
+    local = deployment_pod()
+    local["spec"]["ephemeralContainers"] = [
+        {"name": "old", "image": "busybox"},
+        {"name": "dbg", "image": "busybox", "targetContainerName": "crossplane",
+         "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]},
+    ]  # fmt: skip
+    remote = {"spec": {"ephemeralContainers": [{"name": "old", "image": "busybox"}]}}
+    added = new_ephemeral_containers(local, remote, EXTRA_ENV)
+    assert [c["name"] for c in added] == ["dbg"]
+    assert added[0]["targetContainerName"] == "crossplane"
+    # Like every container: AK's env first, the downward API pinned to the local pod.
+    assert added[0]["env"] == [*EXTRA_ENV, {"name": "NS", "value": "crossplane-system"}]
+    assert "env" not in local["spec"]["ephemeralContainers"][0]  # local untouched
+    both = {"spec": {"ephemeralContainers": [*added, {"name": "old"}]}}
+    assert new_ephemeral_containers(local, both, EXTRA_ENV) == []
+    assert new_ephemeral_containers(deployment_pod(), {"spec": {}}, EXTRA_ENV) == []

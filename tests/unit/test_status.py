@@ -342,3 +342,12 @@ def test_status_patch_sets_changes_and_clears_dropped_fields() -> None:
         "reason": None,
         "message": None,
     }
+
+
+def test_ephemeral_container_statuses_flow_back() -> None:
+    # `kubectl debug -it` waits for this status before it attaches.
+    running = {"name": "dbg", "state": {"running": {"startedAt": NOW_S}}, "ready": False}
+    remote = remote_running_status()
+    remote["ephemeralContainerStatuses"] = [running]
+    status = local_status(remote_pod(remote), deployment_pod())
+    assert status["ephemeralContainerStatuses"] == [running]

@@ -1,0 +1,69 @@
+"""`kubectl debug` on a pod of the AK node: the ephemeral container runs remotely."""
+
+from __future__ import annotations
+
+import pytest
+
+from ak.testbed.cluster import Cluster
+from tests.cluster.util import events_for, pod, wait_until
+from tests.conftest import AKNode
+
+pytestmark = pytest.mark.cluster
+
+
+def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    ns = ak_node.namespace
+    local_path = f"/api/v1/namespaces/{ns}/pods/app"
+    remote_path = f"/api/v1/namespaces/{ak_node.remote_namespace}/pods/app"
+
+    def remote_ephemeral() -> dict[str, dict[str, object]]:
+        spec = remote_cluster.get_json(remote_path)["spec"]
+        return {c["name"]: c for c in spec.get("ephemeralContainers", [])}
+
+    def debug(container: str, profile: str) -> None:
+        local_cluster.kubectl(
+            "-n", ns, "debug", "app", "--image=busybox:1", f"--container={container}",
+            "--target=c", f"--profile={profile}",
+        )  # fmt: skip
+
+    local_cluster.apply(pod("app", ak_node.name), ns)
+    wait_until("pod Running", lambda: local_cluster.get_json(local_path)["status"].get("phase")
+               == "Running")  # fmt: skip
+    uid = local_cluster.get_json(local_path)["metadata"]["uid"]
+
+    # kubectl's "general" profile adds SYS_PTRACE: the remote namespace's
+    # PodSecurity baseline refuses it, and the local pod's Events say so.
+    debug("ptrace", "general")
+    refused = wait_until(
+        "an Event naming the refusal",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "app")
+            if e["reason"] == "ProviderUpdateFailed" and "'ptrace'" in e["message"]
+        ],
+    )
+    assert "PodSecurity" in refused[0]["message"]
+
+    # The refused one does not hold back the next.
+    debug("dbg", "baseline")
+    added = wait_until("dbg on the remote pod", lambda: remote_ephemeral().get("dbg"))
+    assert added["image"] == "busybox:1"
+    assert added["targetContainerName"] == "c"
+    env = {e["name"]: e.get("value") for e in added.get("env", [])}  # type: ignore[attr-defined]
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"  # the local API server, as for "c"
+    assert "ptrace" not in remote_ephemeral()
+
+    statuses = wait_until(
+        "dbg's status on the local pod",
+        lambda: local_cluster.get_json(local_path)["status"].get("ephemeralContainerStatuses"),
+    )
+    assert [s["name"] for s in statuses] == ["dbg"] and "running" in statuses[0]["state"]
+    logs = local_cluster.kubectl("-n", ns, "logs", "app", "-c", "dbg", check=False)
+    assert logs.returncode == 0, logs.stderr
+    # Nothing was re-created on either side, and the refusal was reported once.
+    assert local_cluster.get_json(local_path)["metadata"]["uid"] == uid
+    assert local_cluster.get_json(local_path)["status"]["phase"] == "Running"
+    again = [e for e in events_for(local_cluster, ns, "app") if "'ptrace'" in e["message"]]
+    assert len(again) == 1 and again[0].get("count", 1) == 1
