@@ -359,13 +359,12 @@ class PodController:
         does not hold back the next; a refused one is reported once per pod.
         """
         uid = local["metadata"]["uid"]
-        refused = self._refused_ephemeral.get(key)
-        if refused is None or refused[0] != uid:
-            refused = self._refused_ephemeral[key] = (uid, set())
+        entry = self._refused_ephemeral.get(key)
+        refused = entry[1] if entry is not None and entry[0] == uid else set()
         containers = [
             c
             for c in new_ephemeral_containers(local, remote, self.s.extra_env)
-            if c["name"] not in refused[1]
+            if c["name"] not in refused
         ]
         if not containers:
             return
@@ -387,7 +386,8 @@ class PodController:
                 # Strategic merge: the list merges by name, so this one is added.
                 await self.remote.patch(target, body, content_type=STRATEGIC)
             except (Invalid, Forbidden) as e:
-                refused[1].add(container["name"])
+                refused.add(container["name"])
+                self._refused_ephemeral[key] = (uid, refused)  # kept only for pods with one
                 message = f"remote cluster refused ephemeral container {container['name']!r}"
                 log.warning("pod %s/%s: %s: %s", *key, message, e.message)
                 await self.events.record(local, "ProviderUpdateFailed", f"{message}: {e.message}")
