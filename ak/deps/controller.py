@@ -63,7 +63,8 @@ class DependencyController:
         for kind, informer in self.copies.items():
             REPLICATED.labels(kind).set_function(informer.size)
         self.users: dict[RefKey, set[PodKey]] = defaultdict(set)
-        self.pod_refs: dict[PodKey, tuple[str, set[RefKey]]] = {}  # pod -> (uid, refs)
+        # pod -> (uid and ephemeral container names, refs)
+        self.pod_refs: dict[PodKey, tuple[str, set[RefKey]]] = {}
         self.optional: dict[RefKey, bool] = {}
         self.watches: WatchSet[RefKey] = WatchSet()
         self.queue: WorkQueue[RefKey] = WorkQueue("dependencies")
@@ -87,7 +88,10 @@ class DependencyController:
         meta = pod["metadata"]
         key = (meta["namespace"], meta["name"])
         known = self.pod_refs.get(key)
-        if known and known[0] == meta.get("uid"):
+        # A pod's spec is immutable but for its ephemeral containers (kubectl debug).
+        ephemeral = (pod.get("spec") or {}).get("ephemeralContainers") or []
+        signature = "/".join([meta.get("uid", ""), *(c.get("name", "") for c in ephemeral)])
+        if known and known[0] == signature:
             return []
         if known:
             self.release(key)
@@ -99,7 +103,7 @@ class DependencyController:
             self.users[rk].add(key)
             self.optional[rk] = self.optional.get(rk, True) and ref.optional
             self._watch(rk)
-        self.pod_refs[key] = (meta.get("uid", ""), ref_keys)
+        self.pod_refs[key] = (signature, ref_keys)
         return refs
 
     def release(self, key: PodKey) -> None:

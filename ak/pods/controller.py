@@ -43,6 +43,9 @@ from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
+EPHEMERAL_RETRY = 10.0
+"""Seconds until an ephemeral container that waits for a Secret/ConfigMap is tried again."""
+
 Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
@@ -224,8 +227,7 @@ class PodController:
             return None
         if remote is None:
             return await self._create_or_fail(key, local)
-        await self._update(key, local, remote)
-        return None
+        return await self._update(key, local, remote)
 
     # -- the cases -----------------------------------------------------------------
     async def _orphan(self, key: PodKey, remote: Obj | None) -> None:
@@ -325,7 +327,7 @@ class PodController:
             key, local, pending_status_for_error(local, reason, message, _now())
         )
 
-    async def _update(self, key: PodKey, local: Obj, remote: Obj) -> None:
+    async def _update(self, key: PodKey, local: Obj, remote: Obj) -> float | None:
         try:
             desired = to_remote_pod(
                 local,
@@ -346,17 +348,19 @@ class PodController:
                 await self.events.record(
                     local, "ProviderUpdateFailed", f"remote cluster refused the update: {e.message}"
                 )
-        await self._add_ephemeral_containers(key, local, remote)
+        again = await self._add_ephemeral_containers(key, local, remote)
         self.deps.track(local)
         for ext in self.extensions:
             ext.track(local)
         await self._write_status(key, local, local_status(remote, local))
+        return again
 
-    async def _add_ephemeral_containers(self, key: PodKey, local: Obj, remote: Obj) -> None:
+    async def _add_ephemeral_containers(self, key: PodKey, local: Obj, remote: Obj) -> float | None:
         """``kubectl debug`` on the local pod: the same containers on the remote one.
 
         One PATCH per container, so one the remote refuses (PodSecurity, say)
         does not hold back the next; a refused one is reported once per pod.
+        Returns when to look again if one waits for a Secret or ConfigMap.
         """
         uid = local["metadata"]["uid"]
         entry = self._refused_ephemeral.get(key)
@@ -367,7 +371,7 @@ class PodController:
             if c["name"] not in refused
         ]
         if not containers:
-            return
+            return None
         target = path(
             "pods", namespace=self.remote_ns(key), name=key[1], subresource="ephemeralcontainers"
         )
@@ -381,7 +385,7 @@ class PodController:
                 # Not yet (a Secret it reads is missing): the pod's own sync goes on.
                 log.warning("pod %s/%s: ephemeral container waits: %s", *key, e.message)
                 await self.events.record(local, e.reason, e.message)
-                return
+                return EPHEMERAL_RETRY
             try:
                 # Strategic merge: the list merges by name, so this one is added.
                 await self.remote.patch(target, body, content_type=STRATEGIC)
@@ -393,6 +397,7 @@ class PodController:
                 await self.events.record(local, "ProviderUpdateFailed", f"{message}: {e.message}")
                 continue
             log.info("pod %s/%s: ephemeral container %s added remotely", *key, container["name"])
+        return None
 
     async def _write_status(self, key: PodKey, local: Obj, new: Obj) -> None:
         old = local.get("status") or {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ak.testbed.cluster import Cluster
@@ -67,3 +69,42 @@ def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
     assert local_cluster.get_json(local_path)["status"]["phase"] == "Running"
     again = [e for e in events_for(local_cluster, ns, "app") if "'ptrace'" in e["message"]]
     assert len(again) == 1 and again[0].get("count", 1) == 1
+
+
+def test_an_ephemeral_container_waits_for_the_secret_it_reads(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    ns = ak_node.namespace
+    local_path = f"/api/v1/namespaces/{ns}/pods/app"
+    remote_path = f"/api/v1/namespaces/{ak_node.remote_namespace}/pods/app"
+    local_cluster.apply(pod("app", ak_node.name), ns)
+    wait_until("pod Running", lambda: local_cluster.get_json(local_path)["status"].get("phase")
+               == "Running")  # fmt: skip
+    # What `kubectl debug` does, with an envFrom its flags cannot express.
+    container = {
+        "name": "envdbg",
+        "image": "busybox:1",
+        "envFrom": [{"secretRef": {"name": "later"}}],
+    }
+    local_cluster.kubectl(
+        "-n", ns, "patch", "pod", "app", "--subresource=ephemeralcontainers",
+        "--type=strategic", "-p", json.dumps({"spec": {"ephemeralContainers": [container]}}),
+    )  # fmt: skip
+    wait_until(
+        "an Event saying what it waits for",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "app")
+            if e["reason"] == "MissingDependency" and "'later'" in e["message"]
+        ],
+    )
+    remote_spec = remote_cluster.get_json(remote_path)["spec"]
+    assert "ephemeralContainers" not in remote_spec  # not before its Secret is there
+    local_cluster.kubectl("-n", ns, "create", "secret", "generic", "later", "--from-literal=k=v")
+    added = wait_until(
+        "envdbg on the remote pod once the Secret exists",
+        lambda: remote_cluster.get_json(remote_path)["spec"].get("ephemeralContainers"),
+    )
+    assert [c["name"] for c in added] == ["envdbg"]
+    copy = remote_cluster.get_json(f"/api/v1/namespaces/{ak_node.remote_namespace}/secrets/later")
+    assert copy["data"] == {"k": "dg=="}
