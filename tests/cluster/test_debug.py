@@ -13,12 +13,20 @@ from tests.conftest import AKNode
 pytestmark = pytest.mark.cluster
 
 
+def _running_app(node: AKNode, local: Cluster) -> tuple[str, str, str]:
+    """Pod "app" Running on the node: its namespace and its local and remote paths."""
+    ns = node.namespace
+    local_path = f"/api/v1/namespaces/{ns}/pods/app"
+    local.apply(pod("app", node.name), ns)
+    wait_until("pod Running", lambda: local.get_json(local_path)["status"].get("phase")
+               == "Running")  # fmt: skip
+    return ns, local_path, f"/api/v1/namespaces/{node.remote_namespace}/pods/app"
+
+
 def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
     ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
 ) -> None:
-    ns = ak_node.namespace
-    local_path = f"/api/v1/namespaces/{ns}/pods/app"
-    remote_path = f"/api/v1/namespaces/{ak_node.remote_namespace}/pods/app"
+    ns, local_path, remote_path = _running_app(ak_node, local_cluster)
 
     def remote_ephemeral() -> dict[str, dict[str, object]]:
         spec = remote_cluster.get_json(remote_path)["spec"]
@@ -30,9 +38,6 @@ def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
             "--target=c", f"--profile={profile}",
         )  # fmt: skip
 
-    local_cluster.apply(pod("app", ak_node.name), ns)
-    wait_until("pod Running", lambda: local_cluster.get_json(local_path)["status"].get("phase")
-               == "Running")  # fmt: skip
     uid = local_cluster.get_json(local_path)["metadata"]["uid"]
 
     # kubectl's "general" profile adds SYS_PTRACE: the remote namespace's
@@ -74,12 +79,7 @@ def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
 def test_an_ephemeral_container_waits_for_the_secret_it_reads(
     ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
 ) -> None:
-    ns = ak_node.namespace
-    local_path = f"/api/v1/namespaces/{ns}/pods/app"
-    remote_path = f"/api/v1/namespaces/{ak_node.remote_namespace}/pods/app"
-    local_cluster.apply(pod("app", ak_node.name), ns)
-    wait_until("pod Running", lambda: local_cluster.get_json(local_path)["status"].get("phase")
-               == "Running")  # fmt: skip
+    ns, _, remote_path = _running_app(ak_node, local_cluster)
     # What `kubectl debug` does, with an envFrom its flags cannot express.
     container = {
         "name": "envdbg",

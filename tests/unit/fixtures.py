@@ -4,7 +4,11 @@ Functions rather than constants, so a test that mutates its copy cannot
 leak into another test.
 """
 
+import ssl
+
 from ak.core.types import Obj
+from ak.kube.client import KubeClient
+from ak.kube.config import ClusterConfig
 
 NODE = "vk-ak-example"
 NAMESPACE = "crossplane-system"
@@ -213,3 +217,12 @@ def remote_running_status() -> Obj:
         ],
         "qosClass": "Burstable",
     }
+
+
+def offline_client(name: str, server: str = "https://127.0.0.1:9") -> KubeClient:
+    """A client for code under test that only touches caches and queues: it never
+    connects (unless a test gives it a server of its own)."""
+    conf = ClusterConfig(
+        server=server, ssl_context=ssl.create_default_context(), token=lambda: None, source="test"
+    )
+    return KubeClient(conf, name=name)

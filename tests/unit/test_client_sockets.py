@@ -9,7 +9,6 @@ controller cancels watches all the time (dependencies no longer used, shutdown).
 from __future__ import annotations
 
 import gc
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -18,7 +17,7 @@ import pytest
 import trio
 
 from ak.kube.client import KubeClient, path
-from ak.kube.config import ClusterConfig
+from tests.unit.fixtures import offline_client
 
 
 @asynccontextmanager
@@ -42,14 +41,6 @@ async def _silent_server() -> AsyncIterator[tuple[int, trio.MemoryReceiveChannel
         nursery.cancel_scope.cancel()
 
 
-def _client(port: int) -> KubeClient:
-    conf = ClusterConfig(
-        server=f"https://127.0.0.1:{port}", ssl_context=ssl.create_default_context(),
-        token=lambda: None, source="test",
-    )  # fmt: skip
-    return KubeClient(conf, name="test")
-
-
 async def _get(c: KubeClient) -> None:
     await c.get(path("pods"))
 
@@ -67,7 +58,7 @@ async def test_cancelled_handshake_closes_the_socket(
     gc.disable()
     try:
         async with _silent_server() as (port, closed):
-            client = _client(port)
+            client = offline_client("test", f"https://127.0.0.1:{port}")
             try:
                 with trio.move_on_after(0.5) as scope:
                     await call(client)

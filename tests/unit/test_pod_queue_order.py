@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
-
 import trio
 import trio.testing
 
@@ -11,20 +9,10 @@ from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
-from ak.kube.client import KubeClient
-from ak.kube.config import ClusterConfig
 from ak.pods.controller import PodController, PodSettings
+from tests.unit.fixtures import offline_client
 
 NODE = "vk-order"
-
-
-def _client(name: str) -> KubeClient:
-    # Never connects: the handlers under test only touch caches and the queue.
-    conf = ClusterConfig(
-        server="https://127.0.0.1:9", ssl_context=ssl.create_default_context(),
-        token=lambda: None, source="test",
-    )  # fmt: skip
-    return KubeClient(conf, name=name)
 
 
 def _local(name: str, **meta: object) -> dict[str, object]:
@@ -42,7 +30,7 @@ def _remote(name: str) -> dict[str, object]:
 
 
 async def test_creations_wait_behind_running_pods_and_deletions() -> None:
-    local, remote = _client("local"), _client("remote")
+    local, remote = offline_client("local"), offline_client("remote")
     pc = PodController(
         local,
         remote,
