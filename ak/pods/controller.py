@@ -372,23 +372,24 @@ class PodController:
         ]
         if not containers:
             return None
+        try:
+            await self.deps.ensure(local)  # what their env refers to, before they start
+            body: Obj = {"spec": {"ephemeralContainers": containers}}
+            for ext in self.extensions:
+                body = await ext.prepare(local, body)
+        except TranslationError as e:
+            # Not yet (a Secret one reads is missing): the pod's own sync goes on.
+            log.warning("pod %s/%s: ephemeral containers wait: %s", *key, e.message)
+            await self.events.record(local, e.reason, e.message)
+            return EPHEMERAL_RETRY
         target = path(
             "pods", namespace=self.remote_ns(key), name=key[1], subresource="ephemeralcontainers"
         )
-        for container in containers:
-            body: Obj = {"spec": {"ephemeralContainers": [container]}}
-            try:
-                await self.deps.ensure(local)  # what its env refers to, before it starts
-                for ext in self.extensions:
-                    body = await ext.prepare(local, body)
-            except TranslationError as e:
-                # Not yet (a Secret it reads is missing): the pod's own sync goes on.
-                log.warning("pod %s/%s: ephemeral container waits: %s", *key, e.message)
-                await self.events.record(local, e.reason, e.message)
-                return EPHEMERAL_RETRY
+        for container in body["spec"]["ephemeralContainers"]:
             try:
                 # Strategic merge: the list merges by name, so this one is added.
-                await self.remote.patch(target, body, content_type=STRATEGIC)
+                patch = {"spec": {"ephemeralContainers": [container]}}
+                await self.remote.patch(target, patch, content_type=STRATEGIC)
             except (Invalid, Forbidden) as e:
                 refused.add(container["name"])
                 self._refused_ephemeral[key] = (uid, refused)  # kept only for pods with one

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ak.testbed.cluster import Cluster
-from tests.cluster.util import events_for, pod, wait_until
+from tests.cluster.util import events_for, run_pod, wait_until
 from tests.conftest import AKNode
 
 pytestmark = pytest.mark.cluster
@@ -17,9 +17,7 @@ def _running_app(node: AKNode, local: Cluster) -> tuple[str, str, str]:
     """Pod "app" Running on the node: its namespace and its local and remote paths."""
     ns = node.namespace
     local_path = f"/api/v1/namespaces/{ns}/pods/app"
-    local.apply(pod("app", node.name), ns)
-    wait_until("pod Running", lambda: local.get_json(local_path)["status"].get("phase")
-               == "Running")  # fmt: skip
+    run_pod(local, ns, node.name)
     return ns, local_path, f"/api/v1/namespaces/{node.remote_namespace}/pods/app"
 
 

@@ -30,7 +30,7 @@ from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from ak.testbed.pki import CertificateAuthority
 from ak.testbed.procs import free_port
-from tests.cluster.util import pod, wait_until
+from tests.cluster.util import run_pod, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -49,16 +49,7 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 
 def running_pod(node: AKNode, cluster: Cluster, name: str = "app") -> str:
-    cluster.apply(pod(name, node.name), node.namespace)
-    wait_until(
-        f"pod {name} Running",
-        lambda: (
-            cluster.get_json(f"/api/v1/namespaces/{node.namespace}/pods/{name}")["status"].get(
-                "phase"
-            )
-            == "Running"
-        ),
-    )
+    run_pod(cluster, node.namespace, node.name, name)
     return name
 
 

@@ -19,7 +19,7 @@ from ak.kube.config import load_kubeconfig
 from ak.kube.errors import Unreachable
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
-from tests.cluster.util import pod, wait_until
+from tests.cluster.util import run_pod
 from tests.conftest import wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -113,14 +113,7 @@ def test_pods_and_exec_through_the_tunnel(
     ak.start()
     try:
         wait_for_node_ready(ak)
-        local_cluster.apply(pod("app", ak.node_name), ns)
-        wait_until(
-            "pod Running",
-            lambda: (
-                local_cluster.get_json(f"/api/v1/namespaces/{ns}/pods/app")["status"].get("phase")
-                == "Running"
-            ),
-        )
+        run_pod(local_cluster, ns, ak.node_name)
         out = local_cluster.kubectl("-n", ns, "exec", "app", "--", "echo", "hi", check=False)
         assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
     finally:

@@ -84,6 +84,17 @@ def running(items: list[Obj]) -> list[Obj]:
     ]
 
 
+def run_pod(cluster: Cluster, namespace: str, node: str, name: str = "app") -> Obj:
+    """Pod ``name`` pinned to ``node``, once it is Running."""
+    cluster.apply(pod(name, node), namespace)
+
+    def running_now() -> Obj | None:
+        p = cluster.get_json(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        return p if phase(p) == "Running" else None
+
+    return wait_until(f"pod {name} Running", running_now)
+
+
 def events_for(cluster: Cluster, namespace: str, name: str) -> list[Obj]:
     items: list[Obj] = cluster.get_json(
         f"/api/v1/namespaces/{namespace}/events",
