@@ -14,7 +14,7 @@ Environment variables: AK_CONFIG, AK_NODE_NAME, AK_TAINT, AK_INTERNAL_IP,
 AK_KUBELET_PORT, AK_LOCAL_KUBECONFIG, AK_LOCAL_CONTEXT, AK_LOCAL_QPS,
 AK_LOCAL_BURST, AK_LOCAL_APISERVER_HOST, AK_LOCAL_APISERVER_PORT,
 AK_REMOTE_KUBECONFIG, AK_REMOTE_CONTEXT, AK_REMOTE_QPS, AK_REMOTE_BURST,
-AK_POD_WORKERS, AK_TOKEN_MAX_AGE, AK_METRICS_PORT, AK_LOG_LEVEL, AK_LOG_FORMAT, AK_TLS_CERT_FILE,
+AK_REMOTE_RUNTIME_CLASS, AK_POD_WORKERS, AK_TOKEN_MAX_AGE, AK_METRICS_PORT, AK_LOG_LEVEL, AK_LOG_FORMAT, AK_TLS_CERT_FILE,
 AK_TLS_PRIVATE_KEY_FILE, AK_CLIENT_CA_FILE, AK_CERT_DIR, AK_AUTO_CAPACITY,
 AK_AUTO_CAPACITY_SELECTOR, AK_AUTO_CAPACITY_FRACTION, AK_LEADER_ELECT,
 AK_LEADER_ELECT_IDENTITY.
@@ -30,6 +30,10 @@ can only be set in the file. The file uses the seed's Helm value names::
     kubeconfig = "/etc/ak/remote.yaml"
     [pods]
     env = { HTTP_PROXY = "http://proxy:3128" }   # or [{ name = ..., value = ... }]
+    [pods.placement]                     # added to every remote pod
+    nodeSelector = { pool = "tenants" }
+    tolerations = [{ key = "tenants", operator = "Exists", effect = "NoSchedule" }]
+    runtimeClassName = "gvisor"
     [node.resources.allocatable]
     cpu = "100"
     [kubelet]
@@ -60,6 +64,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ak.core import placement
 from ak.core.node_labels import invalid_node_labels
 from ak.core.validation import is_dns_subdomain, is_label_value, is_qualified_name
 from ak.errors import ConfigError
@@ -118,6 +123,10 @@ class NodeSettings:
 @dataclass(frozen=True)
 class PodSettings:
     env: tuple[tuple[str, str], ...] = ()  # (name, value) injected into every container
+    # [pods.placement]: added to every remote pod (see ak/core/placement.py).
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    runtime_class_name: str | None = None
     workers: int = 16  # pods synced concurrently
     # Service-account tokens are refreshed at 80 % of their lifetime or once this
     # old (seconds), whichever comes first: the kubelet's 24 h.
@@ -407,6 +416,25 @@ def _env(value: object) -> tuple[tuple[str, str], ...]:
     return tuple((name, str(text)) for name, text in pairs)
 
 
+def _tolerations(value: object) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise _Bad(f"{_show(value)} is not a list of tables")
+    out = []
+    for i, item in enumerate(value, 1):
+        try:
+            out.append(placement.toleration(item))
+        except ValueError as e:
+            raise _Bad(str(e), entry=f"entry {i}") from None
+    return tuple(out)
+
+
+def _runtime_class(value: object) -> str | None:
+    name = _optional(value)
+    if name is not None and not is_dns_subdomain(name):
+        raise _Bad(f"{_show(name)} is not a valid RuntimeClass name")
+    return name
+
+
 # --- the settings table ------------------------------------------------------
 
 
@@ -480,6 +508,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote.qps", _rate, "--remote-qps", "request rate limit for the remote cluster"),
     Setting("remote.burst", _positive, "--remote-burst", "request burst for the remote cluster"),
     Setting("pods.env", _env, None, "environment variables injected into every container"),
+    Setting("pods.node_selector", _labels, None, "node selector added to every remote pod",
+            ("pods.placement.node_selector",)),
+    Setting("pods.tolerations", _tolerations, None, "tolerations added to every remote pod",
+            ("pods.placement.tolerations",)),
+    Setting("pods.runtime_class_name", _runtime_class, "--remote-runtime-class",
+            "runtime class of every remote pod", ("pods.placement.runtime_class_name",)),
     Setting("pods.workers", _positive, "--pod-workers", "pods synced concurrently"),
     Setting("pods.token_max_age", _token_max_age, "--token-max-age",
             "refresh service-account tokens at least this often, in seconds"),

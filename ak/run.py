@@ -16,6 +16,7 @@ from ak import __version__
 from ak.config import Config
 from ak.core.names import node_label_value
 from ak.core.namespaces import Template
+from ak.core.placement import Placement
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
@@ -71,6 +72,11 @@ class Provider:
                 extra_env=[{"name": k, "value": v} for k, v in config.pods.env],
                 workers=config.pods.workers,
                 namespace_template=Template(**dataclasses.asdict(config.namespaces)),
+                placement=Placement(
+                    config.pods.node_selector,
+                    config.pods.tolerations,
+                    config.pods.runtime_class_name,
+                ),
             ),
             self.deps,
             self.events,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs for the tests and the demo; quick when done before.
 #   a virtualenv with AK and its test tools in .venv,
-#   and the Kubernetes binaries built from Go modules (build/tools.sh, cached).
+#   the Kubernetes binaries built from Go modules (build/tools.sh, cached),
+#   and, as root, the real-node parts (build/node.sh: kubelet, containerd, images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 AK_TOOLS_BIN=$(bash build/tools.sh | tail -n 1)
+# The real-node parts (kubelet, containerd & co., test images); they need root.
+if [ "$(id -u)" = 0 ]; then
+  AK_NODE_TOOLS=$(bash build/node.sh | tail -n 1)
+  echo "[setup] real-node parts: $AK_NODE_TOOLS" >&2
+fi
 echo "$AK_TOOLS_BIN"

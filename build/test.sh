@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The test command: lint, type-check, then every test (unit and real-cluster).
+# The test command: lint, type-check, then every test (unit, real-cluster, real-node).
+# The tests run in a network + mount + PID namespace of their own, where real
+# kubelets can have non-loopback addresses and nothing reaches the machine.
 # Extra arguments go to pytest, e.g. `bash build/test.sh -k harness`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +12,5 @@ echo "[test] ruff" >&2
 .venv/bin/ruff format --check ak tests
 echo "[test] mypy --strict" >&2
 .venv/bin/mypy
-echo "[test] pytest" >&2
-exec .venv/bin/pytest "$@"
+echo "[test] pytest (in the testbed sandbox: ak/testbed/sandbox.py)" >&2
+exec .venv/bin/python -m ak.testbed.sandbox -- .venv/bin/pytest "$@"

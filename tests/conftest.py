@@ -8,10 +8,12 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from ak.core.names import remote_namespace
+from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster, Testbed
 
@@ -83,7 +85,8 @@ def pytest_runtest_makereport(
     tb = getattr(item, "funcargs", {}).get("testbed")
     if report.failed and isinstance(tb, Testbed):
         where = "\n".join(c.describe() for c in tb.clusters)
-        node = getattr(item, "funcargs", {}).get("ak_node")
+        args = getattr(item, "funcargs", {})
+        node = args.get("ak_node") or args.get("ak_real")
         if isinstance(node, AKNode):
             where += "\n" + node.ak.describe()
         report.sections.append(("testbed", f"files and logs under {tb.root}\n{where}"))
@@ -108,6 +111,55 @@ def ak_node(
         node.ak.stop()
         local_cluster.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
         local_cluster.kubectl("delete", "node", node.ak.node_name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def remote_real_node(remote_cluster: Cluster) -> realnode.RealNode:
+    """A kubelet + containerd node in the remote cluster, beside its kwok nodes.
+
+    Tainted, so only pods placed there on purpose (``ak_real``) run on it. Fails,
+    never skips, outside the sandbox that build/test.sh runs the tests in."""
+    return remote_cluster.add_real_node("real-remote")
+
+
+def real_placement_config(directory: Path) -> Path:
+    """AK's config for pods on the real remote node: placement on it, and the
+    local API server by the sandbox address the node's pods can reach."""
+    path = directory / f"placement-{uuid.uuid4().hex[:6]}.toml"
+    path.write_text(
+        "[pods.placement]\n"
+        f'nodeSelector = {{ "{realnode.LABEL}" = "true" }}\n'
+        f'tolerations = [{{ key = "{realnode.LABEL}", operator = "Exists", '
+        'effect = "NoSchedule" }]\n'
+    )
+    return path
+
+
+@pytest.fixture
+def ak_real(
+    local_cluster: Cluster, remote_cluster: Cluster, remote_real_node: realnode.RealNode
+) -> Iterator[AKNode]:
+    """AK whose pods run in real containers on ``remote_real_node``; its node
+    address is the sandbox's, so the API server's node proxy reaches it too."""
+    suffix = uuid.uuid4().hex[:5]
+    args = [
+        f"--config={real_placement_config(local_cluster.dir)}",
+        f"--local-apiserver-host={sandbox.HOST_IP}",
+        f"--local-apiserver-port={local_cluster.port}",
+    ]
+    ak = AKProcess(
+        local_cluster, remote_cluster, f"ak-{suffix}", node_ip=sandbox.HOST_IP, extra_args=args
+    )
+    node = AKNode(ak, f"r-{suffix}")
+    local_cluster.kubectl("create", "namespace", node.namespace)
+    ak.start()
+    try:
+        wait_for_node_ready(ak)
+        yield node
+    finally:
+        ak.stop()
+        local_cluster.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
+        local_cluster.kubectl("delete", "node", ak.node_name, "--wait=false", check=False)
 
 
 def wait_for_node_ready(ak: AKProcess, timeout: float = 60) -> None:

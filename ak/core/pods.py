@@ -44,6 +44,8 @@ from ak.core.labels import (
     ownership_labels,
 )
 from ak.core.names import node_label_value
+from ak.core.placement import NONE as NO_PLACEMENT
+from ak.core.placement import Placement
 from ak.core.pod_checks import check_supported
 from ak.core.pod_env import pinned_fields, with_env
 from ak.core.types import Obj
@@ -107,7 +109,7 @@ def _remote_metadata(local: Obj, node_name: str, remote_namespace: str) -> Obj:
     }
 
 
-def _remote_spec(local: Obj, extra_env: list[Obj]) -> Obj:
+def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement) -> Obj:
     spec: dict[str, Any] = local.get("spec") or {}
     pinned = pinned_fields(local)
     remote = {f: clone(spec[f]) for f in _COPIED_SPEC_FIELDS if f in spec}
@@ -117,11 +119,17 @@ def _remote_spec(local: Obj, extra_env: list[Obj]) -> Obj:
     if spec.get("volumes"):
         remote["volumes"] = rewrite_volumes(spec["volumes"], local)
     remote["automountServiceAccountToken"] = False
+    placement.apply(remote)
     return remote
 
 
 def to_remote_pod(
-    local: Obj, *, node_name: str, remote_namespace: str, extra_env: list[Obj]
+    local: Obj,
+    *,
+    node_name: str,
+    remote_namespace: str,
+    extra_env: list[Obj],
+    placement: Placement = NO_PLACEMENT,
 ) -> Obj:
     """The pod to create remotely; raises ``TranslationError`` if impossible."""
     check_supported(local)
@@ -129,7 +137,7 @@ def to_remote_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _remote_metadata(local, node_name, remote_namespace),
-        "spec": _remote_spec(local, extra_env),
+        "spec": _remote_spec(local, extra_env, placement),
     }
 
 

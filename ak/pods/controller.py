@@ -21,6 +21,8 @@ from ak.core.errors import RemoteIdentityError, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
+from ak.core.placement import NONE as NO_PLACEMENT
+from ak.core.placement import Placement
 from ak.core.pods import new_ephemeral_containers, remote_pod_patch, to_remote_pod
 from ak.core.status import (
     REASON_REMOTE_POD_MISSING,
@@ -74,6 +76,7 @@ class PodSettings:
     extra_env: list[Obj]
     workers: int = 16
     namespace_template: Template = field(default_factory=Template)
+    placement: Placement = NO_PLACEMENT
 
 
 class PodController:
@@ -292,6 +295,7 @@ class PodController:
                 node_name=self.s.node_name,
                 remote_namespace=self.remote_ns(key),
                 extra_env=self.s.extra_env,
+                placement=self.s.placement,
             )
             await self.namespaces.ensure(key[0])
             await self.deps.ensure(local)
@@ -334,6 +338,7 @@ class PodController:
                 node_name=self.s.node_name,
                 remote_namespace=self.remote_ns(key),
                 extra_env=self.s.extra_env,
+                placement=self.s.placement,
             )
             patch = remote_pod_patch(local, remote, desired)
         except (TranslationError, RemoteIdentityError) as e:

@@ -11,6 +11,7 @@ one etcd under different prefixes.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -24,11 +25,13 @@ from typing import Any
 
 import httpx
 
-from ak.testbed import kwok
+from ak.testbed import kwok, sandbox
 from ak.testbed.pki import CertificateAuthority, CertPair, write_service_account_keys
 from ak.testbed.procs import Proc, free_port, wait_for
+from ak.testbed.realnode import RealNode
 
 REPO = Path(__file__).resolve().parents[2]
+_REAL_NODE_INDEX = itertools.count()
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 
@@ -150,6 +153,7 @@ class Cluster:
     kcm_args: list[str] = field(default_factory=list)
     apiserver_args: list[str] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
+    real_nodes: list[RealNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.dir = self.root / self.name
@@ -184,9 +188,18 @@ class Cluster:
         return self
 
     def stop(self) -> None:
+        for n in reversed(self.real_nodes):
+            n.stop()
+        self.real_nodes.clear()
         for p in reversed(self.procs):
             p.stop()
         self.procs.clear()
+
+    def add_real_node(self, name: str, *, taint: bool = True) -> RealNode:
+        """A kubelet + containerd node (inside the sandbox only; see realnode.py)."""
+        node = RealNode(self, name, next(_REAL_NODE_INDEX), taint=taint)
+        self.real_nodes.append(node)
+        return node.start()
 
     def component(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)
@@ -214,7 +227,9 @@ class Cluster:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ips=("127.0.0.1", "10.0.0.1"),
+            # 192.0.2.1: the sandbox's host address, by which pods on real nodes
+            # reach every API server (ak.testbed.sandbox).
+            ips=("127.0.0.1", "10.0.0.1", sandbox.HOST_IP),
         )
         self.admin = self.ca.issue("admin", "admin", orgs=("system:masters",), client=True)
         self.kubelet_client = self.ca.issue(
@@ -440,7 +455,11 @@ class Cluster:
 
     def describe(self) -> str:
         """Where to look when a test fails."""
-        return f"cluster {self.name}: {self.server}, kubeconfig {self.kubeconfig}, logs {self.logs}"
+        nodes = "".join(f"\n  {n.describe()}" for n in self.real_nodes)
+        return (
+            f"cluster {self.name}: {self.server}, kubeconfig {self.kubeconfig}, logs {self.logs}"
+            + nodes
+        )
 
 
 class Testbed:

@@ -1,0 +1,3 @@
+module local.invalid/akbuild/pause
+
+go 1.26.0

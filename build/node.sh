@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The parts of a real testbed node (ak/testbed/realnode.py), cached like build/tools.sh:
+#   Debian's containerd, runc, CNI plugins, busybox-static, iptables (installed as root when missing);
+#   kubelet from the pinned k8s.io/kubernetes wrapper module (build/go/k8s);
+#   the pause program (build/go/pause) and the image archive (ak/testbed/images.py):
+#   pause, a busybox shell and a controller image with the static kubectl.
+# Prints the directory holding kubelet and images.tar as its last line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+K8S_VERSION=${K8S_VERSION:-v1.36.3}
+cache_root=${AK_TOOLS_CACHE:-$HOME/.cache/ak-tools}
+log() { printf '[build/node] %s\n' "$*" >&2; }
+
+need=()
+for pair in containerd:containerd runc:runc ctr:containerd busybox:busybox-static iptables:iptables \
+            conntrack:conntrack unshare:util-linux ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+# The image must hold a static busybox: Debian's busybox package is dynamic.
+file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { log "missing Debian packages: ${need[*]} (run as root or install them)"; exit 1; }
+  command -v file >/dev/null || need+=(file)
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+
+tools_bin=$(bash "$here/tools.sh" | tail -n 1)
+out="$cache_root/node-k8s-$K8S_VERSION"
+mkdir -p "$out"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
+
+if [ ! -x "$out/kubelet" ]; then
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  log "building kubelet $K8S_VERSION (first build takes about 10 minutes)"
+  t=$(date +%s)
+  (cd "$here/go/k8s" && go build -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+     -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
+     -X k8s.io/component-base/version.gitTreeState=clean" -o "$out/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet)
+  mv "$out/kubelet.tmp" "$out/kubelet"
+  log "  kubelet done in $(( $(date +%s) - t ))s"
+fi
+
+# The images are cheap: rebuilt whenever an input changes.
+key=$(cat "$here/go/pause/main.go" "$repo/ak/testbed/images.py" /bin/busybox "$tools_bin/kubectl" | sha256sum | cut -c1-16)
+if [ ! -f "$out/images.tar" ] || [ "$(cat "$out/images.key" 2>/dev/null)" != "$key" ]; then
+  log "building the pause program and the test images"
+  (cd "$here/go/pause" && go build -ldflags "-s -w" -o "$out/pause" .)
+  python3 "$repo/ak/testbed/images.py" --pause "$out/pause" --busybox /bin/busybox \
+    --kubectl "$tools_bin/kubectl" --out "$out/images.tar" >/dev/null
+  echo "$key" >"$out/images.key"
+fi
+echo "$out"
