@@ -101,7 +101,7 @@ class Provider:
                 allocatable=dict(node.allocatable),
             ),
             self.health,
-            remote_ready=self.pods.synced.is_set,
+            synced=self.pods.synced,
             capacity=self.capacity.current if self.capacity else lambda: None,
         )
         self.kubelet_api = kubelet_api.from_config(

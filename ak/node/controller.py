@@ -72,7 +72,7 @@ class NodeController:
         remote: KubeClient,
         spec: NodeSpec,
         health: RemoteHealth,
-        remote_ready: Callable[[], bool] = lambda: True,
+        synced: trio.Event | None = None,
         *,
         manage_lease: bool = True,
         capacity: Callable[[], dict[str, str] | None] = lambda: None,
@@ -82,7 +82,10 @@ class NodeController:
         self.spec = spec
         self.health = health
         # Extra readiness input: e.g. the pod caches are synced.
-        self.remote_ready = remote_ready
+        # Set when the pod caches are synced: Ready waits for it, and its
+        # setting is a change the status must report at once, not at the next
+        # periodic check (which made a fresh node Ready up to 10 s late).
+        self.synced = synced
         self.node: Obj | None = None
         self.registered = trio.Event()
         # False under leader election: the elector renews the Lease (it is the lock).
@@ -91,7 +94,7 @@ class NodeController:
         self.capacity = capacity
 
     def desired(self) -> Obj:
-        ready = self.health.ok and self.remote_ready()
+        ready = self.health.ok and (self.synced is None or self.synced.is_set())
         if ready:
             reason, message = "KubeletReady", "actual-kubelets is ready; remote cluster reachable"
         elif not self.health.ok:
@@ -170,8 +173,7 @@ class NodeController:
     # -- heartbeats -----------------------------------------------------------
     async def _status_loop(self) -> None:
         while True:
-            with trio.move_on_after(STATUS_CHECK_EVERY):
-                await self.health.changed.wait()
+            await self._until_changed()
             try:
                 current = await self.local.get(path("nodes", name=self.spec.name))
                 await self._patch_status(current, self.desired())
@@ -180,6 +182,21 @@ class NodeController:
                 await self.register()
             except KubeError as e:
                 log.warning("updating node status: %s", e)
+
+    async def _until_changed(self) -> None:
+        """Return when remote health changes, the caches sync, or the check is due."""
+        events = [self.health.changed]
+        if self.synced is not None and not self.synced.is_set():
+            events.append(self.synced)
+        with trio.move_on_after(STATUS_CHECK_EVERY):
+            async with trio.open_nursery() as nursery:
+
+                async def first(event: trio.Event) -> None:
+                    await event.wait()
+                    nursery.cancel_scope.cancel()
+
+                for event in events:
+                    nursery.start_soon(first, event)
 
     async def _lease_loop(self) -> None:
         lease_path = node_lease_path(self.spec.name)

@@ -42,6 +42,21 @@ def shell_pod(node: AKNode, name: str, script: str, **spec: Any) -> Obj:
     }
 
 
+def get_or_none(cluster: Cluster, path: str) -> Obj | None:
+    """The object at ``path``, or None if there is none (404)."""
+    with cluster.http() as c:
+        r = c.get(path)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    out: Obj = r.json()
+    return out
+
+
+def gone(cluster: Cluster, path: str) -> bool:
+    return get_or_none(cluster, path) is None
+
+
 def local_pod(local: Cluster, node: AKNode, name: str) -> Obj:
     return local.get_json(f"/api/v1/namespaces/{node.namespace}/pods/{name}")
 

@@ -17,7 +17,15 @@ import pytest
 
 from ak.testbed import images, realnode, sandbox
 from ak.testbed.cluster import Cluster
-from tests.cluster.realutil import container, exec_in, kubectl, local_pod, remote_pod, run
+from tests.cluster.realutil import (
+    container,
+    exec_in,
+    get_or_none,
+    kubectl,
+    local_pod,
+    remote_pod,
+    run,
+)
 from tests.cluster.util import Obj, pods, wait_until
 from tests.conftest import AKNode
 
@@ -99,8 +107,7 @@ def test_controller_manages_the_local_cluster(
     )
 
     def state() -> Obj | None:
-        r = local_cluster.http().get(f"/api/v1/namespaces/{ns}/configmaps/controller-state")
-        return r.json() if r.status_code == 200 else None
+        return get_or_none(local_cluster, f"/api/v1/namespaces/{ns}/configmaps/controller-state")
 
     cm = wait_until("the controller's ConfigMap in the LOCAL cluster", state, 120)
     (pod,) = pods(local_cluster, ns, "app=ctl")

@@ -26,13 +26,14 @@ from tests.cluster.realutil import (
     WEBSOCKET,
     container,
     exec_in,
+    gone,
     kubectl,
     local_pod,
     run,
     shell_pod,
 )
 from tests.cluster.test_kubelet_api import Background
-from tests.cluster.util import wait_until
+from tests.cluster.util import Obj, wait_until
 from tests.conftest import AKNode
 
 pytestmark = pytest.mark.cluster
@@ -165,7 +166,7 @@ def test_attach_and_run_interactive(ak_real: AKNode, local_cluster: Cluster) -> 
     assert ran.returncode == 0, ran.stderr
     wait_until(
         "kubectl run --rm deleted its pod",
-        lambda: local_cluster.http().get(f"/api/v1/namespaces/{ns}/pods/once").status_code == 404,
+        lambda: gone(local_cluster, f"/api/v1/namespaces/{ns}/pods/once"),
         60,
     )
 
@@ -215,8 +216,13 @@ def test_logs_previous_after_a_real_restart(ak_real: AKNode, local_cluster: Clus
         ],
         volumes=[{"name": "d", "emptyDir": {}}],
     )
-    run(local_cluster, ak_real, pod)
-    status = local_pod(local_cluster, ak_real, "again")["status"]["containerStatuses"][0]
+    local_cluster.apply(pod, ak_real.namespace)
+
+    def restarted() -> Obj | None:
+        statuses = local_pod(local_cluster, ak_real, "again")["status"]["containerStatuses"]
+        return statuses[0] if statuses[0]["restartCount"] and statuses[0]["ready"] else None
+
+    status = wait_until("the container restarted once and running", restarted, 90)
     assert status["restartCount"] == 1
     assert status["lastState"]["terminated"]["exitCode"] == 1
     ns = ak_real.namespace

@@ -15,6 +15,7 @@ from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import (
     container,
     exec_in,
+    gone,
     kubectl,
     local_pod,
     remote_pod,
@@ -26,10 +27,6 @@ from tests.cluster.util import Obj, events_for, wait_until
 from tests.conftest import AKNode
 
 pytestmark = pytest.mark.cluster
-
-
-def _gone(cluster: Cluster, path: str) -> bool:
-    return cluster.http().get(path).status_code == 404
 
 
 def _status(local: Cluster, node: AKNode, name: str) -> Obj:
@@ -64,10 +61,10 @@ def test_graceful_delete_runs_prestop_and_sigterm_handler(
         wait_until("the log stream", lambda: "started" in logs.text(), 30)
         t0 = time.monotonic()
         local_cluster.kubectl("-n", ns, "delete", "pod", "grace", "--wait=false")
-        wait_until("the local pod gone", lambda: _gone(local_cluster, local_path), 60, 0.1)
+        wait_until("the local pod gone", lambda: gone(local_cluster, local_path), 60, 0.1)
         took = time.monotonic() - t0
         wait_until("the stream ended", lambda: logs.proc.poll() is not None, 15)
-    assert _gone(remote_cluster, remote_path)
+    assert gone(remote_cluster, remote_path)
     text = logs.text()
     # preStop, then SIGTERM to the process, whose handler ran to its end.
     assert text[-4:] == ["started", "prestop", "got TERM", "bye"], text
@@ -81,7 +78,7 @@ def test_grace_period_is_waited_out_then_killed(ak_real: AKNode, local_cluster: 
     t0 = time.monotonic()
     local_cluster.kubectl("-n", ns, "delete", "pod", "deaf", "--wait=false")
     path = f"/api/v1/namespaces/{ns}/pods/deaf"
-    wait_until("the local pod gone", lambda: _gone(local_cluster, path), 60, 0.1)
+    wait_until("the local pod gone", lambda: gone(local_cluster, path), 60, 0.1)
     took = time.monotonic() - t0
     assert 4 <= took < 20, took
 

@@ -104,4 +104,5 @@ def test_ak_pod_runs_on_the_real_node(
     logs = kubectl(local_cluster, "-n", ak_real.namespace, "logs", "hello")
     assert logs.stdout == "hello from hello\n", logs.stderr
     done = exec_in(local_cluster, ak_real, "hello", "sh", "-c", "echo out; echo err >&2; exit 3")
-    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    assert (done.returncode, done.stdout) == (3, "out\n"), done.stderr
+    assert done.stderr == "err\ncommand terminated with exit code 3\n"

@@ -1,0 +1,49 @@
+"""The node's status loop reports a change when it happens, not at the next check."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from ak.node.controller import STATUS_CHECK_EVERY, NodeController, NodeSpec, RemoteHealth
+from tests.unit.fixtures import offline_client
+
+SPEC = NodeSpec("n", {}, False, "127.0.0.1", 10250, "v0", {}, {})
+
+
+def _controller(synced: trio.Event) -> NodeController:
+    return NodeController(
+        offline_client("local"), offline_client("remote"), SPEC, RemoteHealth(), synced=synced
+    )
+
+
+def test_caches_syncing_wakes_the_status_loop() -> None:
+    # A fresh node went Ready up to 10 s late: the status loop woke only on
+    # remote-health changes, and the caches synced just after the first one.
+    async def main() -> float:
+        synced = trio.Event()
+        node = _controller(synced)
+        node.health.set(True, "KubeletReady", "")
+        assert node.desired()["status"]["conditions"][-1]["status"] == "False"
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_set_later, synced)
+            await node._until_changed()
+        assert node.desired()["status"]["conditions"][-1]["status"] == "True"
+        return trio.current_time()
+
+    assert trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)) == 1
+
+
+def test_nothing_changing_waits_for_the_periodic_check() -> None:
+    async def main() -> float:
+        synced = trio.Event()
+        synced.set()
+        await _controller(synced)._until_changed()
+        return trio.current_time()
+
+    assert trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)) == STATUS_CHECK_EVERY
+
+
+async def _set_later(event: trio.Event) -> None:
+    await trio.sleep(1)
+    event.set()
