@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 AK_TOOLS_BIN=$(bash build/setup.sh | tail -n 1)
 export AK_TOOLS_BIN
-exec .venv/bin/python -m ak.testbed.demo "$@"
+# In the testbed sandbox (root: network, mount and PID namespaces of its own)
+# the pods run in real containers on a real remote node; kwok otherwise.
+exec .venv/bin/python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.demo "$@"

@@ -8,13 +8,12 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from ak.core.names import remote_namespace
 from ak.testbed import realnode, sandbox
-from ak.testbed.akproc import AKProcess
+from ak.testbed.akproc import AKProcess, real_node_args
 from ak.testbed.cluster import Cluster, Testbed
 
 # The InternalIP that ``ak_node`` advertises. Loopback unless the session runs in
@@ -122,19 +121,6 @@ def remote_real_node(remote_cluster: Cluster) -> realnode.RealNode:
     return remote_cluster.add_real_node("real-remote")
 
 
-def real_placement_config(directory: Path) -> Path:
-    """AK's config for pods on the real remote node: placement on it, and the
-    local API server by the sandbox address the node's pods can reach."""
-    path = directory / f"placement-{uuid.uuid4().hex[:6]}.toml"
-    path.write_text(
-        "[pods.placement]\n"
-        f'nodeSelector = {{ "{realnode.LABEL}" = "true" }}\n'
-        f'tolerations = [{{ key = "{realnode.LABEL}", operator = "Exists", '
-        'effect = "NoSchedule" }]\n'
-    )
-    return path
-
-
 @pytest.fixture
 def ak_real(
     local_cluster: Cluster, remote_cluster: Cluster, remote_real_node: realnode.RealNode
@@ -142,11 +128,7 @@ def ak_real(
     """AK whose pods run in real containers on ``remote_real_node``; its node
     address is the sandbox's, so the API server's node proxy reaches it too."""
     suffix = uuid.uuid4().hex[:5]
-    args = [
-        f"--config={real_placement_config(local_cluster.dir)}",
-        f"--local-apiserver-host={sandbox.HOST_IP}",
-        f"--local-apiserver-port={local_cluster.port}",
-    ]
+    args = real_node_args(local_cluster)
     ak = AKProcess(
         local_cluster, remote_cluster, f"ak-{suffix}", node_ip=sandbox.HOST_IP, extra_args=args
     )

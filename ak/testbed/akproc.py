@@ -5,11 +5,31 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+from ak.testbed import realnode, sandbox
 from ak.testbed.cluster import Cluster
 from ak.testbed.procs import Proc, free_port
+
+
+def real_node_args(local: Cluster) -> list[str]:
+    """AK's flags for pods in real containers on a remote real node
+    (``ak.testbed.realnode``): placed there by ``[pods.placement]``, and told the
+    sandbox address by which the node's pods reach the LOCAL API server."""
+    path = local.dir / f"placement-{uuid.uuid4().hex[:6]}.toml"
+    path.write_text(
+        "[pods.placement]\n"
+        f'nodeSelector = {{ "{realnode.LABEL}" = "true" }}\n'
+        f'tolerations = [{{ key = "{realnode.LABEL}", operator = "Exists", '
+        'effect = "NoSchedule" }]\n'
+    )
+    return [
+        f"--config={path}",
+        f"--local-apiserver-host={sandbox.HOST_IP}",
+        f"--local-apiserver-port={local.port}",
+    ]
 
 
 class AKProcess:

@@ -11,7 +11,6 @@ one etcd under different prefixes.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import shutil
@@ -31,7 +30,6 @@ from ak.testbed.procs import Proc, free_port, wait_for
 from ak.testbed.realnode import RealNode
 
 REPO = Path(__file__).resolve().parents[2]
-_REAL_NODE_INDEX = itertools.count()
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 
@@ -197,7 +195,7 @@ class Cluster:
 
     def add_real_node(self, name: str, *, taint: bool = True) -> RealNode:
         """A kubelet + containerd node (inside the sandbox only; see realnode.py)."""
-        node = RealNode(self, name, next(_REAL_NODE_INDEX), taint=taint)
+        node = RealNode(self, name, taint=taint)
         self.real_nodes.append(node)
         return node.start()
 

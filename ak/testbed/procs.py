@@ -20,7 +20,7 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     # The parent may have died between fork and prctl.
@@ -59,7 +59,7 @@ class Proc:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the harness forks from one thread
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - the harness forks from one thread
             )
 
     @property

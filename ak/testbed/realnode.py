@@ -144,13 +144,17 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 class RealNode:
-    """One kubelet node of ``cluster``; ``index`` picks its address and pod CIDR."""
+    """One kubelet node of ``cluster``.
+
+    Its index, which picks its address, bridge and pod CIDR, is the first whose
+    address is free on ``lo``: adding an address that exists fails, so nodes of
+    several processes in one sandbox (a test and the demo it runs) never clash.
+    """
 
     def __init__(
         self,
         cluster: Cluster,
         name: str,
-        index: int,
         tools: NodeTools | None = None,
         taint: bool = True,
     ) -> None:
@@ -162,12 +166,9 @@ class RealNode:
             )
         self.cluster = cluster
         self.name = name
-        self.index = index
         self.tools = tools or NodeTools.find()
         self.taint = taint
-        self.ip = f"192.0.2.{10 + index}"
-        self.pod_cidr = f"10.244.{index}.0/24"
-        self.bridge = f"akbr{index}"
+        self.index = -1
         self.dir = cluster.dir / f"node-{name}"
         self.cgroup = f"{CGROUP_PREFIX}{name}-{uuid.uuid4().hex[:6]}"
         self.proc: Proc | None = None
@@ -374,9 +375,28 @@ wait
         )
         (d / "start.sh").write_text(outer + "\n")
 
+    @property
+    def ip(self) -> str:
+        return f"192.0.2.{10 + self.index}"
+
+    @property
+    def pod_cidr(self) -> str:
+        return f"10.244.{self.index}.0/24"
+
+    @property
+    def bridge(self) -> str:
+        return f"akbr{self.index}"
+
     # -- network -------------------------------------------------------------
+    def _claim_index(self) -> None:
+        for i in range(200):
+            self.index = i
+            if _run("ip", "addr", "add", f"{self.ip}/32", "dev", "lo", check=False).returncode == 0:
+                return
+        self.index = -1
+        raise NodeUnavailable("no free node address in 192.0.2.10-209")
+
     def _network(self) -> None:
-        _run("ip", "addr", "add", f"{self.ip}/32", "dev", "lo")
         rule = ["-s", self.pod_cidr, "-d", SERVICE_IP, "-p", "tcp", "--dport", "443"]
         rule += ["-j", "DNAT", "--to-destination", f"127.0.0.1:{self.cluster.port}"]
         _run("iptables", "-t", "nat", "-A", "PREROUTING", *rule)
@@ -387,6 +407,7 @@ wait
         t0 = time.monotonic()
         remove_stale_cgroups()
         try:
+            self._claim_index()
             self._write_files()
             self._network()
             start = ["/bin/sh", str(self.dir / "start.sh")]
@@ -416,8 +437,9 @@ wait
             self.proc = None
         for own in _hierarchies().values():
             _remove_tree(own / self.cgroup)
-        _run("ip", "link", "del", self.bridge, check=False)
-        _run("ip", "addr", "del", f"{self.ip}/32", "dev", "lo", check=False)
+        if self.index >= 0:
+            _run("ip", "link", "del", self.bridge, check=False)
+            _run("ip", "addr", "del", f"{self.ip}/32", "dev", "lo", check=False)
         for rule in self._rules:
             _run("iptables", "-t", "nat", "-D", "PREROUTING", *rule, check=False)
         self._rules.clear()

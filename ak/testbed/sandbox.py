@@ -24,6 +24,8 @@ import signal
 import subprocess
 import sys
 
+from ak.testbed.procs import die_with_parent
+
 HOST_IP = "192.0.2.1"
 ENV = "AK_SANDBOX"
 
@@ -91,7 +93,23 @@ def main(args: list[str]) -> int:
         os.execvp(argv[0], argv)
     unshare = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
     inner = [sys.executable, "-m", "ak.testbed.sandbox", "--init", "--", *argv]
-    os.execvp("unshare", [*unshare, "--propagation", "private", "--", *inner])
+    # If this process is killed, unshare dies too, and with it (--kill-child)
+    # the sandbox's init and so every process inside.
+    child = subprocess.Popen(
+        [*unshare, "--propagation", "private", "--", *inner],
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads here
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: child.send_signal(s))
+    code = child.wait()
+    # Everything inside is dead now (its PID namespace ended); cgroups are the
+    # one thing of a real node that lives outside the namespaces: remove them.
+    from ak.testbed.realnode import remove_stale_cgroups
+
+    left = remove_stale_cgroups()
+    if left:
+        print(f"[sandbox] cgroups left behind: {', '.join(map(str, left))}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from ak.testbed import demo, sandbox
+
 pytestmark = pytest.mark.cluster
 
 
@@ -23,5 +25,16 @@ def test_demo_once_shows_pods_on_both_sides() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     # The seed README's own example name: node vk-ak-example, namespace crossplane-system.
     assert "vk-ak-example-d05fe343c4951ecb   Active" in out.stdout
-    assert out.stdout.count("vk-ak-example   <none>") == 3  # 3 local pods on the AK node
-    assert "kwok-node-" in out.stdout
+    if not sandbox.inside():
+        assert out.stdout.count("vk-ak-example   <none>") == 3  # 3 local pods on the AK node
+        assert "[demo] pods run on kwok" in out.stdout
+        assert "kwok-node-" in out.stdout
+        return
+    # In the sandbox (build/test.sh runs the tests there) the pods run in real
+    # containers on the remote real node, and the controller's log shows what it
+    # read from the LOCAL cluster as its own service account.
+    assert "[demo] pods run on kwok" not in out.stdout
+    assert out.stdout.count(f"   {demo.REAL_NODE}   <none>") == 3, out.stdout  # remote pods
+    assert "as system:serviceaccount:crossplane-system:crossplane" in out.stdout
+    assert "controller: pods: pod/crossplane-" in out.stdout
+    assert '"host":"crossplane-' in out.stdout  # the ConfigMap it wrote, read back locally

@@ -8,18 +8,23 @@ placement lands AK's pods there, and that a node leaves nothing behind.
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ak.testbed import realnode
+from ak.testbed import realnode, sandbox
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import exec_in, kubectl, local_pod, remote_pod, run, shell_pod
 from tests.cluster.util import wait_until
 from tests.conftest import AKNode
 
 pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _sysctls() -> dict[str, str]:
@@ -106,3 +111,48 @@ def test_ak_pod_runs_on_the_real_node(
     done = exec_in(local_cluster, ak_real, "hello", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (done.returncode, done.stdout) == (3, "out\n"), done.stderr
     assert done.stderr == "err\ncommand terminated with exit code 3\n"
+
+
+HOLDER = """
+import time
+from ak.testbed.cluster import Testbed
+
+tb = Testbed()
+node = tb.cluster("held").add_real_node("real-held", taint=False)
+print(node.cgroup, node.dir, flush=True)
+time.sleep(600)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SIGKILL the sandbox's init while a node runs: its PID namespace takes
+    every process with it, and the sandbox's outer process removes the cgroups."""
+    script = tmp_path / "hold.py"
+    script.write_text(HOLDER)
+    env = {k: v for k, v in os.environ.items() if k != sandbox.ENV}  # a sandbox of its own
+    outer = subprocess.Popen(
+        [sys.executable, "-m", "ak.testbed.sandbox", "--", sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        assert outer.stdout is not None
+        cgroup, node_dir = outer.stdout.readline().split()
+        (unshare,) = _children(outer.pid)
+        (init,) = _children(unshare)
+        os.kill(init, signal.SIGKILL)
+        assert outer.wait(60) == -signal.SIGKILL or outer.returncode != 0
+    finally:
+        outer.kill()
+        outer.wait(10)
+    leftovers = [own / cgroup for own in realnode._hierarchies().values()]
+    assert not any(c.exists() for c in leftovers), leftovers
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert node_dir not in ps.stdout
