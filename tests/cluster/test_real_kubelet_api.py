@@ -16,6 +16,7 @@ import struct
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -46,18 +47,34 @@ def _sleeper(local: Cluster, node: AKNode, name: str = "box") -> str:
     return name
 
 
+Step = tuple[bytes, Callable[[int], None]]
+
+
+def _winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _controlling_tty() -> None:
+    # kubectl learns of a resize by SIGWINCH, which only a session's
+    # controlling terminal sends: make the pty that.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def in_pty(
     cluster: Cluster,
     args: list[str],
     *,
-    keys: bytes,
+    steps: list[Step],
     size: tuple[int, int],
     env: dict[str, str],
     timeout: float = 60,
 ) -> tuple[int, str]:
-    """kubectl under a pseudo-terminal of ``size`` (rows, cols), typing ``keys``."""
+    """kubectl under a pseudo-terminal of ``size`` (rows, cols). Each step waits
+    for its marker in the output (after the previous step's) and then acts on
+    the pty's master side: types, or resizes."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    _winsize(slave, *size)
     argv = [cluster.tools("kubectl"), f"--kubeconfig={cluster.kubeconfig}", *args]
     proc = subprocess.Popen(
         argv,
@@ -65,12 +82,13 @@ def in_pty(
         stdout=slave,
         stderr=slave,
         env={**os.environ, **env},
-        start_new_session=True,
+        preexec_fn=_controlling_tty,  # noqa: PLW1509 - tests fork from one thread
     )
     os.close(slave)
     out = b""
+    seen = 0
+    todo = list(steps)
     deadline = time.monotonic() + timeout
-    sent = False
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.2)
         if ready:
@@ -81,9 +99,10 @@ def in_pty(
             if not chunk:
                 break
             out += chunk
-        if not sent and (b"$ " in out or b"# " in out):
-            os.write(master, keys)
-            sent = True
+        if todo and todo[0][0] in out[seen:]:
+            marker, act = todo.pop(0)
+            seen = out.index(marker, seen) + len(marker)
+            act(master)
         if proc.poll() is not None and not ready:
             break
     os.close(master)
@@ -93,6 +112,13 @@ def in_pty(
         proc.kill()
         code = proc.wait(10)
     return code, out.decode(errors="replace")
+
+
+def _type(keys: bytes) -> Callable[[int], None]:
+    def act(fd: int) -> None:
+        os.write(fd, keys)
+
+    return act
 
 
 @PROTOCOLS
@@ -120,11 +146,20 @@ def test_exec_with_a_tty_and_its_size(
 ) -> None:
     name = _sleeper(local_cluster, ak_real)
     args = ["-n", ak_real.namespace, "exec", "-it", name, "--", "sh"]
-    code, out = in_pty(
-        local_cluster, args, keys=b"stty size; tty; exit 7\r", size=(33, 121), env=protocol
-    )
+
+    def resize_then_ask(fd: int) -> None:
+        _winsize(fd, 40, 100)
+        time.sleep(0.5)  # kubectl sends the new size as it sees SIGWINCH
+        os.write(fd, b"stty size; exit 7\r")
+
+    steps: list[Step] = [
+        (b"# ", _type(b"stty size; tty\r")),
+        (b"/dev/pts/", resize_then_ask),
+    ]
+    code, out = in_pty(local_cluster, args, steps=steps, size=(33, 121), env=protocol)
+    # The size at start, then the size after a resize, as the container's tty saw them.
     assert "33 121" in out, out
-    assert "/dev/pts/" in out, out
+    assert "40 100" in out, out
     assert code == 7, out
 
 

@@ -152,6 +152,8 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
     finally:
         outer.kill()
         outer.wait(10)
+        if outer.stdout is not None:
+            outer.stdout.close()
     leftovers = [own / cgroup for own in realnode._hierarchies().values()]
     assert not any(c.exists() for c in leftovers), leftovers
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
