@@ -70,8 +70,12 @@ def _token_source(conf: Any) -> TokenSource:
         value = conf.api_key.get("BearerToken") or conf.api_key.get("authorization")
         if not value:
             return None
-        text = str(value)
-        return text.removeprefix("Bearer ").strip()
+        text = str(value).strip()
+        # kubeconfig tokens come bare or as "Bearer x"; the in-cluster loader
+        # writes "bearer x" (lower case). Sent as it was, that made every
+        # in-cluster request "Bearer bearer x": 401 for AK run as a pod.
+        scheme, _, rest = text.partition(" ")
+        return rest.strip() if scheme.lower() == "bearer" and rest else text
 
     return current
 

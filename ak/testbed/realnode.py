@@ -447,10 +447,15 @@ wait
     def describe(self) -> str:
         return f"real node {self.name} ({self.ip}): logs {self.logs}"
 
-    def crictl_like(self, *args: str) -> str:
-        """``ctr`` against this node's containerd (for tests that look inside)."""
-        done = _run("ctr", f"--address={self.socket}", "-n", "k8s.io", *args, check=False)
-        return done.stdout + done.stderr
+    def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ctr`` against this node's containerd, in the kubelet's namespace."""
+        return _run("ctr", f"--address={self.socket}", "-n", "k8s.io", *args, check=False)
+
+    def import_image(self, archive: Path) -> None:
+        """Load an image archive (docker-archive or OCI) as if it had been pulled."""
+        done = self.ctr("images", "import", str(archive))
+        if done.returncode != 0:
+            raise RuntimeError(f"importing {archive} into {self.name}: {done.stderr}")
 
 
 def require_tools() -> None:
