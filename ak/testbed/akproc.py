@@ -59,6 +59,7 @@ class AKProcess:
         metrics: bool = False,
         serving_cert: bool = True,
         node_ip: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -85,6 +86,7 @@ class AKProcess:
                 f"--tls-cert-file={pair.cert}",
                 f"--tls-private-key-file={pair.key}",
             ]
+        self.env = env  # None: this process's environment
         self.proc: Proc | None = None
         self.starts = 0
 
@@ -108,7 +110,7 @@ class AKProcess:
         self.starts += 1
         with self.log.open("a") as f:
             f.write(f"\n===== start {self.starts} at {time.strftime('%H:%M:%S')} =====\n")
-        self.proc = Proc(f"ak-{self.node_name}", self.argv(), self.log)
+        self.proc = Proc(f"ak-{self.node_name}", self.argv(), self.log, env=self.env)
         return self
 
     def kill(self) -> None:

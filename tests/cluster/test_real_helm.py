@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -129,12 +130,31 @@ def _root_mount_options(pid: int) -> list[str]:
     raise AssertionError(f"no root mount for {pid}")
 
 
+def _pod_kubeconfig(local: Cluster, node: str, path: Path) -> Path:
+    """A kubelet identity for AK-in-a-pod: certificates inline, and the API server
+    by the address pods reach it at (127.0.0.1 would be the pod's own)."""
+    doc = json.loads(local.node_kubeconfig(node).read_text())
+    cluster = doc["clusters"][0]["cluster"]
+    cluster["server"] = f"https://{sandbox.HOST_IP}:{local.port}"
+    ca = Path(cluster.pop("certificate-authority")).read_bytes()
+    cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
+    user = doc["users"][0]["user"]
+    for key in ("client-certificate", "client-key"):
+        user[f"{key}-data"] = base64.b64encode(Path(user.pop(key)).read_bytes()).decode()
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("identity", ["serviceaccount", "kubelet"])
 def test_seed_quick_start_on_a_real_node(
+    identity: str,
+    *,
     helm: str,  # noqa: F811 - the fixture imported above
     local_cluster: Cluster,
     remote_cluster: Cluster,
     local_real_node: realnode.RealNode,
     remote_real_node: realnode.RealNode,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     release = f"q{uuid.uuid4().hex[:5]}"
     node = f"vk-ak-{release}"
@@ -161,6 +181,10 @@ def test_seed_quick_start_on_a_real_node(
         "--set-json", f"tolerations={json.dumps(ON_REAL_NODE['tolerations'])}",
         "--set-json", f"pods.placement={json.dumps(remote_placement)}",
     ]  # fmt: skip
+    if identity == "kubelet":
+        # The least-privilege path: a kubelet identity, no ClusterRole.
+        kubeconfig = _pod_kubeconfig(local_cluster, node, local_cluster.dir / f"{release}.kc")
+        values += ["--set-file", f"local.kubeconfig={kubeconfig}"]
     t0 = time.monotonic()
     installed = _helm(
         helm,
@@ -190,6 +214,10 @@ def test_seed_quick_start_on_a_real_node(
 
     wait_until(f"node {node} Ready", node_ready, 120)
     ready_after = time.monotonic() - t0
+    roles = local_cluster.kubectl(
+        "get", "clusterrole", "-l", f"app.kubernetes.io/instance={release}", "-o", "name"
+    ).stdout.split()
+    assert len(roles) == (0 if identity == "kubelet" else 1), roles
 
     # A Deployment scheduled to the virtual node runs in the remote real node's containers.
     ns = f"app-{release}"
@@ -294,4 +322,10 @@ def test_seed_quick_start_on_a_real_node(
     remote_cluster.kubectl("delete", "namespace", "-l", f"actual.vk/node-name={node}")
     assert remote_cluster.kubectl("get", "ns", "-l", f"actual.vk/node-name={node}",
                                   "-o", "name").stdout == ""  # fmt: skip
-    print(f"helm install to node Ready: {ready_after:.1f}s")
+    rss = sum(int(_status_field(pid, "VmRSS").split()[0]) for pid in pids) / 1024
+    with capsys.disabled():
+        print(
+            f"\n[helm {identity}] install to node Ready {ready_after:.1f}s; AK pod RSS "
+            f"{rss:.0f} MiB; image {ARCHIVE.stat().st_size / 2**20:.1f} MiB",
+            file=sys.stderr,
+        )
