@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import logging
 import secrets
+import signal
 import socket
 from functools import partial
 from urllib.parse import urlsplit
@@ -207,13 +208,33 @@ async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:
 GC_YOUNG_THRESHOLD = 5_000
 
 
+async def serve_until_terminated(config: Config) -> None:
+    """``serve`` until SIGTERM (the kubelet's and systemd's stop), then exit cleanly.
+
+    Without a handler SIGTERM killed AK mid-write with status -15 (and the static
+    binary's bootloader then printed "Child exited for unknown reason"). All of
+    AK's state lives in the two API servers, so stopping is just cancelling."""
+    async with trio.open_nursery() as nursery:
+
+        async def on_sigterm() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    log.info("SIGTERM received; stopping")
+                    nursery.cancel_scope.cancel()
+                    return
+
+        nursery.start_soon(on_sigterm)
+        await serve(config)
+        nursery.cancel_scope.cancel()
+
+
 def main(config: Config) -> int:
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     # ConfigError (an unreadable kubeconfig) reaches the CLI, which prints one line.
     lost: list[BaseException] = []
     try:
-        trio.run(serve, config)
+        trio.run(serve_until_terminated, config)
     except* LeadershipLost as group:
         lost.extend(group.exceptions)
     if lost:

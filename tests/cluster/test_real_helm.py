@@ -258,7 +258,12 @@ def test_seed_quick_start_on_a_real_node(
     )["items"][0]["metadata"]["name"]
     remote = remote_cluster.get_json(f"/api/v1/namespaces/{remote_ns}/pods/{name}")
     assert remote["spec"]["nodeName"] == remote_real_node.name
-    logs = kubectl(local_cluster, "-n", ns, "logs", name)
+    # AK reads the approved CSR's certificate within 2 s, then serves its port.
+    def served() -> subprocess.CompletedProcess[str] | None:
+        out = kubectl(local_cluster, "-n", ns, "logs", name)
+        return out if out.returncode == 0 else None
+
+    logs = wait_until("kubectl logs through AK-in-a-pod", served, 30)
     assert logs.stdout == "hello through AK-in-a-pod\n", logs.stderr
     done = kubectl(local_cluster, "-n", ns, "exec", name, "--", "sh", "-c", "echo in; exit 4")
     assert (done.returncode, done.stdout) == (4, "in\n"), done.stderr
@@ -306,7 +311,11 @@ def test_seed_quick_start_on_a_real_node(
     assert f"kubectl delete node {node}" in installed.stdout, installed.stdout
     remove_remote = f"kubectl delete namespace -l actual.vk/node-name={node}"
     assert remove_remote in installed.stdout, installed.stdout
-    _helm(helm, local_cluster, "uninstall", release, "--namespace", system_ns)
+    t_stop = time.monotonic()
+    _helm(helm, local_cluster, "uninstall", release, "--namespace", system_ns, "--wait")
+    wait_until("AK's pod gone", lambda: not pods(local_cluster, system_ns), 60)
+    stopped_after = time.monotonic() - t_stop
+    assert stopped_after < 20, stopped_after  # SIGTERM ends AK; no 30 s grace period out
     leftovers = local_cluster.kubectl(
         "get", "all,cm,secret,sa,role,rolebinding", "-n", system_ns, "-l",
         f"app.kubernetes.io/instance={release}", "-o", "name",
