@@ -30,6 +30,10 @@ from ak.core.labels import (
     ANNOTATION_SOURCE_RESOURCE_VERSION,
     ANNOTATION_SOURCE_TYPE,
     ANNOTATION_SOURCE_UID,
+    LABEL_LOCAL_ROOT_CA,
+    LABEL_NAMESPACE,
+    LABEL_NODE,
+    LABEL_POD_IDENTITY,
     LABEL_REPLICA,
     REPLICA_VALUE,
     SECRET_TYPE_SERVICE_ACCOUNT_TOKEN,
@@ -242,3 +246,30 @@ def copy_needs_replace(desired: Obj, current: Obj) -> bool:
     if want["type"] != have["type"]:
         return True
     return have["immutable"] and want != have
+
+
+def is_own_copy(obj: Obj, node_label: str, local_namespace: str) -> bool:
+    """Whether an existing remote object is a Secret/ConfigMap copy AK may manage.
+
+    True for AK's copies and for the original AK's, which carry only the
+    node and namespace labels (a user migrating keeps them, see
+    ``core/incarnation.py``); false for anything a remote user made, and for
+    AK's per-pod identity Secrets and local CA ConfigMaps, which are not copies.
+    """
+    labels: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    if LABEL_POD_IDENTITY in labels or LABEL_LOCAL_ROOT_CA in labels:
+        return False
+    return labels.get(LABEL_NODE) == node_label and labels.get(LABEL_NAMESPACE) == local_namespace
+
+
+def missing_reason(kinds: list[Kind]) -> str:
+    """The Event and status reason for required objects that do not exist.
+
+    virtual-kubelet's, which the original AK emitted and users alert on: with
+    both kinds missing, the Secret's (the first a kubelet would report).
+    """
+    return "MandatorySecretNotFound" if "Secret" in kinds else "MandatoryConfigMapNotFound"
+
+
+def optional_missing_reason(kind: Kind) -> str:
+    return "OptionalSecretNotFound" if kind == "Secret" else "OptionalConfigMapNotFound"

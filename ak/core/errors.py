@@ -9,16 +9,11 @@ both on the local pod without reformatting.
 class TranslationError(Exception):
     """A local pod cannot be run on the remote cluster as it is."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, settling: bool = False) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
-
-
-class RemoteIdentityError(ValueError):
-    """A remote pod belongs to a different incarnation of the local pod.
-
-    Pods with the same namespace/name can be deleted and re-created locally.
-    Patching the old remote pod would silently run the old spec for the new
-    pod, so the caller must delete the remote pod and create it afresh.
-    """
+        # A state that normally passes by itself within seconds (a namespace
+        # still terminating, an authorizer that has not yet seen the pod's
+        # binding): retried quietly for a while before anyone is told.
+        self.settling = settling

@@ -35,7 +35,6 @@ from typing import Any
 
 from ak.core import serviceaccount
 from ak.core.codec import clone
-from ak.core.errors import RemoteIdentityError
 from ak.core.labels import (
     AK_POD_ANNOTATIONS,
     AK_POD_LABELS,
@@ -82,7 +81,7 @@ def rewrite_volumes(volumes: list[Obj], local: Obj) -> list[Obj]:
     return serviceaccount.rewrite_volumes(volumes, local)
 
 
-def _propagated_keys(labels: dict[str, str], annotations: dict[str, str]) -> str:
+def propagated_keys(labels: dict[str, str], annotations: dict[str, str]) -> str:
     keys = {
         "annotations": sorted(k for k in annotations if k not in AK_POD_ANNOTATIONS),
         "labels": sorted(k for k in labels if k not in AK_POD_LABELS),
@@ -99,7 +98,7 @@ def _remote_metadata(local: Obj, node_name: str, remote_namespace: str) -> Obj:
     annotations = {
         **local_annotations,
         ANNOTATION_LOCAL_UID: metadata["uid"],
-        ANNOTATION_PROPAGATED_KEYS: _propagated_keys(local_labels, local_annotations),
+        ANNOTATION_PROPAGATED_KEYS: propagated_keys(local_labels, local_annotations),
     }
     return {
         "name": metadata["name"],
@@ -232,26 +231,15 @@ def _spec_patch(current: Obj, desired: Obj) -> Obj:
     return patch
 
 
-def _check_identity(local: Obj, remote: Obj) -> None:
-    remote_annotations = remote.get("metadata", {}).get("annotations") or {}
-    remote_uid = remote_annotations.get(ANNOTATION_LOCAL_UID)
-    local_uid = local.get("metadata", {}).get("uid")
-    if remote_uid is not None and remote_uid != local_uid:
-        raise RemoteIdentityError(
-            f"remote pod runs for local uid {remote_uid}, not {local_uid}; recreate it"
-        )
-
-
 def remote_pod_patch(local: Obj, remote: Obj, desired: Obj) -> Obj | None:
     """JSON merge patch bringing ``remote`` in line with ``desired``.
 
     ``desired`` is ``to_remote_pod(local, ...)``. Only what Kubernetes lets
     change on a running pod is propagated: labels, annotations, container
     and init container images, activeDeadlineSeconds. AK's own labels and
-    annotations are never touched (only the propagated-keys record). Raises
-    ``RemoteIdentityError`` if ``remote`` was made for another local pod UID.
+    annotations are never touched (only the propagated-keys record). Whether
+    ``remote`` runs for ``local`` at all is ``incarnation``'s to decide, first.
     """
-    _check_identity(local, remote)
     patch: Obj = {}
     metadata = _metadata_patch(remote.get("metadata") or {}, desired.get("metadata") or {})
     if metadata:

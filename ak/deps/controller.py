@@ -20,6 +20,9 @@ from ak.core.deps import (
     Ref,
     copy_needs_replace,
     copy_needs_update,
+    is_own_copy,
+    missing_reason,
+    optional_missing_reason,
     pod_dependencies,
     to_remote_copy,
 )
@@ -31,6 +34,7 @@ from ak.kube.errors import Conflict, NotFound
 from ak.kube.informer import Informer
 from ak.kube.watchset import WatchSet
 from ak.metrics import REPLICATED
+from ak.sync.keyed import KeyedLock
 from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class DependencyController:
         self.local = local
         self.remote = remote
         self.node_name = node_name
+        self.node_label = node_label
         selector = f"{LABEL_NODE}={node_label},{LABEL_REPLICA}={REPLICA_VALUE}"
         self.copies = {
             kind: Informer(
@@ -68,6 +73,8 @@ class DependencyController:
         self.optional: dict[RefKey, bool] = {}
         self.watches: WatchSet[RefKey] = WatchSet()
         self.queue: WorkQueue[RefKey] = WorkQueue("dependencies")
+        # Pod workers (ensure) and this queue's workers write the same copies.
+        self.locks: KeyedLock[RefKey] = KeyedLock()
         self.gc_allowed = trio.Event()  # set once the pod controller tracked every pod
         self.synced = trio.Event()
 
@@ -119,15 +126,19 @@ class DependencyController:
                     del self.users[rk]
                     self.queue.add(rk)
 
-    async def ensure(self, pod: Obj) -> None:
+    async def ensure(self, pod: Obj) -> list[tuple[str, str]]:
         """Replicate everything ``pod`` needs before it is created remotely.
 
-        Raises TranslationError when a required object does not exist locally.
+        Raises TranslationError when a required object does not exist locally,
+        with virtual-kubelet's reasons (``MandatorySecretNotFound``...), which
+        users' alerts know. Returns (reason, message) for each optional object
+        that is missing: the pod runs without it, but a kubelet would say so.
         """
         self.track(pod)
         ns = pod["metadata"]["namespace"]
         _, ref_keys = self.pod_refs[(ns, pod["metadata"]["name"])]
-        missing = []
+        missing: list[RefKey] = []
+        notices: list[tuple[str, str]] = []
         for rk in sorted(ref_keys):
             informer = self.watches.get(rk)
             assert informer is not None, "track() watches every reference"
@@ -135,18 +146,24 @@ class DependencyController:
                 await informer.synced.wait()
             if not informer.synced.is_set():
                 raise TranslationError(
-                    "DependencyUnavailable", f"cannot read {rk[1]} {ns}/{rk[2]} yet"
+                    "DependencyUnavailable", f"cannot read {rk[1]} {ns}/{rk[2]} yet", settling=True
                 )
             if informer.get(ns, rk[2]) is None:
                 if not self.optional.get(rk, False):
-                    missing.append(f"{rk[1]} {rk[2]!r}")
+                    missing.append(rk)
+                else:
+                    notices.append(
+                        (optional_missing_reason(rk[1]), f"{rk[1].lower()} {rk[2]!r} not found")
+                    )
                 continue
             await self._sync(rk)
         if missing:
+            names = ", ".join(f"{kind} {name!r}" for _, kind, name in missing)
             raise TranslationError(
-                "MissingDependency",
-                f"{', '.join(missing)} not found in namespace {ns}; the pod starts once it exists",
+                missing_reason([kind for _, kind, _ in missing]),
+                f"{names} not found in namespace {ns}; the pod starts once it exists",
             )
+        return notices
 
     # -- watches ----------------------------------------------------------------
     def _watch(self, rk: RefKey) -> None:
@@ -188,6 +205,10 @@ class DependencyController:
 
     # -- reconcile one object -----------------------------------------------------
     async def _sync(self, rk: RefKey) -> float | None:
+        async with self.locks.hold(rk):
+            return await self._sync_locked(rk)
+
+    async def _sync_locked(self, rk: RefKey) -> float | None:
         ns, kind, name = rk
         rns = remote_namespace(self.node_name, ns)
         copy_path = path(_RESOURCE[kind], namespace=rns, name=name)
@@ -210,17 +231,9 @@ class DependencyController:
             source, node_name=self.node_name, local_namespace=ns, remote_namespace=rns, kind=kind
         )
         if current is None:
-            try:
-                await self.remote.create(path(_RESOURCE[kind], namespace=rns), desired)
-                log.info("replicated %s %s/%s", kind, ns, name)
-            except Conflict as e:
-                if e.already_exists and self.copies[kind].get(rns, name) is None:
-                    raise TranslationError(
-                        "DependencyConflict",
-                        f"a {kind} named {name!r} already exists in remote namespace {rns} "
-                        "and was not made by AK",
-                    ) from e
-            return None
+            current = await self._create_copy(rk, rns, desired)
+            if current is None:
+                return None
         if copy_needs_replace(desired, current):
             await self.remote.delete(copy_path)
             await self.remote.create(path(_RESOURCE[kind], namespace=rns), desired)
@@ -229,3 +242,30 @@ class DependencyController:
             await self.remote.replace(copy_path, desired)
             log.info("updated %s copy %s/%s", kind, rns, name)
         return None
+
+    async def _create_copy(self, rk: RefKey, rns: str, desired: Obj) -> Obj | None:
+        """Create the copy; if one exists already, return it when it is AK's to manage.
+
+        An existing copy with this node's labels is AK's own (its cache has not
+        seen it yet, e.g. made by the previous process or a standby) or the
+        original AK's, which a user migrating keeps running: both are adopted
+        and brought in line. Anything else belongs to someone on the remote
+        cluster and is never touched.
+        """
+        ns, kind, name = rk
+        try:
+            await self.remote.create(path(_RESOURCE[kind], namespace=rns), desired)
+            log.info("replicated %s %s/%s", kind, ns, name)
+            return None
+        except Conflict as e:
+            if not e.already_exists:
+                raise
+        existing = await self.remote.get(path(_RESOURCE[kind], namespace=rns, name=name))
+        if not is_own_copy(existing, self.node_label, ns):
+            raise TranslationError(
+                "DependencyConflict",
+                f"a {kind} named {name!r} already exists in remote namespace {rns} "
+                "and was not made by AK",
+            )
+        log.info("adopting existing %s copy %s/%s", kind, rns, name)
+        return existing

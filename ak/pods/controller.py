@@ -17,8 +17,9 @@ from typing import Any
 
 import trio
 
-from ak.core.errors import RemoteIdentityError, TranslationError
-from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
+from ak.core.errors import TranslationError
+from ak.core.incarnation import Incarnation, adoption_patch, incarnation
+from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
 from ak.core.placement import NONE as NO_PLACEMENT
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 
 EPHEMERAL_RETRY = 10.0
 """Seconds until an ephemeral container that waits for a Secret/ConfigMap is tried again."""
+
+SETTLE_QUIET = 10.0
+"""Seconds a new pod's settling problems (``TranslationError.settling``) are
+retried before they become an Event and the pod's status: the usual ones pass
+in a second or two and would otherwise leave a Warning on a healthy pod."""
 
 Obj = dict[str, Any]
 PodKey = tuple[str, str]
@@ -127,7 +133,10 @@ class PodController:
         self.local_by_ns: dict[str, set[str]] = defaultdict(set)
         self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
         self.synced = trio.Event()
-        self._errors: dict[PodKey, str] = {}
+        # What was reported for a pod since it last went well, per incarnation
+        # (uid, {(reason, message)}): once each, and a re-created pod of the
+        # same name with the same failure is told again.
+        self._errors: dict[PodKey, tuple[str, set[tuple[str, str]]]] = {}
         # For the latency histograms: when a pod was first seen, a remote change arrived.
         self._seen_at: dict[PodKey, float] = {}
         self._changed_at: dict[PodKey, float] = {}
@@ -219,9 +228,9 @@ class PodController:
         if local is None:
             await self._orphan(key, remote)
             return None
-        if remote is not None and remote["metadata"].get("annotations", {}).get(
-            ANNOTATION_LOCAL_UID
-        ) != local["metadata"].get("uid"):
+        which = incarnation(local, remote) if remote is not None else None
+        if which is Incarnation.OTHER:
+            assert remote is not None
             # A remote pod left by an earlier pod of the same name: replace it.
             await self._delete_remote(key, remote, None)
             return None
@@ -230,6 +239,9 @@ class PodController:
             return None
         if remote is None:
             return await self._create_or_fail(key, local)
+        if which is Incarnation.LEGACY:
+            await self._adopt(key, local, remote)
+            return None  # the watch brings the adopted pod back
         return await self._update(key, local, remote)
 
     # -- the cases -----------------------------------------------------------------
@@ -250,6 +262,18 @@ class PodController:
                 key, remote, local["metadata"].get("deletionGracePeriodSeconds")
             )
         await self._write_status(key, local, local_status(remote, local))
+
+    async def _adopt(self, key: PodKey, local: Obj, remote: Obj) -> None:
+        """A remote pod the original AK made for this pod keeps running, now AK's."""
+        patch = adoption_patch(local)
+        patch["metadata"]["uid"] = remote["metadata"]["uid"]  # only that very pod
+        try:
+            await self.remote.patch(
+                path("pods", namespace=remote["metadata"]["namespace"], name=key[1]), patch
+            )
+        except (NotFound, Conflict):
+            return  # gone or replaced meanwhile: the watch brings the next state
+        log.info("remote pod %s/%s adopted for %s/%s", remote["metadata"]["namespace"], *key)
 
     async def _final_delete(self, key: PodKey, local: Obj) -> None:
         body = {
@@ -298,12 +322,14 @@ class PodController:
                 placement=self.s.placement,
             )
             await self.namespaces.ensure(key[0])
-            await self.deps.ensure(local)
+            for reason, message in await self.deps.ensure(local):
+                await self._tell(key, local, reason, message)
             for ext in self.extensions:
                 desired = await ext.prepare(local, desired)
             await self.remote.create(path("pods", namespace=self.remote_ns(key)), desired)
         except TranslationError as e:
-            await self._report(key, local, e.reason, e.message)
+            if not (e.settling and self._young(key)):
+                await self._report(key, local, e.reason, e.message)
             raise
         except Conflict as e:
             if e.already_exists:
@@ -322,11 +348,25 @@ class PodController:
         log.info("remote pod %s/%s created for %s/%s", self.remote_ns(key), key[1], *key)
         return None
 
-    async def _report(self, key: PodKey, local: Obj, reason: str, message: str) -> None:
+    def _young(self, key: PodKey) -> bool:
+        seen = self._seen_at.get(key)
+        return seen is not None and trio.current_time() - seen < SETTLE_QUIET
+
+    async def _tell(self, key: PodKey, local: Obj, reason: str, message: str) -> bool:
+        """One Warning Event per incarnation and distinct problem; True if it was new."""
+        uid = local["metadata"]["uid"]
+        known = self._errors.get(key)
+        if known is None or known[0] != uid:
+            known = self._errors[key] = (uid, set())
+        if (reason, message) in known[1]:
+            return False
+        known[1].add((reason, message))
         log.warning("pod %s/%s: %s: %s", key[0], key[1], reason, message)
-        if self._errors.get(key) != message:
-            self._errors[key] = message
-            await self.events.record(local, reason, message)
+        await self.events.record(local, reason, message)
+        return True
+
+    async def _report(self, key: PodKey, local: Obj, reason: str, message: str) -> None:
+        await self._tell(key, local, reason, message)
         await self._write_status(
             key, local, pending_status_for_error(local, reason, message, _now())
         )
@@ -341,7 +381,7 @@ class PodController:
                 placement=self.s.placement,
             )
             patch = remote_pod_patch(local, remote, desired)
-        except (TranslationError, RemoteIdentityError) as e:
+        except TranslationError as e:
             log.warning("pod %s/%s: cannot update remote pod: %s", *key, e)
             patch = None
         if patch is not None:
@@ -435,11 +475,13 @@ class PodController:
 
     def _release(self, key: PodKey) -> None:
         self._refused_ephemeral.pop(key, None)
+        self._errors.pop(key, None)
+        self._changed_at.pop(key, None)
         self.deps.release(key)
         for ext in self.extensions:
             ext.release(key)
 
     # -- remote namespaces ---------------------------------------------------------
-    async def _sync_namespace(self, local_ns: str) -> None:
+    async def _sync_namespace(self, local_ns: str) -> float | None:
         in_use = bool(self.local_by_ns.get(local_ns) or self.remote_by_ns.get(local_ns))
-        await self.namespaces.sync(local_ns, in_use)
+        return await self.namespaces.sync(local_ns, in_use)

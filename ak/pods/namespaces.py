@@ -6,6 +6,8 @@ import contextlib
 import logging
 from typing import Any
 
+import trio
+
 from ak.core.errors import TranslationError
 from ak.core.names import remote_namespace
 from ak.core.namespaces import (
@@ -22,6 +24,11 @@ from ak.kube.informer import Informer
 
 log = logging.getLogger(__name__)
 
+LINGER = 30.0
+"""Seconds an emptied remote namespace is kept before it is deleted. Scaling to
+zero and back is common; deleting at once made the next pod wait for the old
+namespace to finish terminating (8-9 s of RemoteNamespaceTerminating)."""
+
 Obj = dict[str, Any]
 
 
@@ -32,12 +39,20 @@ def is_deleting(obj: Obj | None) -> bool:
 
 class RemoteNamespaces:
     def __init__(
-        self, remote: KubeClient, node_name: str, template: Template, informer: Informer
+        self,
+        remote: KubeClient,
+        node_name: str,
+        template: Template,
+        informer: Informer,
+        *,
+        linger: float = LINGER,
     ) -> None:
         self.remote = remote
         self.node_name = node_name
         self.template = template
         self.informer = informer
+        self.linger = linger
+        self._unused_since: dict[str, float] = {}  # local namespace -> trio time
 
     def name(self, local_ns: str) -> str:
         return remote_namespace(self.node_name, local_ns)
@@ -49,7 +64,9 @@ class RemoteNamespaces:
         if existing is not None:
             if is_deleting(existing):
                 raise TranslationError(
-                    "RemoteNamespaceTerminating", f"remote namespace {rns} is still being deleted"
+                    "RemoteNamespaceTerminating",
+                    f"remote namespace {rns} is still being deleted",
+                    settling=True,
                 )
             return
         try:
@@ -61,22 +78,31 @@ class RemoteNamespaces:
             return
         await self._ensure_policies(rns)
 
-    async def sync(self, local_ns: str, in_use: bool) -> None:
-        """Keep a used namespace in step with the template; delete an unused one."""
+    async def sync(self, local_ns: str, in_use: bool) -> float | None:
+        """Keep a used namespace in step with the template; delete one unused for
+        ``linger`` seconds. Returns when to look again, if it must."""
         rns = self.name(local_ns)
         existing = self.informer.get("", rns)
         if existing is None or is_deleting(existing):
-            return
+            self._unused_since.pop(local_ns, None)
+            return None
         if not in_use:
+            now = trio.current_time()
+            since = self._unused_since.setdefault(local_ns, now)
+            if now - since < self.linger:
+                return since + self.linger - now
+            del self._unused_since[local_ns]
             with contextlib.suppress(NotFound):
                 await self.remote.delete(path("namespaces", name=rns))
-                log.info("remote namespace %s deleted: no pods left", rns)
-            return
+                log.info("remote namespace %s deleted: no pods for %.0f s", rns, now - since)
+            return None
+        self._unused_since.pop(local_ns, None)
         patch = namespace_patch(existing, self.template)
         if patch is not None:
             await self.remote.patch(path("namespaces", name=rns), patch)
             log.info("remote namespace %s updated to the template", rns)
         await self._ensure_policies(rns)
+        return None
 
     async def _ensure_policies(self, rns: str) -> None:
         for resource, desired in (

@@ -392,6 +392,9 @@ class TokenController:
                 REASON_TOKEN,
                 f"the local API server refused a token for service account {ns}/{account}: "
                 f"{e.status} {e.message}",
+                # The Node authorizer refuses until its graph has seen the binding,
+                # and a pod may be bound before its ServiceAccount is made.
+                settling=True,
             ) from e
         token = (answer.get("status") or {}).get("token")
         if not isinstance(token, str) or not token:

@@ -100,13 +100,16 @@ class RootCAReplicator:
                 await w.synced.wait()
         if w is None or not w.synced.is_set():
             raise TranslationError(
-                REASON_ROOT_CA, f"cannot read ConfigMap {namespace}/{KUBE_ROOT_CA} yet"
+                REASON_ROOT_CA,
+                f"cannot read ConfigMap {namespace}/{KUBE_ROOT_CA} yet",
+                settling=True,
             )
         if w.get(namespace, KUBE_ROOT_CA) is None:
             raise TranslationError(
                 REASON_ROOT_CA,
                 f"ConfigMap {KUBE_ROOT_CA} not found in namespace {namespace}; "
                 "the pod starts once the local cluster publishes it",
+                settling=True,  # published a moment after the namespace is made
             )
         await self._sync(namespace)
 

@@ -93,7 +93,7 @@ def test_an_ephemeral_container_waits_for_the_secret_it_reads(
         lambda: [
             e
             for e in events_for(local_cluster, ns, "app")
-            if e["reason"] == "MissingDependency" and "'later'" in e["message"]
+            if e["reason"] == "MandatorySecretNotFound" and "'later'" in e["message"]
         ],
     )
     remote_spec = remote_cluster.get_json(remote_path)["spec"]

@@ -35,7 +35,7 @@ def test_pod_in_namespace_a_cannot_pull_a_secret_of_namespace_b(
             lambda: [
                 p
                 for p in pods(local_cluster, ns_a)
-                if p["status"].get("reason") == "MissingDependency"
+                if p["status"].get("reason") == "MandatorySecretNotFound"
             ],
         )
         assert "topsecret" in stuck[0]["status"]["message"]

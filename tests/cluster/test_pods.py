@@ -171,20 +171,31 @@ def test_missing_secret_reported_then_pod_starts(
     local_cluster.apply(
         pod("waiting", ak_node.name, containers=[{"name": "c", "image": "x", "env": env}]), ns
     )
-    local_cluster.apply(pod("fine", ak_node.name), ns)
+    # An optional ConfigMap that is missing: the pod runs, and an Event says so.
+    maybe = [{"name": "maybe", "configMap": {"name": "absent", "optional": True}}]
+    local_cluster.apply(pod("fine", ak_node.name, volumes=maybe), ns)
     wait_until("the other pod Running", lambda: running(pods(local_cluster, ns, "app=fine")))
+    told = wait_until(
+        "an Event for the optional ConfigMap",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "fine")
+            if e["reason"] == "OptionalConfigMapNotFound"
+        ],
+    )
+    assert "'absent'" in told[0]["message"]
     stuck = wait_until(
         "a reason on the waiting pod",
         lambda: [p for p in pods(local_cluster, ns, "app=waiting") if p["status"].get("reason")],
     )
-    assert stuck[0]["status"]["reason"] == "MissingDependency"
+    assert stuck[0]["status"]["reason"] == "MandatorySecretNotFound"
     assert "later" in stuck[0]["status"]["message"]
     evs = wait_until(
         "a Warning event",
         lambda: [
             e
             for e in events_for(local_cluster, ns, "waiting")
-            if e["reason"] == "MissingDependency"
+            if e["reason"] == "MandatorySecretNotFound"
         ],
     )
     assert evs[0]["type"] == "Warning"

@@ -258,6 +258,7 @@ def test_seed_quick_start_on_a_real_node(
     )["items"][0]["metadata"]["name"]
     remote = remote_cluster.get_json(f"/api/v1/namespaces/{remote_ns}/pods/{name}")
     assert remote["spec"]["nodeName"] == remote_real_node.name
+
     # AK reads the approved CSR's certificate within 2 s, then serves its port.
     def served() -> subprocess.CompletedProcess[str] | None:
         out = kubectl(local_cluster, "-n", ns, "logs", name)

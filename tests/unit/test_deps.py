@@ -7,9 +7,13 @@ from ak.core.deps import (
     Ref,
     copy_needs_replace,
     copy_needs_update,
+    is_own_copy,
+    missing_reason,
+    optional_missing_reason,
     pod_dependencies,
     to_remote_copy,
 )
+from ak.core.labels import LABEL_POD_IDENTITY
 from ak.core.types import Obj
 from tests.unit.fixtures import NAMESPACE, NODE, REMOTE_NAMESPACE, deployment_pod
 
@@ -322,3 +326,44 @@ def test_secret_type_change_must_be_replaced() -> None:
     current = as_stored(local_secret())
     desired = replicate(local_secret(type="Opaque"))
     assert copy_needs_replace(desired, current)
+
+
+# --- existing remote objects: adopt or leave alone ----------------------------
+
+
+def _existing(labels: dict[str, str]) -> Obj:
+    return {"metadata": {"name": "creds", "namespace": REMOTE_NAMESPACE, "labels": labels}}
+
+
+def test_aks_own_copy_and_the_original_aks_copy_are_adoptable() -> None:
+    local = {"metadata": {"name": "creds", "namespace": NAMESPACE, "uid": "u"}, "data": {}}
+    ours = to_remote_copy(
+        local,
+        node_name=NODE,
+        local_namespace=NAMESPACE,
+        remote_namespace=REMOTE_NAMESPACE,
+        kind="Secret",
+    )
+    assert is_own_copy(ours, NODE, NAMESPACE)
+    original = _existing({"actual.vk/node-name": NODE, "actual.vk/namespace": NAMESPACE})
+    assert is_own_copy(original, NODE, NAMESPACE)
+
+
+def test_other_objects_of_the_same_name_are_left_alone() -> None:
+    assert not is_own_copy(_existing({}), NODE, NAMESPACE)
+    other_node = _existing({"actual.vk/node-name": "other", "actual.vk/namespace": NAMESPACE})
+    assert not is_own_copy(other_node, NODE, NAMESPACE)
+    other_ns = _existing({"actual.vk/node-name": NODE, "actual.vk/namespace": "elsewhere"})
+    assert not is_own_copy(other_ns, NODE, NAMESPACE)
+    identity = _existing(
+        {"actual.vk/node-name": NODE, "actual.vk/namespace": NAMESPACE, LABEL_POD_IDENTITY: "true"}
+    )
+    assert not is_own_copy(identity, NODE, NAMESPACE)
+
+
+def test_missing_objects_get_virtual_kubelets_reasons() -> None:
+    assert missing_reason(["ConfigMap"]) == "MandatoryConfigMapNotFound"
+    assert missing_reason(["Secret"]) == "MandatorySecretNotFound"
+    assert missing_reason(["ConfigMap", "Secret"]) == "MandatorySecretNotFound"
+    assert optional_missing_reason("Secret") == "OptionalSecretNotFound"
+    assert optional_missing_reason("ConfigMap") == "OptionalConfigMapNotFound"
