@@ -18,11 +18,19 @@ from typing import Generic, TypeVar
 import trio
 
 from ak.backoff import Backoff
+from ak.core.errors import TranslationError
+from ak.kube.errors import KubeError
 from ak.metrics import QUEUE_DEPTH, SYNCS
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+EXPECTED: tuple[type[Exception], ...] = (KubeError, TranslationError, trio.TooSlowError)
+"""What a sync may meet in normal operation: API errors and outages, pods AK
+cannot run yet, timeouts. Anything else is a bug in AK: it is retried all the
+same (the next try may well pass), but logged with its traceback and counted
+as ``result="bug"``, so it is never mistaken for a passing API error."""
 
 
 class WorkQueue(Generic[K]):
@@ -114,11 +122,21 @@ class WorkQueue(Generic[K]):
                 again = await sync(key)
             except Exception as e:
                 self.failures += 1
-                SYNCS.labels(self.name, "error").inc()
                 delay = self._backoff.setdefault(key, Backoff(initial=0.5, maximum=60)).next()
-                log.warning(
-                    "%s: sync of %s failed (%s); retrying in %.1fs", self.name, key, e, delay
-                )
+                if isinstance(e, EXPECTED):
+                    SYNCS.labels(self.name, "error").inc()
+                    log.warning(
+                        "%s: sync of %s failed (%s); retrying in %.1fs", self.name, key, e, delay
+                    )
+                else:
+                    SYNCS.labels(self.name, "bug").inc()
+                    log.exception(
+                        "%s: sync of %s failed with an unexpected error, a bug in AK; "
+                        "retrying in %.1fs",
+                        self.name,
+                        key,
+                        delay,
+                    )
                 self._done(key)
                 self.add_after(key, delay, nursery)
                 continue

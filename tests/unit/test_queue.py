@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 import trio
 import trio.testing
 
+from ak.kube.errors import ApiError
+from ak.metrics import SYNCS
 from ak.sync.queue import WorkQueue
 
 
@@ -112,3 +117,33 @@ async def test_urgent_keys_jump_the_queue_once_each() -> None:
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert seen == ["u1", "c2", "u2", "u1", "c1", "c3"]
+
+
+async def test_a_bug_is_told_apart_from_an_api_error(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API error is one warning line; AK's own bug gets its traceback and metric."""
+    q: WorkQueue[str] = WorkQueue("t-bug")
+    calls: list[str] = []
+
+    async def sync(key: str) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            raise ApiError(500, "InternalError", "etcd timed out")
+        if len(calls) == 2:
+            raise KeyError("status")  # a bug
+
+    q.add("a")
+    with caplog.at_level(logging.WARNING, logger="ak.sync.queue"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(q.run_workers, 1, sync)
+            await trio.sleep(10)
+            nursery.cancel_scope.cancel()
+    assert calls == ["a", "a", "a"]
+    api, bug = caplog.records
+    assert api.levelno == logging.WARNING and api.exc_info is None
+    assert "etcd timed out" in api.getMessage()
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None
+    assert "a bug in AK" in bug.getMessage()
+    assert SYNCS.labels("t-bug", "bug")._value.get() == 1
+    assert SYNCS.labels("t-bug", "error")._value.get() == 1
