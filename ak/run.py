@@ -28,8 +28,9 @@ from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.node.leader import LeaderElector, LeadershipLost
 from ak.node.lease import read_last_heartbeat
-from ak.pods.controller import PodController, PodSettings
+from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
+from ak.pods.remote import PodSettings, RemoteCluster
 from ak.sync.supervisor import Supervisor
 from ak.systemd import SystemdNotifier
 from ak.tokens.controller import TokenController, token_settings
@@ -64,14 +65,12 @@ class Provider:
         self.events = EventRecorder(local, node.name)
         self.deps = DependencyController(local, remote, node.name, label)
         self.tokens = TokenController(local, remote, token_settings(config, local.config.server))
-        self.pods = PodController(
-            local,
+        self.remote_pods = RemoteCluster(
             remote,
             PodSettings(
                 node_name=node.name,
                 node_label=label,
                 extra_env=[{"name": k, "value": v} for k, v in config.pods.env],
-                workers=config.pods.workers,
                 namespace_template=Template(**dataclasses.asdict(config.namespaces)),
                 placement=Placement(
                     config.pods.node_selector,
@@ -79,9 +78,14 @@ class Provider:
                     config.pods.runtime_class_name,
                 ),
             ),
-            self.deps,
-            self.events,
-            extensions=[self.tokens],
+            preparers=[self.deps, self.tokens],
+        )
+        self.pods = PodController(
+            local,
+            node.name,
+            self.remote_pods,
+            KubeLocalWrites(local, self.events),
+            workers=config.pods.workers,
         )
         self.capacity = (
             RemoteCapacity(remote, label, node.auto_capacity_fraction, node.auto_capacity_selector)
@@ -106,9 +110,14 @@ class Provider:
             capacity=self.capacity.current if self.capacity else lambda: None,
         )
         self.kubelet_api = kubelet_api.from_config(
-            config, local, remote, self.pods, self.node.spec.internal_ip
+            config,
+            local,
+            remote,
+            self.node.spec.internal_ip,
+            local_pods=self.pods.local_pods,
+            remote_pods=self.remote_pods.remote_pods,
         )
-        self.event_mirror = EventMirror(local, self.pods, node.name)
+        self.event_mirror = EventMirror(local, remote, self.pods, self.remote_pods, node.name)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:

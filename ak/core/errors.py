@@ -5,6 +5,8 @@ pod's STATUS column) next to a human-readable message, so the shell can put
 both on the local pod without reformatting.
 """
 
+from dataclasses import dataclass
+
 
 class TranslationError(Exception):
     """A local pod cannot be run on the remote cluster as it is."""
@@ -17,3 +19,12 @@ class TranslationError(Exception):
         # still terminating, an authorizer that has not yet seen the pod's
         # binding): retried quietly for a while before anyone is told.
         self.settling = settling
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a user should hear about a pod that still goes ahead (an
+    optional Secret missing, an ephemeral container refused): a Warning Event."""
+
+    reason: str
+    message: str

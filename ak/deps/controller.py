@@ -26,7 +26,7 @@ from ak.core.deps import (
     pod_dependencies,
     to_remote_copy,
 )
-from ak.core.errors import TranslationError
+from ak.core.errors import Notice, TranslationError
 from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.names import remote_namespace
 from ak.kube.client import KubeClient, path
@@ -126,19 +126,27 @@ class DependencyController:
                     del self.users[rk]
                     self.queue.add(rk)
 
-    async def ensure(self, pod: Obj) -> list[tuple[str, str]]:
+    # -- the pod preparer (ak/pods/prepare.py) -------------------------------------
+    async def prepare(self, local: Obj, desired: Obj, notices: list[Notice]) -> Obj:
+        notices.extend(await self.ensure(local))
+        return desired
+
+    def tracked_all(self) -> None:
+        self.gc_allowed.set()
+
+    async def ensure(self, pod: Obj) -> list[Notice]:
         """Replicate everything ``pod`` needs before it is created remotely.
 
         Raises TranslationError when a required object does not exist locally,
         with virtual-kubelet's reasons (``MandatorySecretNotFound``...), which
-        users' alerts know. Returns (reason, message) for each optional object
-        that is missing: the pod runs without it, but a kubelet would say so.
+        users' alerts know. Returns a Notice for each optional object that is
+        missing: the pod runs without it, but a kubelet would say so.
         """
         self.track(pod)
         ns = pod["metadata"]["namespace"]
         _, ref_keys = self.pod_refs[(ns, pod["metadata"]["name"])]
         missing: list[RefKey] = []
-        notices: list[tuple[str, str]] = []
+        notices: list[Notice] = []
         for rk in sorted(ref_keys):
             informer = self.watches.get(rk)
             assert informer is not None, "track() watches every reference"
@@ -153,7 +161,9 @@ class DependencyController:
                     missing.append(rk)
                 else:
                     notices.append(
-                        (optional_missing_reason(rk[1]), f"{rk[1].lower()} {rk[2]!r} not found")
+                        Notice(
+                            optional_missing_reason(rk[1]), f"{rk[1].lower()} {rk[2]!r} not found"
+                        )
                     )
                 continue
             await self._sync(rk)

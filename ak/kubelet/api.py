@@ -423,16 +423,14 @@ class KubeletAPI:
             self.active[what] -= 1
 
 
-class _Pods(Protocol):
-    @property
-    def local_pods(self) -> PodCache: ...
-
-    @property
-    def remote_pods(self) -> PodCache: ...
-
-
 def from_config(
-    config: Config, local: KubeClient, remote: KubeClient, pods: _Pods, internal_ip: str
+    config: Config,
+    local: KubeClient,
+    remote: KubeClient,
+    internal_ip: str,
+    *,
+    local_pods: PodCache,
+    remote_pods: PodCache,
 ) -> KubeletAPI:
     """The kubelet API as ``ak run`` configures it (see ak.config.KubeletSettings)."""
     k = config.kubelet
@@ -456,6 +454,6 @@ def from_config(
         tls=tls,
         local=local,
         remote=remote,
-        local_pods=pods.local_pods,
-        remote_pods=pods.remote_pods,
+        local_pods=local_pods,
+        remote_pods=remote_pods,
     )

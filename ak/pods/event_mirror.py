@@ -22,6 +22,7 @@ from ak.kube.informer import Informer
 from ak.kube.watchset import WatchSet
 from ak.metrics import EVENTS_MIRRORED
 from ak.pods.controller import PodController
+from ak.pods.remote import RemoteCluster
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,18 @@ RATE, BURST = 20.0, 100
 
 
 class EventMirror:
-    def __init__(self, local: KubeClient, pods: PodController, node_name: str) -> None:
+    def __init__(
+        self,
+        local: KubeClient,
+        remote: KubeClient,
+        pods: PodController,
+        cluster: RemoteCluster,
+        node_name: str,
+    ) -> None:
         self.local = local
-        self.remote = pods.remote
+        self.remote = remote
         self.pods = pods
+        self.cluster = cluster
         self.node_name = node_name
         self.bucket = TokenBucket(RATE, BURST)
         self.watches: WatchSet[str] = WatchSet()
@@ -46,14 +55,14 @@ class EventMirror:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.watches.run)
-            self.pods.namespace_listeners.append(self._on_namespace)
+            self.cluster.namespace_listeners.append(self._on_namespace)
             try:
-                await self.pods.remote_namespaces.synced.wait()
-                for obj in list(self.pods.remote_namespaces.values()):
+                await self.cluster.remote_namespaces.synced.wait()
+                for obj in list(self.cluster.remote_namespaces.values()):
                     self._on_namespace(None, obj)
                 await self._forward()
             finally:
-                self.pods.namespace_listeners.remove(self._on_namespace)
+                self.cluster.namespace_listeners.remove(self._on_namespace)
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from ak.core.errors import TranslationError
+from ak.core.errors import Notice, TranslationError
 from ak.core.names import remote_namespace
 from ak.core.namespaces import (
     Template,
@@ -53,6 +53,24 @@ class RemoteNamespaces:
         self.informer = informer
         self.linger = linger
         self._unused_since: dict[str, float] = {}  # local namespace -> trio time
+
+    # -- the pod preparer (ak/pods/prepare.py) -------------------------------------
+    @property
+    def synced(self) -> trio.Event:
+        return self.informer.synced
+
+    async def prepare(self, local: Obj, desired: Obj, notices: list[Notice]) -> Obj:
+        await self.ensure(local["metadata"]["namespace"])
+        return desired
+
+    def track(self, local: Obj) -> None:
+        pass  # a namespace is in use while the pod controller knows pods in it
+
+    def release(self, key: tuple[str, str]) -> None:
+        pass
+
+    def tracked_all(self) -> None:
+        pass
 
     def name(self, local_ns: str) -> str:
         return remote_namespace(self.node_name, local_ns)

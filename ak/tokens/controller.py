@@ -1,6 +1,6 @@
 """Local service-account tokens for remote pods, kept fresh like a kubelet keeps them.
 
-A pod extension (see ``ak.pods.extension``):
+A pod preparer (see ``ak.pods.prepare``):
 
 ``prepare``
     before the remote pod is created: replicate the local CA if the pod reads
@@ -41,7 +41,7 @@ from typing import Any
 import trio
 
 from ak.config import Config
-from ak.core.errors import TranslationError
+from ak.core.errors import Notice, TranslationError
 from ak.core.labels import (
     ANNOTATION_LOCAL_UID,
     ANNOTATION_POD_NAME,
@@ -211,8 +211,8 @@ class TokenController:
     def _refresh_due(self, key: PodKey) -> None:
         self.queue.add(key)
 
-    # -- the pod extension -------------------------------------------------------------
-    async def prepare(self, local: Obj, desired: Obj) -> Obj:
+    # -- the pod preparer (ak/pods/prepare.py) --------------------------------------------
+    async def prepare(self, local: Obj, desired: Obj, notices: list[Notice]) -> Obj:
         key = _key(local)
         identity = pod_identity(local)
         desired = with_apiserver_env(local, desired, self.s.endpoint)
@@ -236,6 +236,9 @@ class TokenController:
         self._remember(local, identity)
         if identity.needs_secret:
             self.queue.add(key)  # adopt the Secret's schedule, or write one
+
+    def tracked_all(self) -> None:
+        pass  # unclaimed identity Secrets wait GC_DELAY and their pod's end instead
 
     def release(self, key: PodKey) -> None:
         self.pods.pop(key, None)

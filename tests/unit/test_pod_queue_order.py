@@ -7,9 +7,9 @@ import trio.testing
 
 from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE
 from ak.core.names import remote_namespace
-from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
-from ak.pods.controller import PodController, PodSettings
+from ak.pods.controller import KubeLocalWrites, PodController
+from ak.pods.remote import PodSettings, RemoteCluster
 from tests.unit.fixtures import offline_client
 
 NODE = "vk-order"
@@ -31,16 +31,14 @@ def _remote(name: str) -> dict[str, object]:
 
 async def test_creations_wait_behind_running_pods_and_deletions() -> None:
     local, remote = offline_client("local"), offline_client("remote")
-    pc = PodController(
-        local,
-        remote,
-        PodSettings(node_name=NODE, node_label=NODE, extra_env=[]),
-        DependencyController(local, remote, NODE, NODE),
-        EventRecorder(local, NODE),
-    )
+    cluster = RemoteCluster(remote, PodSettings(node_name=NODE, node_label=NODE, extra_env=[]))
+    pc = PodController(local, NODE, cluster, KubeLocalWrites(local, EventRecorder(local, NODE)))
+    cluster._notify = pc._on_twin
     for name in ("new1", "new2", "running"):
         pc._on_local(None, _local(name))
-    pc._on_remote(None, _remote("running"))  # its remote twin changed: urgent
+    cluster.remote_pods._apply(
+        {"type": "ADDED", "object": _remote("running")}
+    )  # its remote twin changed: urgent
     pc._on_local(None, _local("new3"))
     pc._on_local(_local("gone"), None)  # deleted locally: urgent
     pc._on_local(None, _local("leaving", deletionTimestamp="2026-12-01T00:00:00Z"))

@@ -1,0 +1,297 @@
+"""The pod provider for a remote Kubernetes cluster.
+
+Its view is a list+watch of the remote pods labelled with this node, and of
+the remote namespaces it made. A local pod becomes a remote one by the pure
+translation in ``ak/core/pods.py`` and the preparers (``ak/pods/prepare.py``):
+remote namespace, Secret/ConfigMap copies, local identity. Statuses come back
+through ``ak/core/status.py``. Emptied remote namespaces are deleted here too,
+since only this side knows them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ak.core.errors import Notice, TranslationError
+from ak.core.incarnation import adoption_patch
+from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE
+from ak.core.names import remote_namespace
+from ak.core.namespaces import Template
+from ak.core.placement import NONE as NO_PLACEMENT
+from ak.core.placement import Placement
+from ak.core.pods import new_ephemeral_containers, remote_pod_patch, to_remote_pod
+from ak.core.status import local_status
+from ak.kube.client import STRATEGIC, KubeClient, path
+from ak.kube.errors import Conflict, Forbidden, Invalid, NotFound
+from ak.kube.informer import Informer
+from ak.metrics import PODS
+from ak.pods.namespaces import RemoteNamespaces
+from ak.pods.prepare import PodPreparer
+from ak.pods.provider import Notify, Outcome
+from ak.sync.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PodKey = tuple[str, str]
+
+EPHEMERAL_RETRY = 10.0
+"""Seconds until an ephemeral container that waits for a Secret/ConfigMap is tried again."""
+
+
+@dataclass
+class PodSettings:
+    node_name: str
+    node_label: str
+    extra_env: list[Obj]
+    workers: int = 16
+    namespace_template: Template = field(default_factory=Template)
+    placement: Placement = NO_PLACEMENT
+
+
+def _no_pods(_: str) -> bool:
+    return False
+
+
+class RemoteCluster:
+    def __init__(
+        self,
+        remote: KubeClient,
+        settings: PodSettings,
+        preparers: Sequence[PodPreparer] = (),
+    ) -> None:
+        self.remote = remote
+        self.s = settings
+        self.remote_pods = Informer(
+            remote,
+            "/api/v1/pods",
+            label_selector=f"{LABEL_NODE}={settings.node_label}",
+            handler=self._on_remote,
+            name="remote pods",
+        )
+        self.remote_namespaces = Informer(
+            remote,
+            "/api/v1/namespaces",
+            label_selector=f"{LABEL_NODE}={settings.node_label}",
+            handler=self._on_namespace,
+            name="remote namespaces",
+        )
+        self.namespaces = RemoteNamespaces(
+            remote, settings.node_name, settings.namespace_template, self.remote_namespaces
+        )
+        # The namespace first: everything else is written into it.
+        self.preparers: list[PodPreparer] = [self.namespaces, *preparers]
+        self.ns_queue: WorkQueue[str] = WorkQueue("namespaces")
+        # Others that follow AK's remote namespaces (the event mirror).
+        self.namespace_listeners: list[Callable[[Obj | None, Obj | None], None]] = []
+        self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
+        self.synced = trio.Event()
+        self._tracked_all = trio.Event()
+        self._notify: Notify = lambda key, obj: None
+        self._local_in_use: Callable[[str], bool] = _no_pods
+        # Ephemeral containers the remote refused, per pod incarnation (uid).
+        self._refused_ephemeral: dict[PodKey, tuple[str, set[str]]] = {}
+        PODS.labels("remote").set_function(self.remote_pods.size)
+
+    # -- the view ------------------------------------------------------------------
+    def _local_key(self, remote: Obj) -> PodKey | None:
+        meta = remote["metadata"]
+        ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE)
+        # A pod in a namespace that does not match its label is not ours to touch.
+        if not ns or remote_namespace(self.s.node_name, ns) != meta.get("namespace"):
+            return None
+        return (ns, meta["name"])
+
+    def _on_remote(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        key = self._local_key(obj) if obj else None
+        if key is None:
+            return
+        if new is None:
+            self.remote_by_ns[key[0]].discard(key[1])
+            self.ns_queue.add(key[0])
+        else:
+            self.remote_by_ns[key[0]].add(key[1])
+        self._notify(key, new)
+
+    def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        for listener in self.namespace_listeners:
+            listener(old, new)
+        obj = new or old
+        if obj is not None:
+            ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE)
+            if ns:
+                self.ns_queue.add(ns)
+
+    def get(self, key: PodKey) -> Obj | None:
+        return self.remote_pods.get(self.remote_ns(key), key[1])
+
+    def remote_ns(self, key: PodKey) -> str:
+        return remote_namespace(self.s.node_name, key[0])
+
+    async def run(self, notify: Notify, in_use: Callable[[str], bool]) -> None:
+        self._notify, self._local_in_use = notify, in_use
+        async with trio.open_nursery() as nursery:
+            for informer in (self.remote_pods, self.remote_namespaces):
+                nursery.start_soon(informer.run)
+            for informer in (self.remote_pods, self.remote_namespaces):
+                await informer.synced.wait()
+            for preparer in self.preparers:
+                await preparer.synced.wait()
+            self.synced.set()
+            await self._tracked_all.wait()
+            await self.ns_queue.run_workers(2, self._sync_namespace)
+
+    def tracked_all(self) -> None:
+        for preparer in self.preparers:
+            preparer.tracked_all()
+        self._tracked_all.set()
+
+    async def _sync_namespace(self, local_ns: str) -> float | None:
+        in_use = bool(self._local_in_use(local_ns) or self.remote_by_ns.get(local_ns))
+        return await self.namespaces.sync(local_ns, in_use)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def _translate(self, key: PodKey, local: Obj) -> Obj:
+        return to_remote_pod(
+            local,
+            node_name=self.s.node_name,
+            remote_namespace=self.remote_ns(key),
+            extra_env=self.s.extra_env,
+            placement=self.s.placement,
+        )
+
+    async def create(self, local: Obj) -> Outcome:
+        key = _key(local)
+        desired = self._translate(key, local)
+        notices: list[Notice] = []
+        for preparer in self.preparers:
+            desired = await preparer.prepare(local, desired, notices)
+        try:
+            await self.remote.create(path("pods", namespace=self.remote_ns(key)), desired)
+        except Conflict as e:
+            if e.already_exists:
+                # Made by an earlier attempt whose answer was lost: the watch shows it.
+                return Outcome(notices, again=1.0)
+            raise
+        except (Forbidden, Invalid) as e:
+            raise TranslationError(
+                "ProviderCreateFailed", f"remote cluster refused the pod: {e.message}"
+            ) from e
+        log.info("remote pod %s/%s created for %s/%s", self.remote_ns(key), key[1], *key)
+        return Outcome(notices)
+
+    async def update(self, local: Obj, remote: Obj) -> Outcome:
+        key = _key(local)
+        outcome = Outcome()
+        try:
+            patch = remote_pod_patch(local, remote, self._translate(key, local))
+        except TranslationError as e:
+            log.warning("pod %s/%s: cannot update remote pod: %s", *key, e)
+            patch = None
+        if patch is not None:
+            try:
+                await self.remote.patch(
+                    path("pods", namespace=self.remote_ns(key), name=key[1]), patch
+                )
+            except Invalid as e:
+                outcome.notices.append(
+                    Notice(
+                        "ProviderUpdateFailed", f"remote cluster refused the update: {e.message}"
+                    )
+                )
+        await self._add_ephemeral_containers(key, local, remote, outcome)
+        self.track(local)
+        return outcome
+
+    async def _add_ephemeral_containers(
+        self, key: PodKey, local: Obj, remote: Obj, outcome: Outcome
+    ) -> None:
+        """``kubectl debug`` on the local pod: the same containers on the remote one.
+
+        One PATCH per container, so one the remote refuses (PodSecurity, say)
+        does not hold back the next; a refused one is reported once per pod.
+        One that waits for a Secret or ConfigMap is looked at again later.
+        """
+        uid = local["metadata"]["uid"]
+        entry = self._refused_ephemeral.get(key)
+        refused = entry[1] if entry is not None and entry[0] == uid else set()
+        containers = [
+            c
+            for c in new_ephemeral_containers(local, remote, self.s.extra_env)
+            if c["name"] not in refused
+        ]
+        if not containers:
+            return
+        body: Obj = {"spec": {"ephemeralContainers": containers}}
+        try:
+            # What their env refers to, before they start.
+            for preparer in self.preparers:
+                body = await preparer.prepare(local, body, outcome.notices)
+        except TranslationError as e:
+            # Not yet (a Secret one reads is missing): the pod's own sync goes on.
+            log.warning("pod %s/%s: ephemeral containers wait: %s", *key, e.message)
+            outcome.notices.append(Notice(e.reason, e.message))
+            outcome.again = EPHEMERAL_RETRY
+            return
+        target = path(
+            "pods", namespace=self.remote_ns(key), name=key[1], subresource="ephemeralcontainers"
+        )
+        for container in body["spec"]["ephemeralContainers"]:
+            try:
+                # Strategic merge: the list merges by name, so this one is added.
+                patch = {"spec": {"ephemeralContainers": [container]}}
+                await self.remote.patch(target, patch, content_type=STRATEGIC)
+            except (Invalid, Forbidden) as e:
+                refused.add(container["name"])
+                self._refused_ephemeral[key] = (uid, refused)  # kept only for pods with one
+                message = f"remote cluster refused ephemeral container {container['name']!r}"
+                log.warning("pod %s/%s: %s: %s", *key, message, e.message)
+                outcome.notices.append(Notice("ProviderUpdateFailed", f"{message}: {e.message}"))
+                continue
+            log.info("pod %s/%s: ephemeral container %s added remotely", *key, container["name"])
+
+    async def adopt(self, local: Obj, remote: Obj) -> None:
+        key = _key(local)
+        patch = adoption_patch(local)
+        patch["metadata"]["uid"] = remote["metadata"]["uid"]  # only that very pod
+        try:
+            await self.remote.patch(path("pods", namespace=self.remote_ns(key), name=key[1]), patch)
+        except (NotFound, Conflict):
+            return  # gone or replaced meanwhile: the watch brings the next state
+        log.info("remote pod %s/%s adopted for %s/%s", self.remote_ns(key), key[1], *key)
+
+    async def delete(self, key: PodKey, remote: Obj, grace: int | None) -> None:
+        body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        body["preconditions"] = {"uid": remote["metadata"]["uid"]}
+        if grace is not None:
+            body["gracePeriodSeconds"] = grace
+        rns = remote["metadata"]["namespace"]
+        try:
+            await self.remote.delete(path("pods", namespace=rns, name=key[1]), body)
+            log.info("remote pod %s/%s deleting", rns, key[1])
+        except (NotFound, Conflict):
+            pass
+
+    def status(self, local: Obj, remote: Obj) -> Obj:
+        return local_status(remote, local)
+
+    def track(self, local: Obj) -> None:
+        for preparer in self.preparers:
+            preparer.track(local)
+
+    def release(self, key: PodKey) -> None:
+        self._refused_ephemeral.pop(key, None)
+        for preparer in self.preparers:
+            preparer.release(key)
+        self.ns_queue.add(key[0])
+
+
+def _key(local: Obj) -> PodKey:
+    return (local["metadata"]["namespace"], local["metadata"]["name"])

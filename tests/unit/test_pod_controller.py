@@ -1,0 +1,307 @@
+"""The generic pod controller's rules, against a provider that keeps pods in memory.
+
+The provider and the local writes are plain in-memory stand-ins of the two
+interfaces (``ak/pods/provider.py``, ``LocalWrites``); the real ones run in
+the cluster tests. Each test drives ``sync`` the way the work queue would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from ak.core.errors import Notice, TranslationError
+from ak.core.labels import ANNOTATION_LOCAL_UID
+from ak.pods.controller import SETTLE_QUIET, PodController
+from ak.pods.provider import Notify, Outcome
+from tests.unit.fixtures import offline_client
+
+Obj = dict[str, Any]
+PodKey = tuple[str, str]
+KEY = ("ns", "web-0")
+
+
+class MemoryProvider:
+    """Runs pods nowhere: a dict of twins, and a record of every call."""
+
+    def __init__(self) -> None:
+        self.synced = trio.Event()
+        self.synced.set()
+        self.twins: dict[PodKey, Obj] = {}
+        self.calls: list[tuple[str, PodKey]] = []
+        self.fail_create: TranslationError | None = None
+        self.notices: list[Notice] = []
+        self.made = 0
+
+    async def run(self, notify: Notify, in_use: Callable[[str], bool]) -> None:
+        await trio.sleep_forever()
+
+    def get(self, key: PodKey) -> Obj | None:
+        return self.twins.get(key)
+
+    def tracked_all(self) -> None:
+        self.calls.append(("tracked_all", ("", "")))
+
+    async def create(self, local: Obj) -> Outcome:
+        key = _key(local)
+        self.calls.append(("create", key))
+        if self.fail_create is not None:
+            raise self.fail_create
+        self.made += 1
+        self.twins[key] = {
+            "metadata": {
+                "name": key[1],
+                "uid": f"twin-{self.made}",
+                "creationTimestamp": "2026-12-04T10:00:01Z",
+                "annotations": {ANNOTATION_LOCAL_UID: local["metadata"]["uid"]},
+            },
+            "status": {"phase": "Running", "podIP": "10.0.0.9"},
+        }
+        return Outcome(list(self.notices))
+
+    async def update(self, local: Obj, remote: Obj) -> Outcome:
+        self.calls.append(("update", _key(local)))
+        return Outcome()
+
+    async def adopt(self, local: Obj, remote: Obj) -> None:
+        self.calls.append(("adopt", _key(local)))
+        remote["metadata"].setdefault("annotations", {})[ANNOTATION_LOCAL_UID] = local["metadata"][
+            "uid"
+        ]
+
+    async def delete(self, key: PodKey, remote: Obj, grace: int | None) -> None:
+        self.calls.append(("delete", key))
+        remote["metadata"]["deletionTimestamp"] = "2026-12-04T10:05:00Z"
+        remote["metadata"]["deletionGracePeriodSeconds"] = grace
+
+    def status(self, local: Obj, remote: Obj) -> Obj:
+        status: Obj = remote["status"]
+        return status
+
+    def track(self, local: Obj) -> None:
+        self.calls.append(("track", _key(local)))
+
+    def release(self, key: PodKey) -> None:
+        self.calls.append(("release", key))
+
+    def did(self, what: str) -> int:
+        return sum(1 for call, _ in self.calls if call == what)
+
+
+class MemoryWrites:
+    def __init__(self) -> None:
+        self.statuses: list[Obj] = []
+        self.deleted: list[str] = []
+        self.events: list[tuple[str, str]] = []
+
+    async def status(self, local: Obj, patch: Obj) -> None:
+        self.statuses.append(patch)
+
+    async def delete_for_good(self, local: Obj) -> None:
+        self.deleted.append(local["metadata"]["uid"])
+
+    async def event(self, local: Obj, reason: str, message: str) -> None:
+        self.events.append((reason, message))
+
+
+def _key(local: Obj) -> PodKey:
+    return (local["metadata"]["namespace"], local["metadata"]["name"])
+
+
+def local_pod(uid: str = "uid-1", **status: Any) -> Obj:
+    return {
+        "metadata": {
+            "namespace": KEY[0],
+            "name": KEY[1],
+            "uid": uid,
+            "resourceVersion": "1",
+            "creationTimestamp": "2026-12-04T10:00:00Z",
+        },
+        "spec": {"nodeName": "vk", "containers": [{"name": "c", "image": "x"}]},
+        "status": status or {"phase": "Pending"},
+    }
+
+
+@pytest.fixture
+async def rig() -> Any:
+    local = offline_client("local")
+    provider = MemoryProvider()
+    writes = MemoryWrites()
+    controller = PodController(local, "vk", provider, writes)
+    yield controller, provider, writes
+    await local.aclose()
+
+
+def see(controller: PodController, pod: Obj | None, old: Obj | None = None) -> None:
+    """The local watch delivers a change."""
+    if pod is None:
+        assert old is not None
+        controller.local_pods._apply({"type": "DELETED", "object": old})
+    else:
+        controller.local_pods._apply({"type": "MODIFIED", "object": pod})
+
+
+Rig = tuple[PodController, MemoryProvider, MemoryWrites]
+
+
+async def test_a_new_pod_is_created_once_then_updated_and_its_status_mirrored(rig: Rig) -> None:
+    controller, provider, writes = rig
+    see(controller, local_pod())
+    assert await controller.sync(KEY) is None
+    assert await controller.sync(KEY) is None
+    assert (provider.did("create"), provider.did("update")) == (1, 1)
+    assert writes.statuses == [{"phase": "Running", "podIP": "10.0.0.9"}]
+    assert writes.events == []
+
+
+async def test_after_a_restart_a_running_twin_is_kept(rig: Rig) -> None:
+    controller, provider, writes = rig
+    running = local_pod(phase="Running", podIP="10.0.0.9")
+    provider.twins[KEY] = {
+        "metadata": {"name": KEY[1], "uid": "t", "annotations": {ANNOTATION_LOCAL_UID: "uid-1"}},
+        "status": {"phase": "Running", "podIP": "10.0.0.9"},
+    }
+    see(controller, running)
+    await controller.sync(KEY)
+    assert provider.did("create") == 0 and provider.did("delete") == 0
+    assert writes.statuses == []  # nothing changed: nothing written
+
+
+async def test_graceful_deletion_then_the_final_delete(rig: Rig) -> None:
+    controller, provider, writes = rig
+    see(controller, local_pod())
+    await controller.sync(KEY)
+    deleting = local_pod()
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-04T10:05:00Z"
+    deleting["metadata"]["deletionGracePeriodSeconds"] = 7
+    see(controller, deleting)
+    await controller.sync(KEY)
+    assert provider.twins[KEY]["metadata"]["deletionGracePeriodSeconds"] == 7
+    assert writes.deleted == []  # not before the twin is gone
+    await controller.sync(KEY)
+    assert provider.did("delete") == 1  # asked once
+    del provider.twins[KEY]
+    await controller.sync(KEY)
+    assert writes.deleted == ["uid-1"]
+    assert ("release", KEY) in provider.calls
+
+
+async def test_a_twin_whose_pod_is_gone_is_stopped(rig: Rig) -> None:
+    controller, provider, writes = rig
+    pod = local_pod()
+    see(controller, pod)
+    await controller.sync(KEY)
+    see(controller, None, old=pod)
+    await controller.sync(KEY)
+    assert provider.did("delete") == 1
+    del provider.twins[KEY]
+    await controller.sync(KEY)
+    assert ("release", KEY) in provider.calls
+    assert writes.deleted == []
+
+
+async def test_a_twin_of_an_earlier_pod_of_the_same_name_is_replaced(rig: Rig) -> None:
+    controller, provider, _ = rig
+    see(controller, local_pod("uid-1"))
+    await controller.sync(KEY)
+    see(controller, local_pod("uid-2"))  # a StatefulSet made web-0 again
+    await controller.sync(KEY)
+    assert (provider.did("delete"), provider.did("update")) == (1, 0)
+    del provider.twins[KEY]
+    await controller.sync(KEY)
+    assert provider.twins[KEY]["metadata"]["annotations"][ANNOTATION_LOCAL_UID] == "uid-2"
+
+
+async def test_the_original_aks_twin_is_adopted_not_replaced(rig: Rig) -> None:
+    controller, provider, _ = rig
+    provider.twins[KEY] = {
+        "metadata": {"name": KEY[1], "uid": "t", "creationTimestamp": "2026-12-04T10:00:03Z"},
+        "status": {"phase": "Running"},
+    }
+    see(controller, local_pod(phase="Running"))
+    await controller.sync(KEY)
+    assert (provider.did("adopt"), provider.did("delete"), provider.did("create")) == (1, 0, 0)
+    await controller.sync(KEY)
+    assert provider.did("update") == 1
+
+
+async def test_a_lost_twin_fails_the_pod_and_nothing_is_recreated(rig: Rig) -> None:
+    controller, provider, writes = rig
+    see(controller, local_pod(phase="Running", startTime="2026-12-04T10:00:02Z"))
+    await controller.sync(KEY)
+    assert provider.did("create") == 0
+    assert writes.statuses[-1]["phase"] == "Failed"
+    assert [r for r, _ in writes.events] == ["RemotePodMissing"]
+
+
+async def test_a_finished_pod_is_not_run_again(rig: Rig) -> None:
+    controller, provider, _ = rig
+    see(controller, local_pod(phase="Succeeded"))
+    await controller.sync(KEY)
+    assert provider.did("create") == 0
+    assert ("release", KEY) in provider.calls
+
+
+async def test_a_failure_is_told_once_per_pod_incarnation(rig: Rig) -> None:
+    controller, provider, writes = rig
+    provider.fail_create = TranslationError("MandatorySecretNotFound", "Secret 'db' not found")
+    see(controller, local_pod("uid-1"))
+    for _ in range(3):
+        with pytest.raises(TranslationError):
+            await controller.sync(KEY)
+    assert writes.events == [("MandatorySecretNotFound", "Secret 'db' not found")]
+    assert writes.statuses[0]["reason"] == "MandatorySecretNotFound"
+    see(controller, local_pod("uid-2"))  # the same name again, the same failure
+    with pytest.raises(TranslationError):
+        await controller.sync(KEY)
+    assert len(writes.events) == 2
+
+
+async def test_notices_become_one_event_each(rig: Rig) -> None:
+    controller, provider, writes = rig
+    provider.notices = [Notice("OptionalConfigMapNotFound", "configmap 'x' not found")]
+    see(controller, local_pod())
+    await controller.sync(KEY)
+    assert writes.events == [("OptionalConfigMapNotFound", "configmap 'x' not found")]
+
+
+async def test_a_settling_problem_is_retried_quietly_then_reported(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    controller, provider, writes = rig
+    provider.fail_create = TranslationError(
+        "RemoteNamespaceTerminating", "still being deleted", settling=True
+    )
+    see(controller, local_pod())
+    with pytest.raises(TranslationError):
+        await controller.sync(KEY)
+    assert (writes.events, writes.statuses) == ([], [])
+    await trio.sleep(SETTLE_QUIET + 1)
+    with pytest.raises(TranslationError):
+        await controller.sync(KEY)
+    assert [r for r, _ in writes.events] == ["RemoteNamespaceTerminating"]
+    assert writes.statuses[0]["reason"] == "RemoteNamespaceTerminating"
+
+
+async def test_start_up_tracks_live_pods_before_anything_may_be_collected(rig: Rig) -> None:
+    controller, provider, _ = rig
+    live, done = local_pod("uid-1"), local_pod("uid-2", phase="Succeeded")
+    done["metadata"]["name"] = "job-1"
+    see(controller, live)
+    see(controller, done)
+    controller.local_pods.synced.set()
+    async with trio.open_nursery() as nursery:
+        controller.queue.run_workers = _never  # type: ignore[method-assign]
+        nursery.start_soon(controller.run)
+        await controller.synced.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert provider.calls[:2] == [("track", KEY), ("tracked_all", ("", ""))]
+
+
+async def _never(count: int, sync: object) -> None:
+    await trio.sleep_forever()
