@@ -28,6 +28,7 @@ from ak.core.serviceaccount import is_root_ca_replica, root_ca_needs_update, roo
 from ak.kube.client import KubeClient, path
 from ak.kube.informer import Informer
 from ak.kube.watchset import WatchSet
+from ak.sync.keyed import KeyedLock
 from ak.sync.queue import WorkQueue
 from ak.tokens.owned import put_owned
 
@@ -58,7 +59,8 @@ class RootCAReplicator:
         self.watches: WatchSet[str] = WatchSet()
         self.queue: WorkQueue[str] = WorkQueue("root-ca")
         self.synced = trio.Event()
-        self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+        # The pod path (ensure) and this queue write the same replica.
+        self._locks: KeyedLock[str] = KeyedLock()
 
     async def run(self) -> None:
         # After a restart of this task, look at every namespace in use again.
@@ -140,7 +142,7 @@ class RootCAReplicator:
 
     # -- reconcile one namespace -----------------------------------------------------
     async def _sync(self, namespace: str) -> None:
-        async with self._locks[namespace]:
+        async with self._locks.hold(namespace):
             w = self.watches.get(namespace)
             source = w.get(namespace, KUBE_ROOT_CA) if w else None
             if source is None:
