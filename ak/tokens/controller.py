@@ -50,19 +50,17 @@ from ak.core.labels import (
     LABEL_POD_IDENTITY,
     POD_IDENTITY_VALUE,
 )
+from ak.core.local_apiserver import Endpoint, local_endpoint, with_apiserver_env
 from ak.core.names import node_label_value, remote_namespace
 from ak.core.pod_env import pinned_fields
 from ak.core.serviceaccount import (
-    Endpoint,
     PodIdentity,
     TokenSpec,
     identity_record,
     identity_secret,
     identity_secret_name,
     is_identity_secret,
-    local_endpoint,
     pod_identity,
-    with_apiserver_env,
     without_values,
 )
 from ak.core.token_refresh import MAX_AGE, refresh_due
