@@ -10,7 +10,7 @@ from ak.config import load_config
 from ak.core.local_apiserver import Endpoint, apiserver_env, local_endpoint, with_apiserver_env
 from ak.core.pods import to_remote_pod
 from ak.core.types import Obj
-from ak.tokens.controller import token_settings
+from ak.run import token_settings
 from tests.unit.fixtures import NODE, REMOTE_NAMESPACE, deployment_pod
 
 
