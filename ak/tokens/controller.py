@@ -158,7 +158,6 @@ class TokenController:
         self.timer: RefreshTimer[PodKey] = RefreshTimer(self._refresh_due, wall=wall)
         self.pods: dict[PodKey, _Pod] = {}
         self.synced = trio.Event()
-        self.issued = 0  # identity Secrets written with new tokens
         self._released: set[PodKey] = set()
         self._locks: dict[PodKey, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
@@ -329,7 +328,6 @@ class TokenController:
         await put_owned(
             self.remote, "secrets", body, current, owned=is_identity_secret, reason=REASON_IDENTITY
         )
-        self.issued += 1
         TOKENS_WRITTEN.labels("refresh" if pod.issued_at else "new").inc()
         pod.issued_at = issued_at
         pod.due = self._due(pod, issued_at, ttl or 0)
