@@ -15,6 +15,7 @@ import trio
 
 from ak import __version__
 from ak.config import Config
+from ak.core.local_apiserver import local_endpoint
 from ak.core.names import node_label_value
 from ak.core.namespaces import Template
 from ak.core.placement import Placement
@@ -33,7 +34,7 @@ from ak.pods.event_mirror import EventMirror
 from ak.pods.remote import PodSettings, RemoteCluster
 from ak.sync.supervisor import Supervisor
 from ak.systemd import SystemdNotifier
-from ak.tokens.controller import TokenController, token_settings
+from ak.tokens.controller import TokenController, TokenSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,36 @@ def route_ip(server: str) -> str:
             return addr
     except OSError:
         return "127.0.0.1"
+
+
+def token_settings(config: Config, local_server: str) -> TokenSettings:
+    """Settings from AK's config; ``local_server`` is the local kubeconfig's server URL.
+
+    Without ``local.apiserverHost`` remote pods are pointed at the host of that
+    URL (and its port, unless ``local.apiserverPort`` is set). That is right
+    when AK reaches the local API server the way remote pods can, e.g. on a
+    public or VPC address; in-cluster it is the local Service IP, which the
+    remote cluster cannot reach, hence the warning.
+    """
+    local = config.local
+    port_set = config.source.get("local.apiserver_port", "default") != "default"
+    endpoint = local_endpoint(
+        local_server, local.apiserver_host, local.apiserver_port if port_set else None
+    )
+    if not local.apiserver_host:
+        log.log(
+            logging.WARNING if not local.kubeconfig else logging.INFO,
+            "local.apiserverHost is not set: remote pods reach the local API server at %s "
+            "(from the local %s)",
+            endpoint,
+            "kubeconfig" if local.kubeconfig else "in-cluster config; set it",
+        )
+    return TokenSettings(
+        node_name=config.node.name,
+        node_label=node_label_value(config.node.name),
+        endpoint=endpoint,
+        max_age=float(config.pods.token_max_age),
+    )
 
 
 class Provider:

@@ -24,10 +24,10 @@ reads an object AK keeps in the remote namespace:
   item becomes a ``projected`` volume with the same ``defaultMode``.
 
 Which tokens to request and which fields to store is ``pod_identity``; the
-Secret itself is ``identity_secret``. Environment: ``with_apiserver_env`` sets
-``KUBERNETES_SERVICE_HOST``/``_PORT`` and the ``KUBERNETES_PORT*`` family to
-the local API server unless the pod opts out (``ANNOTATION_LOCAL_APISERVER_ENV``).
-Env ``fieldRef``s are pinned by ``pod_env``.
+Secret itself is ``identity_secret``. The CA replica ConfigMap is made in
+``root_ca``; the local API server in the environment
+(``KUBERNETES_SERVICE_HOST`` & co.) by ``local_apiserver``; env ``fieldRef``s
+are pinned by ``pod_env``.
 """
 
 from __future__ import annotations
@@ -36,26 +36,20 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from ak.core.codec import clone
 from ak.core.labels import (
-    ANNOTATION_LOCAL_APISERVER_ENV,
     ANNOTATION_LOCAL_UID,
     ANNOTATION_POD_NAME,
-    ANNOTATION_SOURCE_RESOURCE_VERSION,
-    ANNOTATION_SOURCE_UID,
     ANNOTATION_TOKENS_ISSUED_AT,
     ANNOTATION_TOKENS_TTL,
-    LABEL_LOCAL_ROOT_CA,
     LABEL_POD_IDENTITY,
-    LOCAL_ROOT_CA_VALUE,
     POD_IDENTITY_VALUE,
     ownership_labels,
 )
 from ak.core.names import fnv1_64, node_label_value
 from ak.core.pod_env import pinned_fields
-from ak.core.root_ca import KUBE_ROOT_CA, ROOT_CA_REPLICA, rewrite_root_ca_ref
+from ak.core.root_ca import KUBE_ROOT_CA, rewrite_root_ca_ref
 from ak.core.timefmt import format_micro_time, parse_time
 from ak.core.types import Obj
 from ak.core.validation import DNS_SUBDOMAIN_MAX
@@ -63,9 +57,6 @@ from ak.core.validation import DNS_SUBDOMAIN_MAX
 IDENTITY_SECRET_PREFIX = "ak-identity-"
 DEFAULT_TOKEN_EXPIRATION = 3600
 """What the API server defaults a projected token's ``expirationSeconds`` to."""
-KUBERNETES_SERVICE_PORT = 443
-"""The port of every cluster's ``kubernetes`` Service, so the one whose
-``KUBERNETES_PORT_443_TCP*`` variables the remote kubelet injects."""
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _HASH_HEX = 16
@@ -280,7 +271,7 @@ def rewrite_volumes(volumes: list[Obj], local: Obj) -> list[Obj]:
     return [_rewrite_volume(v, keys, pinned, secret) for v in volumes]
 
 
-# --- the objects AK keeps remotely ---------------------------------------------------
+# --- the identity Secret ------------------------------------------------------------
 
 
 def _b64(text: str) -> str:
@@ -377,125 +368,3 @@ def without_values(secret: Obj) -> Obj:
 def is_identity_secret(obj: Obj) -> bool:
     labels: dict[str, str] = obj.get("metadata", {}).get("labels") or {}
     return labels.get(LABEL_POD_IDENTITY) == POD_IDENTITY_VALUE
-
-
-def root_ca_replica(
-    source: Obj, *, node_name: str, local_namespace: str, remote_namespace: str
-) -> Obj:
-    """The remote copy of the local ``kube-root-ca.crt`` ConfigMap."""
-    meta: dict[str, Any] = source.get("metadata") or {}
-    labels = {
-        **ownership_labels(node_label_value(node_name), local_namespace),
-        LABEL_LOCAL_ROOT_CA: LOCAL_ROOT_CA_VALUE,
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": ROOT_CA_REPLICA,
-            "namespace": remote_namespace,
-            "labels": labels,
-            "annotations": {
-                ANNOTATION_SOURCE_UID: meta.get("uid", ""),
-                ANNOTATION_SOURCE_RESOURCE_VERSION: meta.get("resourceVersion", ""),
-            },
-        },
-        "data": dict(source.get("data") or {}),
-    }
-
-
-def is_root_ca_replica(obj: Obj) -> bool:
-    labels: dict[str, str] = obj.get("metadata", {}).get("labels") or {}
-    return labels.get(LABEL_LOCAL_ROOT_CA) == LOCAL_ROOT_CA_VALUE
-
-
-def root_ca_needs_update(desired: Obj, current: Obj) -> bool:
-    """Content or AK's labels differ (remote tooling may add annotations)."""
-    want = desired["metadata"]["labels"]
-    have = current.get("metadata", {}).get("labels") or {}
-    return want != have or (desired.get("data") or {}) != (current.get("data") or {})
-
-
-# --- the local API endpoint in the environment ---------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where remote pods reach the LOCAL API server."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{_bracketed(self.host)}:{self.port}"
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def local_endpoint(server: str, host: str | None, port: int | None) -> Endpoint:
-    """The endpoint remote pods are told about.
-
-    ``host``/``port`` are the configured ones (``local.apiserverHost``,
-    ``local.apiserverPort``; None = not configured). Without a host, the
-    local kubeconfig's server URL is used, its port unless one is
-    configured; with a host and no port, 443.
-    """
-    if host:
-        return Endpoint(host, port or 443)
-    url = urlsplit(server)
-    if not url.hostname:
-        raise ValueError(f"cannot take an API host from {server!r}")
-    default = 443 if url.scheme != "http" else 80
-    return Endpoint(url.hostname, port or url.port or default)
-
-
-def apiserver_env(endpoint: Endpoint) -> list[Obj]:
-    """The variables a kubelet derives from the ``kubernetes`` Service, for ``endpoint``.
-
-    The remote kubelet injects ``KUBERNETES_PORT_443_TCP*`` for the remote
-    Service (always port 443); they are overridden to point at the local
-    endpoint too, so no variable of the family names the remote cluster.
-    """
-    host, port = endpoint.host, str(endpoint.port)
-    url = f"tcp://{_bracketed(endpoint.host)}:{endpoint.port}"
-    pairs = [
-        ("KUBERNETES_SERVICE_HOST", host),
-        ("KUBERNETES_SERVICE_PORT", port),
-        ("KUBERNETES_SERVICE_PORT_HTTPS", port),
-        ("KUBERNETES_PORT", url),
-    ]
-    for service_port in dict.fromkeys((KUBERNETES_SERVICE_PORT, endpoint.port)):
-        prefix = f"KUBERNETES_PORT_{service_port}_TCP"
-        pairs += [
-            (prefix, url),
-            (f"{prefix}_PROTO", "tcp"),
-            (f"{prefix}_PORT", port),
-            (f"{prefix}_ADDR", host),
-        ]
-    return [{"name": name, "value": value} for name, value in pairs]
-
-
-def wants_apiserver_env(local: Obj) -> bool:
-    annotations: dict[str, str] = local.get("metadata", {}).get("annotations") or {}
-    return annotations.get(ANNOTATION_LOCAL_APISERVER_ENV, "").strip().lower() != "false"
-
-
-def with_apiserver_env(local: Obj, remote: Obj, endpoint: Endpoint) -> Obj:
-    """``remote`` (the translated pod) with the local API endpoint in every container.
-
-    A variable the container already sets (the pod author's, or AK's
-    configured ``pods.env``) is kept. AK's go first so that later entries can
-    use ``$(KUBERNETES_SERVICE_HOST)``.
-    """
-    result = clone(remote)
-    if not wants_apiserver_env(local):
-        return result
-    family = apiserver_env(endpoint)
-    for field in _CONTAINER_LISTS:
-        for container in result.get("spec", {}).get(field) or []:
-            env: list[Obj] = container.get("env") or []
-            taken = {var["name"] for var in env}
-            container["env"] = [v for v in family if v["name"] not in taken] + env
-    return result

@@ -124,7 +124,6 @@ class Informer:
         self._cache: dict[Key, Packed] = {}
         self.synced = trio.Event()
         self.relists = 0
-        self.watch_restarts = 0
         self._rv: str | None = None
 
     def _prepare(self, obj: Obj) -> Obj:
@@ -217,7 +216,6 @@ class Informer:
         async with stream as resp, aclosing(watch_events(resp)) as events:
             async for event in events:
                 self._apply(event)
-        self.watch_restarts += 1
         WATCH_RESTARTS.labels(self.metric_name).inc()
 
     def _apply(self, event: Obj) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import h11
 import trio
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from ak.config import Config
 from ak.core.names import remote_namespace
@@ -181,8 +182,8 @@ class KubeletAPI:
             if name == "stats":
                 await self._json(conn, stats)
             else:
-                text = podviews.resource_metrics(stats, failed, datetime.now(UTC))
-                await conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+                body = podviews.resource_metrics(stats, failed, datetime.now(UTC))
+                await conn.respond(200, body, CONTENT_TYPE_PLAIN_0_0_4)
 
     async def _json(self, conn: HTTPConnection, body: Obj) -> None:
         await conn.respond(200, json.dumps(body).encode())

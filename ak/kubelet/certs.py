@@ -120,7 +120,6 @@ class ServingCertificate:
         self.ready = trio.Event()
         self._context: ssl.SSLContext | None = None
         self.certificate: x509.Certificate | None = None
-        self.csr_name: str | None = None
         self._dir = Path(settings.cert_dir) if settings.cert_dir else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -209,7 +208,6 @@ class ServingCertificate:
             },
         )
         name = created["metadata"]["name"]
-        self.csr_name = name
         log.info("kubelet API: requested a serving certificate: CSR %s (signer %s)", name, SIGNER)
         pem = await self._wait_issued(name)
         certs = x509.load_pem_x509_certificates(pem)

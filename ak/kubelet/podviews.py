@@ -7,9 +7,13 @@ what whoever asks this node knows them by.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE
 from ak.core.names import remote_namespace
@@ -140,129 +144,118 @@ def summary(
     return {"node": node, "pods": pods}
 
 
-def _labels(**labels: str) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+# --- /metrics/resource ------------------------------------------------------------------
+# The real kubelet's resource metrics collector, by name, type, labels and HELP
+# text: metrics-server and `kubectl top` read this endpoint. Each sample is
+# timestamped with its stats' own time (now when the stats have none), except
+# container_start_time_seconds, which has none.
 
-    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}"
+_CONTAINER = ("container", "namespace", "pod")
+_POD = ("namespace", "pod")
 
 
-def _millis(stamp: str | None, default: int) -> int:
+def _families() -> dict[str, CounterMetricFamily | GaugeMetricFamily]:
+    """Every family this endpoint may show, in the order it shows them (by name)."""
+
+    def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily:
+        return CounterMetricFamily(name, f"[STABLE] {doc}", labels=labels)
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, f"[STABLE] {doc}", labels=labels)
+
+    families: list[CounterMetricFamily | GaugeMetricFamily] = [
+        counter(
+            "container_cpu_usage_seconds_total",
+            "Cumulative cpu time consumed by the container in core-seconds",
+            _CONTAINER,
+        ),
+        gauge(
+            "container_memory_working_set_bytes",
+            "Current working set of the container in bytes",
+            _CONTAINER,
+        ),
+        gauge(
+            "container_start_time_seconds",
+            "Start time of the container since unix epoch in seconds",
+            _CONTAINER,
+        ),
+        counter(
+            "node_cpu_usage_seconds_total",
+            "Cumulative cpu time consumed by the node in core-seconds",
+        ),
+        gauge("node_memory_working_set_bytes", "Current working set of the node in bytes"),
+        counter(
+            "pod_cpu_usage_seconds_total",
+            "Cumulative cpu time consumed by the pod in core-seconds",
+            _POD,
+        ),
+        gauge("pod_memory_working_set_bytes", "Current working set of the pod in bytes", _POD),
+        gauge(
+            "scrape_error",
+            "1 if there was an error while getting container metrics, 0 otherwise",
+        ),
+    ]
+    # A counter family's name drops "_total" (it comes back on the exposition).
+    return {f.name + ("_total" if f.type == "counter" else ""): f for f in families}
+
+
+def _seconds(stamp: str | None, default: float) -> float:
+    """A stats timestamp in seconds since the epoch; ``default`` if absent or unreadable."""
     if not stamp:
         return default
     try:
-        return int(parse_time(stamp).timestamp() * 1000)
+        return parse_time(stamp).timestamp()
     except ValueError:
         return default
 
 
-def resource_metrics(stats: Obj, scrape_error: bool, now: datetime) -> str:
-    """``/metrics/resource`` (Prometheus text 0.0.4) from a summary."""
-    now_ms = int(now.timestamp() * 1000)
-    families: dict[str, tuple[str, str, list[str]]] = {
-        "container_cpu_usage_seconds_total": (
-            "counter",
-            "[STABLE] Cumulative cpu time consumed by the container in core-seconds",
-            [],
-        ),
-        "container_memory_working_set_bytes": (
-            "gauge",
-            "[STABLE] Current working set of the container in bytes",
-            [],
-        ),
-        "container_start_time_seconds": (
-            "gauge",
-            "[STABLE] Start time of the container since unix epoch in seconds",
-            [],
-        ),
-        "node_cpu_usage_seconds_total": (
-            "counter",
-            "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
-            [],
-        ),
-        "node_memory_working_set_bytes": (
-            "gauge",
-            "[STABLE] Current working set of the node in bytes",
-            [],
-        ),
-        "pod_cpu_usage_seconds_total": (
-            "counter",
-            "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
-            [],
-        ),
-        "pod_memory_working_set_bytes": (
-            "gauge",
-            "[STABLE] Current working set of the pod in bytes",
-            [],
-        ),
-        "scrape_error": (
-            "gauge",
-            "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
-            [],
-        ),
-    }
+class _ResourceMetrics(Collector):
+    """One summary as the kubelet's resource metrics: the samples exist for one scrape."""
 
-    def add(name: str, labels: str, value: float, stamp: int | None = None) -> None:
-        text = f"{value:.9g}" if isinstance(value, float) else str(value)
-        families[name][2].append(
-            f"{name}{labels} {text}" + (f" {stamp}" if stamp is not None else "")
-        )
+    def __init__(self, stats: Obj, scrape_error: bool, now: datetime) -> None:
+        self.stats = stats
+        self.scrape_error = scrape_error
+        self.now = now.timestamp()
 
-    node = stats.get("node") or {}
-    if "usageCoreNanoSeconds" in (node.get("cpu") or {}):
-        add(
-            "node_cpu_usage_seconds_total",
-            "",
-            node["cpu"]["usageCoreNanoSeconds"] / 1e9,
-            _millis(node["cpu"].get("time"), now_ms),
-        )
-    if "workingSetBytes" in (node.get("memory") or {}):
-        add(
-            "node_memory_working_set_bytes",
-            "",
-            node["memory"]["workingSetBytes"],
-            _millis(node["memory"].get("time"), now_ms),
-        )
-    for pod in stats.get("pods") or []:
-        ref = pod["podRef"]
-        pl = _labels(namespace=ref["namespace"], pod=ref["name"])
-        cpu, mem = pod.get("cpu") or {}, pod.get("memory") or {}
-        if "usageCoreNanoSeconds" in cpu:
-            add(
-                "pod_cpu_usage_seconds_total",
-                pl,
-                cpu["usageCoreNanoSeconds"] / 1e9,
-                _millis(cpu.get("time"), now_ms),
-            )
-        if "workingSetBytes" in mem:
-            add(
-                "pod_memory_working_set_bytes",
-                pl,
-                mem["workingSetBytes"],
-                _millis(mem.get("time"), now_ms),
-            )
-        for c in pod.get("containers") or []:
-            cl = _labels(container=c["name"], namespace=ref["namespace"], pod=ref["name"])
-            ccpu, cmem = c.get("cpu") or {}, c.get("memory") or {}
-            if "usageCoreNanoSeconds" in ccpu:
-                add(
-                    "container_cpu_usage_seconds_total",
-                    cl,
-                    ccpu["usageCoreNanoSeconds"] / 1e9,
-                    _millis(ccpu.get("time"), now_ms),
-                )
-            if "workingSetBytes" in cmem:
-                add(
-                    "container_memory_working_set_bytes",
-                    cl,
-                    cmem["workingSetBytes"],
-                    _millis(cmem.get("time"), now_ms),
-                )
-            if c.get("startTime"):
-                add("container_start_time_seconds", cl, _millis(c["startTime"], 0) / 1000)
-    add("scrape_error", "", 1 if scrape_error else 0)
-    lines = []
-    for name, (kind, help_text, samples) in families.items():
-        if samples:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
-    return "\n".join(lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        families = _families()
+        now = self.now
+
+        def cpu(name: str, labels: list[str], stats: Obj) -> None:
+            if "usageCoreNanoSeconds" in stats:
+                value = stats["usageCoreNanoSeconds"] / 1e9
+                families[name].add_metric(labels, value, timestamp=_seconds(stats.get("time"), now))
+
+        def memory(name: str, labels: list[str], stats: Obj) -> None:
+            if "workingSetBytes" in stats:
+                value = stats["workingSetBytes"]
+                families[name].add_metric(labels, value, timestamp=_seconds(stats.get("time"), now))
+
+        node = self.stats.get("node") or {}
+        cpu("node_cpu_usage_seconds_total", [], node.get("cpu") or {})
+        memory("node_memory_working_set_bytes", [], node.get("memory") or {})
+        for pod in self.stats.get("pods") or []:
+            ns, name = pod["podRef"]["namespace"], pod["podRef"]["name"]
+            cpu("pod_cpu_usage_seconds_total", [ns, name], pod.get("cpu") or {})
+            memory("pod_memory_working_set_bytes", [ns, name], pod.get("memory") or {})
+            for c in pod.get("containers") or []:
+                labels = [c["name"], ns, name]
+                cpu("container_cpu_usage_seconds_total", labels, c.get("cpu") or {})
+                memory("container_memory_working_set_bytes", labels, c.get("memory") or {})
+                if c.get("startTime"):
+                    started = _seconds(c["startTime"], 0)
+                    families["container_start_time_seconds"].add_metric(labels, started)
+        families["scrape_error"].add_metric([], 1 if self.scrape_error else 0)
+        # A family without samples is left out, as the kubelet leaves it out.
+        return (f for f in families.values() if f.samples)
+
+
+def resource_metrics(stats: Obj, scrape_error: bool, now: datetime) -> bytes:
+    """``/metrics/resource`` (Prometheus text 0.0.4) from a summary.
+
+    A private registry: AK's own metrics (``/metrics`` on the metrics port)
+    stay out, as the kubelet keeps its own out of this endpoint.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ResourceMetrics(stats, scrape_error, now))
+    return generate_latest(registry)

@@ -35,7 +35,6 @@ class LeaderElector:
         self.identity = identity
         self.node_uid = node_uid
         self.path = node_lease_path(node_name)
-        self.leading = False
         # The previous holder's last heartbeat, seen when this replica took over.
         self.previous_heartbeat: datetime | None = None
 
@@ -73,7 +72,6 @@ class LeaderElector:
         while True:
             try:
                 if await self._try():
-                    self.leading = True
                     log.info("leading node %s as %s", self.node_name, self.identity)
                     return
             except KubeError as e:
@@ -89,10 +87,8 @@ class LeaderElector:
                 if await self._try():
                     last_ok = trio.current_time()
                     continue
-                self.leading = False
                 raise LeadershipLost(f"another replica leads node {self.node_name} now")
             except KubeError as e:
                 log.warning("renewing leadership: %s", e)
             if trio.current_time() - last_ok > RENEW_DEADLINE:
-                self.leading = False
                 raise LeadershipLost(f"could not renew leadership for {RENEW_DEADLINE:.0f}s")

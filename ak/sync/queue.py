@@ -42,8 +42,6 @@ class WorkQueue(Generic[K]):
         self._dirty: dict[K, bool] = {}  # re-added while processing: key -> urgent
         self._backoff: dict[K, Backoff] = {}
         self._wakeup = trio.Condition()
-        self.processed = 0
-        self.failures = 0
         QUEUE_DEPTH.labels(name).set_function(self.__len__)
 
     def __len__(self) -> int:
@@ -121,7 +119,6 @@ class WorkQueue(Generic[K]):
             try:
                 again = await sync(key)
             except Exception as e:
-                self.failures += 1
                 delay = self._backoff.setdefault(key, Backoff(initial=0.5, maximum=60)).next()
                 if isinstance(e, EXPECTED):
                     SYNCS.labels(self.name, "error").inc()
@@ -140,7 +137,6 @@ class WorkQueue(Generic[K]):
                 self._done(key)
                 self.add_after(key, delay, nursery)
                 continue
-            self.processed += 1
             SYNCS.labels(self.name, "ok").inc()
             self._backoff.pop(key, None)
             self._done(key)

@@ -171,7 +171,6 @@ class Cluster:
         self.stop()
 
     def start(self) -> Cluster:
-        t0 = time.monotonic()
         try:
             self._pki()
             self._apiserver()
@@ -182,7 +181,6 @@ class Cluster:
         except BaseException:
             self.stop()
             raise
-        self.start_seconds = time.monotonic() - t0
         return self
 
     def stop(self) -> None:

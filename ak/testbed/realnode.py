@@ -404,7 +404,6 @@ wait
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, timeout: float = 90) -> RealNode:
-        t0 = time.monotonic()
         remove_stale_cgroups()
         try:
             self._claim_index()
@@ -416,7 +415,6 @@ wait
         except BaseException:
             self.stop()
             raise
-        self.start_seconds = time.monotonic() - t0
         return self
 
     @property

@@ -40,7 +40,6 @@ from typing import Any
 
 import trio
 
-from ak.config import Config
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import (
     ANNOTATION_LOCAL_UID,
@@ -50,19 +49,17 @@ from ak.core.labels import (
     LABEL_POD_IDENTITY,
     POD_IDENTITY_VALUE,
 )
-from ak.core.names import node_label_value, remote_namespace
+from ak.core.local_apiserver import Endpoint, with_apiserver_env
+from ak.core.names import remote_namespace
 from ak.core.pod_env import pinned_fields
 from ak.core.serviceaccount import (
-    Endpoint,
     PodIdentity,
     TokenSpec,
     identity_record,
     identity_secret,
     identity_secret_name,
     is_identity_secret,
-    local_endpoint,
     pod_identity,
-    with_apiserver_env,
     without_values,
 )
 from ak.core.token_refresh import MAX_AGE, refresh_due
@@ -91,41 +88,13 @@ _FINISHED = ("Succeeded", "Failed")
 
 @dataclass(frozen=True)
 class TokenSettings:
+    """What the token controller needs of AK's configuration (made by ``ak.run``)."""
+
     node_name: str
     node_label: str
     endpoint: Endpoint
     max_age: float = MAX_AGE
     workers: int = 4
-
-
-def token_settings(config: Config, local_server: str) -> TokenSettings:
-    """Settings from AK's config; ``local_server`` is the local kubeconfig's server URL.
-
-    Without ``local.apiserverHost`` remote pods are pointed at the host of that
-    URL (and its port, unless ``local.apiserverPort`` is set). That is right
-    when AK reaches the local API server the way remote pods can, e.g. on a
-    public or VPC address; in-cluster it is the local Service IP, which the
-    remote cluster cannot reach, hence the warning.
-    """
-    local = config.local
-    port_set = config.source.get("local.apiserver_port", "default") != "default"
-    endpoint = local_endpoint(
-        local_server, local.apiserver_host, local.apiserver_port if port_set else None
-    )
-    if not local.apiserver_host:
-        log.log(
-            logging.WARNING if not local.kubeconfig else logging.INFO,
-            "local.apiserverHost is not set: remote pods reach the local API server at %s "
-            "(from the local %s)",
-            endpoint,
-            "kubeconfig" if local.kubeconfig else "in-cluster config; set it",
-        )
-    return TokenSettings(
-        node_name=config.node.name,
-        node_label=node_label_value(config.node.name),
-        endpoint=endpoint,
-        max_age=float(config.pods.token_max_age),
-    )
 
 
 @dataclass
@@ -189,7 +158,6 @@ class TokenController:
         self.timer: RefreshTimer[PodKey] = RefreshTimer(self._refresh_due, wall=wall)
         self.pods: dict[PodKey, _Pod] = {}
         self.synced = trio.Event()
-        self.issued = 0  # identity Secrets written with new tokens
         self._released: set[PodKey] = set()
         self._locks: dict[PodKey, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
@@ -360,7 +328,6 @@ class TokenController:
         await put_owned(
             self.remote, "secrets", body, current, owned=is_identity_secret, reason=REASON_IDENTITY
         )
-        self.issued += 1
         TOKENS_WRITTEN.labels("refresh" if pod.issued_at else "new").inc()
         pod.issued_at = issued_at
         pod.due = self._due(pod, issued_at, ttl or 0)

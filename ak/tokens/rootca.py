@@ -23,8 +23,13 @@ import trio
 from ak.core.errors import TranslationError
 from ak.core.labels import LABEL_LOCAL_ROOT_CA, LABEL_NAMESPACE, LABEL_NODE, LOCAL_ROOT_CA_VALUE
 from ak.core.names import remote_namespace
-from ak.core.root_ca import KUBE_ROOT_CA, ROOT_CA_REPLICA
-from ak.core.serviceaccount import is_root_ca_replica, root_ca_needs_update, root_ca_replica
+from ak.core.root_ca import (
+    KUBE_ROOT_CA,
+    ROOT_CA_REPLICA,
+    is_root_ca_replica,
+    root_ca_needs_update,
+    root_ca_replica,
+)
 from ak.kube.client import KubeClient, path
 from ak.kube.informer import Informer
 from ak.kube.watchset import WatchSet

@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE
 from ak.core.names import remote_namespace
 from ak.kubelet import podviews
 
 NODE = "vk-1"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+STATS_TIME = datetime(2026, 11, 22, 11, 59, 59, tzinfo=UTC).timestamp()
 
 
 def remote_pod(ns: str, name: str, running: bool = True, node: str = "kwok-0") -> dict[str, Any]:
@@ -28,6 +33,15 @@ def remote_pod(ns: str, name: str, running: bool = True, node: str = "kwok-0") -
             "containerStatuses": [{"name": "c", "image": "img", "state": state}],
         },
     }
+
+
+def _metrics(exposition: bytes) -> dict[str, Metric]:
+    text = exposition.decode()
+    assert text.endswith("\n")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    # The parser drops a counter's "_total" from the family name; the kubelet's
+    # names keep it, on the HELP and TYPE lines as on the samples.
+    return {f.name + ("_total" if f.type == "counter" else ""): f for f in families.values()}
 
 
 def test_pod_list_is_sorted() -> None:
@@ -86,16 +100,116 @@ def test_summary_renames_remote_stats_and_sums_the_node() -> None:
         "containers": [{"name": "c", "startTime": "2026-11-22T11:00:00Z"}],
         "startTime": "2026-11-22T11:00:00Z",
     }
-    text = podviews.resource_metrics(summary, True, NOW)
-    assert 'pod_cpu_usage_seconds_total{namespace="ns",pod="a"} 2 ' in text
-    assert 'container_memory_working_set_bytes{container="c",namespace="ns",pod="a"} 90 ' in text
-    assert "node_memory_working_set_bytes 100 " in text
-    assert "scrape_error 1" in text
-    assert "# TYPE pod_cpu_usage_seconds_total counter" in text
-    assert text.endswith("\n")
+    families = _metrics(podviews.resource_metrics(summary, True, NOW))
+    assert families["pod_cpu_usage_seconds_total"].samples == [
+        Sample("pod_cpu_usage_seconds_total", {"namespace": "ns", "pod": "a"}, 2.0, STATS_TIME)
+    ]
+    assert families["container_memory_working_set_bytes"].samples == [
+        # The container's stats have no time of their own: the scrape's.
+        Sample(
+            "container_memory_working_set_bytes",
+            {"container": "c", "namespace": "ns", "pod": "a"},
+            90.0,
+            NOW.timestamp(),
+        )
+    ]
+    assert families["container_start_time_seconds"].samples == [
+        Sample(
+            "container_start_time_seconds",
+            {"container": "c", "namespace": "ns", "pod": name},
+            datetime(2026, 11, 22, 11, 0, tzinfo=UTC).timestamp(),
+            None,  # the kubelet gives a start time no timestamp
+        )
+        for name in ("a", "b")
+    ]
+    assert families["node_memory_working_set_bytes"].samples == [
+        Sample("node_memory_working_set_bytes", {}, 100.0, NOW.timestamp())
+    ]
+    assert families["scrape_error"].samples == [Sample("scrape_error", {}, 1.0, None)]
+
+
+def test_resource_metrics_are_the_kubelets() -> None:
+    """Names, types, HELP text and labels of the kubelet's /metrics/resource."""
+    stats = {"usageCoreNanoSeconds": 1_500_000_000, "time": "2026-11-22T11:59:59Z"}
+    memory = {"workingSetBytes": 4096, "time": "2026-11-22T11:59:59Z"}
+    summary = {
+        "node": {"cpu": stats, "memory": memory},
+        "pods": [
+            {
+                "podRef": {"name": "p", "namespace": "ns", "uid": "u"},
+                "cpu": stats,
+                "memory": memory,
+                "containers": [{"name": "c", "cpu": stats, "memory": memory}],
+            }
+        ],
+    }
+    text = podviews.resource_metrics(summary, False, NOW).decode()
+    families = _metrics(text.encode())
+    container, pod = ["container", "namespace", "pod"], ["namespace", "pod"]
+    want = {
+        "container_cpu_usage_seconds_total": (
+            "counter",
+            "Cumulative cpu time consumed by the container in core-seconds",
+            container,
+        ),
+        "container_memory_working_set_bytes": (
+            "gauge",
+            "Current working set of the container in bytes",
+            container,
+        ),
+        "node_cpu_usage_seconds_total": (
+            "counter",
+            "Cumulative cpu time consumed by the node in core-seconds",
+            [],
+        ),
+        "node_memory_working_set_bytes": ("gauge", "Current working set of the node in bytes", []),
+        "pod_cpu_usage_seconds_total": (
+            "counter",
+            "Cumulative cpu time consumed by the pod in core-seconds",
+            pod,
+        ),
+        "pod_memory_working_set_bytes": ("gauge", "Current working set of the pod in bytes", pod),
+        "scrape_error": (
+            "gauge",
+            "1 if there was an error while getting container metrics, 0 otherwise",
+            [],
+        ),
+    }
+    assert sorted(families) == sorted(want)
+    for name, (kind, help_text, labels) in want.items():
+        family = families[name]
+        assert (family.type, family.documentation) == (kind, f"[STABLE] {help_text}")
+        assert f"# HELP {name} [STABLE] {help_text}\n# TYPE {name} {kind}\n" in text
+        (sample,) = family.samples
+        assert sample.name == name
+        assert sorted(sample.labels) == labels
+        if name != "scrape_error":
+            assert sample.timestamp == STATS_TIME
+    assert families["container_cpu_usage_seconds_total"].samples[0].value == 1.5
+    assert families["pod_memory_working_set_bytes"].samples[0].value == 4096
+    # Nothing of AK's own process (its metrics port has those).
+    assert "process_" not in text and "python_" not in text and "ak_" not in text
+
+
+def test_resource_metrics_label_values_are_escaped() -> None:
+    summary = {
+        "node": {},
+        "pods": [
+            {
+                "podRef": {"name": "p", "namespace": "ns", "uid": "u"},
+                "containers": [{"name": 'we"ird\\\n', "memory": {"workingSetBytes": 1}}],
+            }
+        ],
+    }
+    families = _metrics(podviews.resource_metrics(summary, False, NOW))
+    (sample,) = families["container_memory_working_set_bytes"].samples
+    assert sample.labels["container"] == 'we"ird\\\n'
 
 
 def test_empty_node_metrics() -> None:
     summary = podviews.summary(NODE, NOW, NOW, [], {})
     assert summary["pods"] == []
-    assert podviews.resource_metrics(summary, False, NOW).splitlines()[-1] == "scrape_error 0"
+    exposition = podviews.resource_metrics(summary, False, NOW)
+    # Families without samples are left out, as the kubelet leaves them out.
+    assert list(_metrics(exposition)) == ["scrape_error"]
+    assert _metrics(exposition)["scrape_error"].samples == [Sample("scrape_error", {}, 0.0, None)]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ak.kubelet import spdy
-from ak.kubelet.spdy_dictionary import SPDY3_DICTIONARY, SPDY3_DICTIONARY_SHA256
+from ak.kubelet.spdy.dictionary import SPDY3_DICTIONARY, SPDY3_DICTIONARY_SHA256
 
 
 def pair() -> tuple[spdy.SpdyConnection, spdy.SpdyConnection]:

@@ -1,24 +1,9 @@
-"""A sans-io SPDY/3.1 codec: bytes in -> events out, events in -> bytes out.
+"""The SPDY/3.1 connection: which frame is allowed when, per-stream and GOAWAY
+bookkeeping, and the stateful zlib contexts of the header blocks.
 
-The Kubernetes API server speaks SPDY/3.1 to kubelets for exec, attach and
-port-forward (moby/spdystream on its side). This module is the protocol
-alone, in the manner of h11 and wsproto: no sockets, no clocks, no tasks.
-
-* ``receive_data(b)`` feeds bytes (``b""`` = the peer closed its side);
-  ``events()`` yields what they mean.
-* ``send(event)`` turns one of our events into bytes, to be written in the
-  order ``send`` was called (header compression is stateful).
-* Frames the protocol answers by itself (a PING echo, RST_STREAM for DATA on
-  a stream that does not exist, GOAWAY before a fatal error) are queued and
-  returned by ``data_to_send()``.
-
-Header blocks go through one zlib stream per direction per connection, primed
-with the SPDY/3 dictionary and flushed with Z_SYNC_FLUSH after every block.
-Every received block is decompressed, even on a stream about to be refused,
-or the two zlib states drift apart.
-
-Flow control (SETTINGS, WINDOW_UPDATE) is parsed and reported but not
-enforced: spdystream neither sends nor honours it.
+Bytes in -> events out (``receive_data``, ``events``), events in -> bytes out
+(``send``); frames the protocol answers by itself are queued for
+``data_to_send``. The frame layouts themselves are in ``frames``.
 """
 
 from __future__ import annotations
@@ -27,217 +12,39 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import NoReturn
 
-from ak.kubelet.spdy_dictionary import SPDY3_DICTIONARY
-
-VERSION = 3
-MAX_FRAME_LENGTH = (1 << 24) - 1
-MAX_STREAM_ID = (1 << 31) - 1
-MAX_HEADER_BYTES = 1 << 20  # a decompressed header block larger than this is an attack
-
-FLAG_FIN = 0x01
-FLAG_UNIDIRECTIONAL = 0x02
-FLAG_SETTINGS_CLEAR = 0x01
-
-Headers = tuple[tuple[str, str], ...]
-
-
-class FrameType(IntEnum):
-    SYN_STREAM = 1
-    SYN_REPLY = 2
-    RST_STREAM = 3
-    SETTINGS = 4
-    PING = 6
-    GOAWAY = 7
-    HEADERS = 8
-    WINDOW_UPDATE = 9
-
-
-class RstStatus(IntEnum):
-    PROTOCOL_ERROR = 1
-    INVALID_STREAM = 2
-    REFUSED_STREAM = 3
-    UNSUPPORTED_VERSION = 4
-    CANCEL = 5
-    INTERNAL_ERROR = 6
-    FLOW_CONTROL_ERROR = 7
-    STREAM_IN_USE = 8
-    STREAM_ALREADY_CLOSED = 9
-    FRAME_TOO_LARGE = 11
-
-
-class GoAwayStatus(IntEnum):
-    OK = 0
-    PROTOCOL_ERROR = 1
-    INTERNAL_ERROR = 2
-
-
-class SpdyError(Exception):
-    """Base of this module's errors."""
-
-
-class ProtocolError(SpdyError):
-    """The peer broke the protocol so badly the connection must end.
-
-    A GOAWAY with ``status`` is already queued in ``data_to_send()``.
-    """
-
-    def __init__(self, message: str, status: GoAwayStatus = GoAwayStatus.PROTOCOL_ERROR) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class LocalProtocolError(SpdyError):
-    """We asked for something the protocol does not allow (a bug of the caller)."""
-
-
-# --- events -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SynStream:
-    stream_id: int
-    headers: Headers = ()
-    associated_id: int = 0
-    priority: int = 0
-    slot: int = 0
-    fin: bool = False
-    unidirectional: bool = False
-
-
-@dataclass(frozen=True)
-class SynReply:
-    stream_id: int
-    headers: Headers = ()
-    fin: bool = False
-
-
-@dataclass(frozen=True)
-class RstStream:
-    stream_id: int
-    status: int = RstStatus.CANCEL
-
-
-@dataclass(frozen=True)
-class Settings:
-    # (flags, id, value) per entry
-    entries: tuple[tuple[int, int, int], ...] = ()
-    clear: bool = False
-
-
-@dataclass(frozen=True)
-class Ping:
-    ping_id: int
-
-
-@dataclass(frozen=True)
-class GoAway:
-    last_good_stream_id: int
-    status: int = GoAwayStatus.OK
-
-
-@dataclass(frozen=True)
-class HeadersFrame:
-    stream_id: int
-    headers: Headers = ()
-    fin: bool = False
-
-
-@dataclass(frozen=True)
-class WindowUpdate:
-    stream_id: int
-    delta: int
-
-
-@dataclass(frozen=True)
-class Data:
-    stream_id: int
-    data: bytes = b""
-    fin: bool = False
-
-
-@dataclass(frozen=True)
-class ConnectionClosed:
-    """The peer closed its side of the transport."""
-
-
-Event = (
-    SynStream
-    | SynReply
-    | RstStream
-    | Settings
-    | Ping
-    | GoAway
-    | HeadersFrame
-    | WindowUpdate
-    | Data
-    | ConnectionClosed
+from ak.kubelet.spdy.dictionary import SPDY3_DICTIONARY
+from ak.kubelet.spdy.frames import (
+    FLAG_FIN,
+    FLAG_SETTINGS_CLEAR,
+    FLAG_UNIDIRECTIONAL,
+    MAX_FRAME_LENGTH,
+    MAX_HEADER_BYTES,
+    MAX_STREAM_ID,
+    VERSION,
+    ConnectionClosed,
+    Data,
+    Event,
+    FrameType,
+    GoAway,
+    GoAwayStatus,
+    Headers,
+    HeadersFrame,
+    LocalProtocolError,
+    Ping,
+    ProtocolError,
+    RstStatus,
+    RstStream,
+    Settings,
+    SynReply,
+    SynStream,
+    WindowUpdate,
+    control_frame,
+    data_frames,
+    decode_header_block,
+    encode_header_block,
 )
-
-
-# --- header blocks ------------------------------------------------------------
-
-
-def encode_header_block(headers: Sequence[tuple[str, str]]) -> bytes:
-    """Uncompressed name/value block. Names are lowercased; repeated names are
-    joined with NUL into one entry, as SPDY requires unique names."""
-    merged: dict[str, list[str]] = {}
-    for name, value in headers:
-        merged.setdefault(name.lower(), []).append(value)
-    out = [struct.pack(">I", len(merged))]
-    for name, values in merged.items():
-        n, v = name.encode(), "\0".join(values).encode()
-        if not n:
-            raise LocalProtocolError("empty header name")
-        out.append(struct.pack(">I", len(n)) + n + struct.pack(">I", len(v)) + v)
-    return b"".join(out)
-
-
-def decode_header_block(raw: bytes) -> Headers:
-    """Inverse of ``encode_header_block``; NUL-joined values become separate pairs."""
-    try:
-        (count,) = struct.unpack_from(">I", raw, 0)
-        pos = 4
-        pairs: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for _ in range(count):
-            (nlen,) = struct.unpack_from(">I", raw, pos)
-            pos += 4
-            name = raw[pos : pos + nlen]
-            if len(name) != nlen or nlen == 0:
-                raise ProtocolError("header block: bad name length")
-            pos += nlen
-            (vlen,) = struct.unpack_from(">I", raw, pos)
-            pos += 4
-            value = raw[pos : pos + vlen]
-            if len(value) != vlen:
-                raise ProtocolError("header block: value runs past the block")
-            pos += vlen
-            text = name.decode()
-            if text != text.lower():
-                raise ProtocolError(f"header block: name {text!r} is not lowercase")
-            if text in seen:
-                raise ProtocolError(f"header block: name {text!r} appears twice")
-            seen.add(text)
-            pairs.extend((text, v) for v in value.decode().split("\0"))
-    except struct.error as e:
-        raise ProtocolError("header block: truncated") from e
-    except UnicodeDecodeError as e:
-        raise ProtocolError("header block: not UTF-8") from e
-    if pos != len(raw):
-        raise ProtocolError("header block: trailing bytes")
-    return tuple(pairs)
-
-
-def header(headers: Headers, name: str) -> str | None:
-    """The first value of ``name`` (lowercase), or None."""
-    for n, v in headers:
-        if n == name:
-            return v
-    return None
-
 
 # --- per-stream state -----------------------------------------------------------
 
@@ -424,7 +231,7 @@ class SpdyConnection:
             (ping_id,) = struct.unpack(">I", p)
             if not self._is_local_id(ping_id):
                 # The peer's ping: echo it. Ours coming back is just reported.
-                self._out += _control(FrameType.PING, 0, p)
+                self._out += control_frame(FrameType.PING, 0, p)
             return Ping(ping_id)
         if ftype == FrameType.GOAWAY:
             if len(p) != 8:
@@ -472,7 +279,7 @@ class SpdyConnection:
         return Data(sid, payload, fin)
 
     def _queue_rst(self, sid: int, status: RstStatus) -> None:
-        self._out += _control(FrameType.RST_STREAM, 0, struct.pack(">II", sid, status))
+        self._out += control_frame(FrameType.RST_STREAM, 0, struct.pack(">II", sid, status))
         self._state.reset.add(sid)
 
     def _drop(self, sid: int) -> None:
@@ -505,19 +312,11 @@ class SpdyConnection:
             stream = self._sendable(event.stream_id)
             if not stream.replied and not self._is_local_id(event.stream_id):
                 raise LocalProtocolError(f"DATA on stream {event.stream_id} before SYN_REPLY")
-            out = bytearray()
-            view = memoryview(event.data)
-            while True:
-                chunk, view = view[:MAX_FRAME_LENGTH], view[MAX_FRAME_LENGTH:]
-                last = len(view) == 0
-                flags = FLAG_FIN if (event.fin and last) else 0
-                out += struct.pack(">II", event.stream_id, (flags << 24) | len(chunk)) + chunk
-                if last:
-                    break
+            out = data_frames(event.stream_id, event.data, event.fin)
             if event.fin:
                 stream.local_closed = True
                 self._forget_if_done(event.stream_id)
-            return bytes(out)
+            return out
         if isinstance(event, SynReply):
             stream = self._sendable(event.stream_id)
             if self._is_local_id(event.stream_id) or stream.replied:
@@ -528,7 +327,7 @@ class SpdyConnection:
                 stream.local_closed = True
                 self._forget_if_done(event.stream_id)
             payload = struct.pack(">I", event.stream_id) + block
-            return _control(FrameType.SYN_REPLY, FLAG_FIN if event.fin else 0, payload)
+            return control_frame(FrameType.SYN_REPLY, FLAG_FIN if event.fin else 0, payload)
         if isinstance(event, SynStream):
             sid = event.stream_id
             if not self._is_local_id(sid) or sid <= st.last_local_stream or sid > MAX_STREAM_ID:
@@ -548,7 +347,7 @@ class SpdyConnection:
                 )
                 + block
             )
-            return _control(FrameType.SYN_STREAM, flags, payload)
+            return control_frame(FrameType.SYN_STREAM, flags, payload)
         if isinstance(event, HeadersFrame):
             stream = self._sendable(event.stream_id)
             block = self._compress_headers(event.headers)
@@ -556,15 +355,15 @@ class SpdyConnection:
                 stream.local_closed = True
                 self._forget_if_done(event.stream_id)
             payload = struct.pack(">I", event.stream_id) + block
-            return _control(FrameType.HEADERS, FLAG_FIN if event.fin else 0, payload)
+            return control_frame(FrameType.HEADERS, FLAG_FIN if event.fin else 0, payload)
         if isinstance(event, RstStream):
             st.streams.pop(event.stream_id, None)
             st.reset.add(event.stream_id)
-            return _control(
+            return control_frame(
                 FrameType.RST_STREAM, 0, struct.pack(">II", event.stream_id, event.status)
             )
         if isinstance(event, Ping):
-            return _control(FrameType.PING, 0, struct.pack(">I", event.ping_id))
+            return control_frame(FrameType.PING, 0, struct.pack(">I", event.ping_id))
         if isinstance(event, GoAway):
             self.goaway_sent = True
             return self._goaway_bytes(event.last_good_stream_id, event.status)
@@ -572,9 +371,11 @@ class SpdyConnection:
             body = struct.pack(">I", len(event.entries)) + b"".join(
                 struct.pack(">II", (f << 24) | (i & 0xFFFFFF), v) for f, i, v in event.entries
             )
-            return _control(FrameType.SETTINGS, FLAG_SETTINGS_CLEAR if event.clear else 0, body)
+            return control_frame(
+                FrameType.SETTINGS, FLAG_SETTINGS_CLEAR if event.clear else 0, body
+            )
         if isinstance(event, WindowUpdate):
-            return _control(
+            return control_frame(
                 FrameType.WINDOW_UPDATE, 0, struct.pack(">II", event.stream_id, event.delta)
             )
         raise LocalProtocolError(f"cannot send {event!r}")
@@ -584,7 +385,7 @@ class SpdyConnection:
         return self.send(GoAway(self._state.last_peer_stream, status))
 
     def _goaway_bytes(self, last: int, status: int) -> bytes:
-        return _control(FrameType.GOAWAY, 0, struct.pack(">II", last, status))
+        return control_frame(FrameType.GOAWAY, 0, struct.pack(">II", last, status))
 
     def _sendable(self, sid: int) -> _Stream:
         stream = self._state.streams.get(sid)
@@ -600,9 +401,3 @@ class _Skip:
 
 
 _SKIP = _Skip()
-
-
-def _control(ftype: FrameType, flags: int, payload: bytes) -> bytes:
-    if len(payload) > MAX_FRAME_LENGTH:
-        raise LocalProtocolError("control frame too large")
-    return struct.pack(">HHI", 0x8000 | VERSION, ftype, (flags << 24) | len(payload)) + payload
