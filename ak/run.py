@@ -23,6 +23,7 @@ from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
 from ak.kube.client import KubeClient
 from ak.kubelet import api as kubelet_api
+from ak.kubelet.health import KubeletAPIHealth
 from ak.metrics_server import serve_metrics
 from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
@@ -62,6 +63,7 @@ class Provider:
         label = node_label_value(node.name)
         self.health = RemoteHealth()
         self.events = EventRecorder(local, node.name)
+        self.kubelet_health = KubeletAPIHealth(report=self._node_warning)
         self.deps = DependencyController(local, remote, node.name, label)
         self.tokens = TokenController(local, remote, token_settings(config, local.config.server))
         self.pods = PodController(
@@ -104,9 +106,10 @@ class Provider:
             self.health,
             synced=self.pods.synced,
             capacity=self.capacity.current if self.capacity else lambda: None,
+            kubelet_api=self.kubelet_health,
         )
         self.kubelet_api = kubelet_api.from_config(
-            config, local, remote, self.pods, self.node.spec.internal_ip
+            config, local, remote, self.pods, self.node.spec.internal_ip, health=self.kubelet_health
         )
         self.event_mirror = EventMirror(local, self.pods, node.name)
 
@@ -130,6 +133,9 @@ class Provider:
                 "systemd-notify",
                 partial(SystemdNotifier.from_environ().run, self.ready, sup.healthy),
             )
+
+    async def _node_warning(self, reason: str, message: str) -> None:
+        await self.events.record(self.node.reference(), reason, message)
 
     def ready(self) -> bool:
         """Registered as a node with both clusters' caches synced: systemd's READY=1."""
