@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import MISSING
@@ -177,8 +178,15 @@ def setup_logging(level: str, fmt: str) -> None:
 def _run_provider(config: Config) -> int:
     """Start the provider. ``ak.run`` is imported late so that ``ak version`` and
     ``ak config`` work without loading it, and tests replace this function."""
-    runner: Any = importlib.import_module("ak.run")
-    return int(runner.main(config))
+    # Loading ak.run and its libraries takes half a second, in which SIGTERM
+    # killed AK by signal: noted meanwhile, it stops AK cleanly once trio listens.
+    early: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))
+    try:
+        runner: Any = importlib.import_module("ak.run")
+        return int(runner.main(config, lambda: bool(early)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_config(config: Config) -> None:

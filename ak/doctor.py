@@ -13,8 +13,9 @@ resource). On the local cluster AK should hold a kubelet's identity
 and NodeRestriction limit to its own node; any other identity needs the
 equivalent RBAC (the Helm chart's ClusterRole). Also: the node name (valid, the
 label value and remote namespace names it gives, not taken by a real node),
-the version skew between the clusters, and the local API endpoint that remote
-pods are given.
+the version skew between the clusters, the local API endpoint that remote
+pods are given and, when AK already runs as the node, whether its kubelet
+API serves (the node's ``KubeletAPIUnavailable`` condition).
 
 The permission tables below are what AK's controllers call; the Helm chart's
 ClusterRole and ``packaging/remote-rbac.yaml`` grant exactly these, and the
@@ -35,6 +36,7 @@ import trio
 
 from ak import __version__
 from ak.config import Config
+from ak.core import kubelet_status
 from ak.core.names import node_label_value, remote_namespace
 from ak.core.validation import is_dns_subdomain
 from ak.errors import ConfigError
@@ -389,6 +391,26 @@ class Doctor:
             f"node {name} exists" + (" (registered by AK before)" if ours else ", not AK's"),
             "a real node has this name: choose another --node-name",
         )
+        if ours:
+            self.kubelet_api(node)
+
+    def kubelet_api(self, node: dict[str, Any]) -> None:
+        """What the running AK says of its kubelet port (``ak.core.kubelet_status``)."""
+        name = "kubelet API"
+        conditions = node.get("status", {}).get("conditions") or []
+        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        status = kubelet_status.status_of(node)
+        if ready.get("status") == "Unknown" or status is None:
+            # AK stopped (the node lifecycle controller marked Ready Unknown), or an
+            # AK from before the condition: nothing current to go by.
+            self.add(name, True, "not reported by a running AK: not checked")
+        elif status.unavailable:
+            fix = "see AK's log (kubelet-api task) for the cause"
+            if status.reason == kubelet_status.CERTIFICATE_PENDING:
+                fix = "approve the CSR named above (kubectl certificate approve <name>)"
+            self.add(name, False, f"{status.reason}: {status.message}", fix)
+        else:
+            self.add(name, True, f"{status.reason}: {status.message}")
 
     async def local_endpoint(self) -> None:
         local = self.config.local

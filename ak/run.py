@@ -8,6 +8,7 @@ import logging
 import secrets
 import signal
 import socket
+from collections.abc import Callable
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
 from ak.kube.client import KubeClient
 from ak.kubelet import api as kubelet_api
+from ak.kubelet.health import KubeletAPIHealth
 from ak.metrics_server import serve_metrics
 from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
@@ -94,6 +96,7 @@ class Provider:
         label = node_label_value(node.name)
         self.health = RemoteHealth()
         self.events = EventRecorder(local, node.name)
+        self.kubelet_health = KubeletAPIHealth(report=self._node_warning)
         self.deps = DependencyController(local, remote, node.name, label)
         self.tokens = TokenController(local, remote, token_settings(config, local.config.server))
         self.remote_pods = RemoteCluster(
@@ -139,6 +142,7 @@ class Provider:
             self.health,
             synced=self.pods.synced,
             capacity=self.capacity.current if self.capacity else lambda: None,
+            kubelet_api=self.kubelet_health,
         )
         self.kubelet_api = kubelet_api.from_config(
             config,
@@ -147,6 +151,7 @@ class Provider:
             self.node.spec.internal_ip,
             local_pods=self.pods.local_pods,
             remote_pods=self.remote_pods.remote_pods,
+            health=self.kubelet_health,
         )
         self.event_mirror = EventMirror(local, remote, self.pods, self.remote_pods, node.name)
 
@@ -170,6 +175,9 @@ class Provider:
                 "systemd-notify",
                 partial(SystemdNotifier.from_environ().run, self.ready, sup.healthy),
             )
+
+    async def _node_warning(self, reason: str, message: str) -> None:
+        await self.events.record(self.node.reference(), reason, message)
 
     def ready(self) -> bool:
         """Registered as a node with both clusters' caches synced: systemd's READY=1."""
@@ -248,33 +256,40 @@ async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:
 GC_YOUNG_THRESHOLD = 5_000
 
 
-async def serve_until_terminated(config: Config) -> None:
+async def serve_until_terminated(
+    config: Config, terminated_early: Callable[[], bool] = lambda: False
+) -> None:
     """``serve`` until SIGTERM (the kubelet's and systemd's stop), then exit cleanly.
 
     Without a handler SIGTERM killed AK mid-write with status -15 (and the static
     binary's bootloader then printed "Child exited for unknown reason"). All of
-    AK's state lives in the two API servers, so stopping is just cancelling."""
-    async with trio.open_nursery() as nursery:
+    AK's state lives in the two API servers, so stopping is just cancelling.
+    ``terminated_early``: whether a SIGTERM came before trio's receiver was
+    installed (while this module loaded); asked once it is, so none is lost."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        if terminated_early():
+            log.info("SIGTERM received while starting; stopping")
+            return
+        async with trio.open_nursery() as nursery:
 
-        async def on_sigterm() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async def on_sigterm() -> None:
                 async for _ in signals:
                     log.info("SIGTERM received; stopping")
                     nursery.cancel_scope.cancel()
                     return
 
-        nursery.start_soon(on_sigterm)
-        await serve(config)
-        nursery.cancel_scope.cancel()
+            nursery.start_soon(on_sigterm)
+            await serve(config)
+            nursery.cancel_scope.cancel()
 
 
-def main(config: Config) -> int:
+def main(config: Config, terminated_early: Callable[[], bool] = lambda: False) -> int:
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     # ConfigError (an unreadable kubeconfig) reaches the CLI, which prints one line.
     lost: list[BaseException] = []
     try:
-        trio.run(serve_until_terminated, config)
+        trio.run(serve_until_terminated, config, terminated_early)
     except* LeadershipLost as group:
         lost.extend(group.exceptions)
     if lost:

@@ -84,17 +84,20 @@ def node_object(
     ready_reason: str,
     ready_message: str,
     now: datetime,
+    conditions: tuple[tuple[str, str, str, str], ...] = (),
 ) -> Obj:
-    """The Node AK registers. Raises ``ValueError`` for labels the API
+    """The Node AK registers. ``conditions``: more of them, as (type, status,
+    reason, message), after Ready. Raises ``ValueError`` for labels the API
     server would refuse (see ``invalid_node_labels``)."""
     invalid = invalid_node_labels(labels)
     if invalid:
         raise ValueError(f"node labels not allowed: {', '.join(invalid)}")
     ts = format_time(now)
     all_labels = _node_labels(name, labels)
-    conditions = [_condition(t, "False", r, m, ts) for t, r, m in _PRESSURE_CONDITIONS]
+    all_conditions = [_condition(t, "False", r, m, ts) for t, r, m in _PRESSURE_CONDITIONS]
     ready_status = "True" if ready else "False"
-    conditions.append(_condition("Ready", ready_status, ready_reason, ready_message, ts))
+    all_conditions.append(_condition("Ready", ready_status, ready_reason, ready_message, ts))
+    all_conditions += [_condition(t, st, r, m, ts) for t, st, r, m in conditions]
     spec: Obj = {}
     if taint:
         spec["taints"] = [{"key": TAINT_KEY, "value": TAINT_VALUE, "effect": TAINT_EFFECT}]
@@ -109,7 +112,7 @@ def node_object(
             "nodeInfo": _node_info(name, version, all_labels),
             "capacity": dict(capacity),
             "allocatable": dict(allocatable),
-            "conditions": conditions,
+            "conditions": all_conditions,
         },
     }
 

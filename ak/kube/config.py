@@ -8,6 +8,7 @@ subprocesses), so callers in trio run them in a thread.
 from __future__ import annotations
 
 import ssl
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,14 +81,31 @@ def _token_source(conf: Any) -> TokenSource:
     return current
 
 
+def _regular_file(path: str) -> Path:
+    """``path`` if it is a regular file, else a ConfigError saying what it is
+    (a directory was "no such file", which sent users looking for a typo)."""
+    p = Path(path).expanduser()
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"kubeconfig {path}: no such file") from None
+    except OSError as e:  # a path through a file, a loop of links, no permission
+        reason = (e.strerror or str(e)).lower()
+        raise ConfigError(f"kubeconfig {path}: {reason}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"kubeconfig {path}: is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        # A pipe (`--local-kubeconfig <(...)`) would be read twice: see _cluster_field.
+        raise ConfigError(f"kubeconfig {path}: not a regular file")
+    return p
+
+
 def load_kubeconfig(path: str, context: str | None = None) -> ClusterConfig:
     """Load a kubeconfig file; raises ConfigError with a one-line reason."""
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.kube_config import load_kube_config
 
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ConfigError(f"kubeconfig {path}: no such file")
+    p = _regular_file(path)
     conf = _configuration()
     try:
         load_kube_config(
@@ -95,6 +113,8 @@ def load_kubeconfig(path: str, context: str | None = None) -> ClusterConfig:
         )
     except ConfigException as e:
         raise ConfigError(f"kubeconfig {path}: {e}") from e
+    except OSError as e:  # unreadable: not "invalid"
+        raise ConfigError(f"kubeconfig {path}: cannot read it: {e.strerror or e}") from e
     except Exception as e:  # YAML errors, missing keys: all user errors here
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"kubeconfig {path}: invalid ({reason})") from e

@@ -22,12 +22,14 @@ import trio
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from ak.config import Config
+from ak.core.kubelet_status import failed, serving
 from ak.core.names import remote_namespace
 from ak.kube.client import KubeClient
 from ak.kube.errors import ApiError, KubeError
 from ak.kubelet import channels, podviews, routes
 from ak.kubelet.auth import Authenticator, Authorizer
 from ak.kubelet.certs import ServingCertificate, TLSSettings
+from ak.kubelet.health import KubeletAPIHealth, describe
 from ak.kubelet.http import ConnectionDone, HTTPConnection, Request
 from ak.kubelet.portforward import serve_spdy, serve_websocket
 from ak.kubelet.remote import (
@@ -85,6 +87,7 @@ class KubeletAPI:
         local_pods: PodCache,
         remote_pods: PodCache,
         bind_host: str | None = None,
+        health: KubeletAPIHealth | None = None,
     ) -> None:
         self.node_name = node_name
         self.port = port
@@ -93,7 +96,8 @@ class KubeletAPI:
         self.remote = remote
         self.local_pods = local_pods
         self.remote_pods = remote_pods
-        self.cert = ServingCertificate(tls, local)
+        self.health = health or KubeletAPIHealth()
+        self.cert = ServingCertificate(tls, local, self.health)
         self.authn = Authenticator(local)
         self.authz = Authorizer(local, node_name)
         self.started = datetime.now(UTC)
@@ -101,12 +105,19 @@ class KubeletAPI:
         self.active: Counter[str] = Counter()
 
     async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.cert.run)
-            await self.cert.ready.wait()
-            listeners = await trio.open_tcp_listeners(self.port, host=self.bind_host)
-            log.info("kubelet API listening on port %d (TLS)", self.port)
-            await trio.serve_listeners(self._serve_connection, listeners)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.cert.run)
+                await self.cert.ready.wait()
+                listeners = await trio.open_tcp_listeners(self.port, host=self.bind_host)
+                log.info("kubelet API listening on port %d (TLS)", self.port)
+                await self.health.set(serving(self.port))
+                await trio.serve_listeners(self._serve_connection, listeners)
+        except Exception as e:
+            # The node advertises this port: say on it why it refuses connections
+            # (the supervisor logs the traceback and restarts this task).
+            await self.health.set(failed(self.port, describe(e)))
+            raise
 
     # -- connections -------------------------------------------------------------------
     async def _serve_connection(self, tcp: trio.SocketStream) -> None:
@@ -432,6 +443,7 @@ def from_config(
     *,
     local_pods: PodCache,
     remote_pods: PodCache,
+    health: KubeletAPIHealth | None = None,
 ) -> KubeletAPI:
     """The kubelet API as ``ak run`` configures it (see ak.config.KubeletSettings)."""
     k = config.kubelet
@@ -457,4 +469,5 @@ def from_config(
         remote=remote,
         local_pods=local_pods,
         remote_pods=remote_pods,
+        health=health,
     )

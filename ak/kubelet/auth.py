@@ -21,8 +21,8 @@ from typing import Any
 
 import trio
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
+from ak.core.x509names import identity
 from ak.kube.client import KubeClient
 from ak.kube.errors import KubeError
 from ak.kubelet import authz
@@ -51,13 +51,9 @@ class User:
 
 def user_from_certificate(der: bytes) -> User:
     """The identity a verified client certificate carries (as the x509 authenticator)."""
-    cert = x509.load_der_x509_certificate(der)
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    name = str(cns[0].value) if cns else ""
+    name, groups = identity(x509.load_der_x509_certificate(der))
     if not name:
         raise HTTPProblem(401, "Unauthorized: client certificate without a common name")
-    groups = tuple(str(o.value) for o in orgs)
     return User(name, groups=(*groups, AUTHENTICATED))
 
 

@@ -30,10 +30,12 @@ import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from ak.core.kubelet_status import certificate_failed, certificate_pending
+from ak.core.x509names import subject
 from ak.kube.client import KubeClient
 from ak.kube.errors import KubeError, NotFound
+from ak.kubelet.health import KubeletAPIHealth
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +75,11 @@ def csr_pem(key: ec.EllipticCurvePrivateKey, node_name: str, addresses: tuple[st
             sans.append(x509.IPAddress(ipaddress.ip_address(a)))
         except ValueError:
             sans.append(x509.DNSName(a))
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
-        ]
-    )
+    # Over 64 characters for node names over 52: see ak.core.x509names.
+    name = subject(f"system:node:{node_name}", ("system:nodes",))
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(subject)
+        .subject_name(name)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -114,9 +112,14 @@ def _write_private(path: Path, data: bytes) -> None:
 class ServingCertificate:
     """Holds the current SSL context; ``run`` keeps it valid."""
 
-    def __init__(self, settings: TLSSettings, local: KubeClient) -> None:
+    def __init__(
+        self, settings: TLSSettings, local: KubeClient, health: KubeletAPIHealth | None = None
+    ) -> None:
         self.s = settings
         self.local = local
+        # Told while there is no certificate to serve with: a renewal's troubles
+        # are not the node's, the old certificate serves meanwhile.
+        self.health = health or KubeletAPIHealth()
         self.ready = trio.Event()
         self._context: ssl.SSLContext | None = None
         self.certificate: x509.Certificate | None = None
@@ -186,6 +189,8 @@ class ServingCertificate:
                 await self._obtain()
             except KubeError as e:
                 log.warning("kubelet API: serving certificate request failed: %s; retrying", e)
+                if self.certificate is None:
+                    await self.health.set(certificate_failed(str(e)))
                 await trio.sleep(10)
 
     async def _obtain(self) -> None:
@@ -209,6 +214,8 @@ class ServingCertificate:
         )
         name = created["metadata"]["name"]
         log.info("kubelet API: requested a serving certificate: CSR %s (signer %s)", name, SIGNER)
+        if self.certificate is None:
+            await self.health.set(certificate_pending(name, SIGNER))
         pem = await self._wait_issued(name)
         certs = x509.load_pem_x509_certificates(pem)
         store = self._store()

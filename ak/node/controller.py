@@ -16,10 +16,12 @@ from typing import Any
 import trio
 
 from ak.backoff import Backoff
+from ak.core.kubelet_status import CONDITION as KUBELET_API_CONDITION
 from ak.core.labels import TAINT_KEY
 from ak.core.node import lease_object, node_object, node_status_patch
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import ApiError, Conflict, KubeError, NotFound
+from ak.kubelet.health import KubeletAPIHealth
 from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class NodeController:
         *,
         manage_lease: bool = True,
         capacity: Callable[[], dict[str, str] | None] = lambda: None,
+        kubelet_api: KubeletAPIHealth | None = None,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -92,6 +95,17 @@ class NodeController:
         self.manage_lease = manage_lease
         # "auto" capacity from the remote cluster, or None for the configured values.
         self.capacity = capacity
+        # Whether the kubelet port serves: a condition of its own, never Ready's
+        # business (see ak.core.kubelet_status).
+        self.kubelet_api = kubelet_api
+
+    def reference(self) -> Obj:
+        """The Node for an Event about it: as registered, or by name until then."""
+        return self.node or {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.spec.name},
+        }
 
     def desired(self) -> Obj:
         ready = self.health.ok and (self.synced is None or self.synced.is_set())
@@ -103,6 +117,10 @@ class NodeController:
             reason, message = "StartingUp", "actual-kubelets is syncing its pod caches"
         s = self.spec
         auto = self.capacity()
+        extra: tuple[tuple[str, str, str, str], ...] = ()
+        if self.kubelet_api is not None:
+            api = self.kubelet_api.status
+            extra = ((KUBELET_API_CONDITION, api.status, api.reason, api.message),)
         return node_object(
             name=s.name,
             labels=s.labels,
@@ -119,6 +137,7 @@ class NodeController:
             ready_reason=reason,
             ready_message=message,
             now=_now(),
+            conditions=extra,
         )
 
     async def run(self) -> None:
@@ -184,8 +203,11 @@ class NodeController:
                 log.warning("updating node status: %s", e)
 
     async def _until_changed(self) -> None:
-        """Return when remote health changes, the caches sync, or the check is due."""
+        """Return when remote health or the kubelet API's changes, the caches sync, or
+        the check is due."""
         events = [self.health.changed]
+        if self.kubelet_api is not None:
+            events.append(self.kubelet_api.changed)
         if self.synced is not None and not self.synced.is_set():
             events.append(self.synced)
         with trio.move_on_after(STATUS_CHECK_EVERY):

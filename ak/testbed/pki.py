@@ -16,7 +16,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ak.core.x509names import subject
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -42,12 +44,6 @@ def _write_key(key: PrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
-    return x509.Name(attrs)
-
-
 class CertificateAuthority:
     """A CA that writes its cert/key pair into ``directory`` and issues leaves."""
 
@@ -58,8 +54,8 @@ class CertificateAuthority:
         now = dt.datetime.now(dt.UTC)
         self._cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
+            .subject_name(subject(name))
+            .issuer_name(subject(name))
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
@@ -113,7 +109,7 @@ class CertificateAuthority:
             usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(cn, orgs))
+            .subject_name(subject(cn, orgs))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -227,3 +227,25 @@ def test_python_dash_m() -> None:
         [sys.executable, "-m", "ak", "version"], capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stdout) == (0, f"ak {__version__}\n")
+
+
+def test_a_kubeconfig_that_is_a_directory_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ak",
+            "run",
+            "--node-name=vk",
+            f"--local-kubeconfig={tmp_path}",
+            f"--remote-kubeconfig={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"ak: error: kubeconfig {tmp_path}: is a directory, not a file\n",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -123,3 +124,30 @@ async def test_accept_encoding_follows_the_kubeconfig(compression: bool) -> None
             await client.aclose()
     expected = b"accept-encoding: gzip\r\n" if compression else b"accept-encoding: identity\r\n"
     assert len(heads) == 2 and all(expected in h for h in heads), heads
+
+
+def test_a_directory_is_not_reported_as_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_kubeconfig(str(tmp_path))
+    assert str(raised.value) == f"kubeconfig {tmp_path}: is a directory, not a file"
+
+
+def test_a_missing_kubeconfig_is_no_such_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_kubeconfig(str(tmp_path / "nope.yaml"))
+    assert str(raised.value) == f"kubeconfig {tmp_path}/nope.yaml: no such file"
+
+
+def test_a_path_through_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError) as raised:
+        load_kubeconfig(str(tmp_path / "file" / "kubeconfig"))
+    assert str(raised.value) == f"kubeconfig {tmp_path}/file/kubeconfig: not a directory"
+
+
+def test_a_fifo_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as raised:
+        load_kubeconfig(str(fifo))
+    assert str(raised.value) == f"kubeconfig {fifo}: not a regular file"

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ak.core.names import fnv1_64
 from ak.core.node import lease_object, node_object, node_status_patch
 from ak.core.node_labels import invalid_node_labels
 from ak.core.types import Obj
@@ -106,6 +107,22 @@ def test_long_node_name_hostname_label_is_valid() -> None:
     name = "vk." + "a" * 70 + ".example.com"
     hostname = make_node(name=name)["metadata"]["labels"]["kubernetes.io/hostname"]
     assert hostname != name and len(hostname) <= 63
+
+
+def test_hostname_label_over_63_characters_is_cut_and_hashed() -> None:
+    # The rule the README states: up to 63 characters, the node name; beyond, its
+    # first 46 characters trimmed to end alphanumeric, '-', and the 16-hex FNV-1
+    # 64-bit hash of the full name (63 characters in all).
+    def hostname(name: str) -> str:
+        return str(make_node(name=name)["metadata"]["labels"]["kubernetes.io/hostname"])
+
+    exactly = "vk-" + "a" * 60
+    assert hostname(exactly) == exactly
+    name = "vk." + "a" * 70 + ".example.com"
+    assert hostname(name) == "vk." + "a" * 43 + f"-{fnv1_64(name.encode()):016x}"
+    assert len(hostname(name)) == 63
+    cut_at_a_dot = "b" * 45 + "." + "c" * 30
+    assert hostname(cut_at_a_dot) == "b" * 45 + f"-{fnv1_64(cut_at_a_dot.encode()):016x}"
 
 
 def test_node_object_rejects_reserved_labels() -> None:
