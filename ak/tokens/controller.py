@@ -32,8 +32,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +66,7 @@ from ak.kube.client import KubeClient, path
 from ak.kube.errors import ApiError, Conflict, KubeError, NotFound, is_transient
 from ak.kube.informer import Informer
 from ak.metrics import TOKENS_WRITTEN
+from ak.sync.keyed import KeyedLock
 from ak.sync.queue import WorkQueue
 from ak.tokens.owned import put_owned
 from ak.tokens.rootca import RootCAReplicator
@@ -159,7 +159,8 @@ class TokenController:
         self.pods: dict[PodKey, _Pod] = {}
         self.synced = trio.Event()
         self._released: set[PodKey] = set()
-        self._locks: dict[PodKey, trio.Lock] = {}
+        # One writer per pod: prepare, refresh and delete never interleave.
+        self._locks: KeyedLock[PodKey] = KeyedLock()
         self._nursery: trio.Nursery | None = None
 
     async def run(self) -> None:
@@ -186,7 +187,7 @@ class TokenController:
         desired = with_apiserver_env(local, desired, self.s.endpoint)
         if identity.root_ca:
             await self.root_ca.ensure(key[0], key)
-        async with self._locked(key):
+        async with self._locks.hold(key):
             pod = self._remember(local, identity)
             if identity.needs_secret:
                 await self._ensure_identity(key, pod)
@@ -225,17 +226,6 @@ class TokenController:
         self._released.discard(key)
         return pod
 
-    @asynccontextmanager
-    async def _locked(self, key: PodKey) -> AsyncIterator[None]:
-        """One writer per pod: prepare, refresh and delete never interleave."""
-        lock = self._locks.setdefault(key, trio.Lock())
-        try:
-            async with lock:
-                yield
-        finally:
-            if not lock.locked() and self._locks.get(key) is lock:
-                del self._locks[key]
-
     # -- remote identity Secrets ---------------------------------------------------------
     def _identity_key(self, obj: Obj) -> PodKey | None:
         meta = obj["metadata"]
@@ -266,7 +256,7 @@ class TokenController:
         return remote_namespace(self.s.node_name, key[0]), identity_secret_name(key[1])
 
     async def _sync(self, key: PodKey) -> None:
-        async with self._locked(key):
+        async with self._locks.hold(key):
             pod = self.pods.get(key)
             if pod is None:
                 await self._collect(key)
