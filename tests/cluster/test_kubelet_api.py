@@ -230,8 +230,9 @@ def test_exec_with_a_terminal_and_resize(ak_node: AKNode, local_cluster: Cluster
     assert b"tty-ok" in output, output
     assert b"33 111" in output, output  # rows and columns, from the resize stream
     assert rc == 0, output
-    log = ak_node.ak.log.read_text()
-    assert "tty=1" in log  # the request asked for a terminal, and AK served it
+    # The request asked for a terminal, and AK served it; AK logs the request
+    # when its session ends, which may be a moment after kubectl exits.
+    wait_until("AK's log of the tty session", lambda: "tty=1" in ak_node.ak.log.read_text(), 10)
 
 
 # --- attach ----------------------------------------------------------------------------
