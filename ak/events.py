@@ -10,18 +10,17 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import UTC, datetime
-from typing import Any
 
 import trio
 
 from ak.core.events import event_object
 from ak.core.timefmt import format_time
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import KubeError, NotFound
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 REPEAT_WINDOW = 600.0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
 
 import trio
 
@@ -28,6 +27,7 @@ from ak.core.deps import (
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.names import remote_namespace
+from ak.core.types import Obj
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
@@ -35,7 +35,6 @@ from ak.metrics import REPLICATED
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 RefKey = tuple[str, Kind, str]  # (local namespace, kind, name)
 _RESOURCE: dict[Kind, str] = {"Secret": "secrets", "ConfigMap": "configmaps"}

@@ -21,12 +21,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import trio
 
 from ak.core.errors import TranslationError
 from ak.core.names import remote_namespace
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, NotFound
 from ak.kube.informer import Informer
@@ -36,7 +37,6 @@ from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)

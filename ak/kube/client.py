@@ -13,6 +13,7 @@ import httpx
 import trio
 
 from ak.core import codec
+from ak.core.types import Obj
 from ak.kube.config import ClusterConfig
 from ak.kube.errors import KubeError, Unreachable, api_error
 from ak.kube.transport import transport
@@ -20,7 +21,6 @@ from ak.metrics import API_LATENCY, API_REQUESTS
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"

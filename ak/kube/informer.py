@@ -29,13 +29,13 @@ import trio
 
 from ak.backoff import Backoff
 from ak.core import codec
+from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.errors import Gone, KubeError, api_error
 from ak.metrics import RELISTS, WATCH_RESTARTS
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Key = tuple[str, str]
 Handler = Callable[[Obj | None, Obj | None], None]
 

@@ -15,7 +15,7 @@ import ssl
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import h11
 import trio
@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from ak.config import Config
 from ak.core.kubelet_status import failed, serving
 from ak.core.names import remote_namespace
+from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.errors import ApiError, KubeError
 from ak.kubelet import channels, podviews, routes
@@ -46,7 +47,6 @@ from ak.kubelet.websocket import Rejected, WebSocket, accept_key, server_connect
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 TLS_HANDSHAKE_TIMEOUT = 10
 STATS_TIMEOUT = 10
 LOG_READ_TIMEOUT = 60.0

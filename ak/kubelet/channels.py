@@ -24,7 +24,8 @@ import binascii
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+
+from ak.core.types import Obj
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE_CHANNEL = 255
@@ -161,8 +162,6 @@ def parse_ports(text: str) -> list[int]:
 
 
 # --- status reporting ------------------------------------------------------------
-
-Obj = dict[str, Any]
 
 
 def success_status() -> Obj:

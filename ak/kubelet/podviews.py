@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,8 +17,7 @@ from prometheus_client.registry import Collector
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE
 from ak.core.names import remote_namespace
 from ak.core.timefmt import format_time, parse_time
-
-Obj = dict[str, Any]
+from ak.core.types import Obj
 
 
 def pod_list(pods: Iterable[Obj]) -> Obj:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import trio
 
 from ak.core.capacity import auto_capacity
+from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class RemoteCapacity:

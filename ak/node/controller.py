@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import trio
 
@@ -19,6 +18,7 @@ from ak.backoff import Backoff
 from ak.core.kubelet_status import CONDITION as KUBELET_API_CONDITION
 from ak.core.labels import TAINT_KEY
 from ak.core.node import lease_object, node_object, node_status_patch
+from ak.core.types import Obj
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import ApiError, Conflict, KubeError, NotFound
 from ak.kubelet.health import KubeletAPIHealth
@@ -26,7 +26,6 @@ from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 LEASE_DURATION = 40
 LEASE_RENEW_EVERY = 10.0

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import trio
 
 from ak.core.leader import claimed, last_heartbeat, lease_state
+from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.errors import Conflict, KubeError, NotFound
 from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 DURATION = 10  # a standby takes over at most this long (plus one retry) after the leader died
 RENEW_EVERY = 2.0
 RENEW_DEADLINE = 7.0  # a leader that could not renew for this long steps down first

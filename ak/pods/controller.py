@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 
@@ -40,6 +40,7 @@ from ak.core.status import (
     status_changed,
     status_patch,
 )
+from ak.core.types import Obj
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import ApiError, Conflict, NotFound
@@ -56,7 +57,6 @@ SETTLE_QUIET = 10.0
 retried before they become an Event and the pod's status: the usual ones pass
 in a second or two and would otherwise leave a Warning on a healthy pod."""
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
 

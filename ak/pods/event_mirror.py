@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import trio
 
 from ak.core.event_mirror import mirror_patch, mirrored_event, worth_mirroring
 from ak.core.labels import LABEL_NAMESPACE
 from ak.core.names import remote_namespace
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, TokenBucket, path
 from ak.kube.errors import Conflict, KubeError
 from ak.kube.informer import Informer
@@ -26,7 +26,6 @@ from ak.pods.remote import RemoteCluster
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 RATE, BURST = 20.0, 100
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
 import trio
 
@@ -18,6 +17,7 @@ from ak.core.namespaces import (
     quota_object,
     spec_differs,
 )
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, NotFound
 from ak.kube.informer import Informer
@@ -28,8 +28,6 @@ LINGER = 30.0
 """Seconds an emptied remote namespace is kept before it is deleted. Scaling to
 zero and back is common; deleting at once made the next pod wait for the old
 namespace to finish terminating (8-9 s of RemoteNamespaceTerminating)."""
-
-Obj = dict[str, Any]
 
 
 def is_deleting(obj: Obj | None) -> bool:

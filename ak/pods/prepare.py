@@ -13,13 +13,13 @@ since its own work queue touches the same objects as the pod workers.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 
 from ak.core.errors import Notice
+from ak.core.types import Obj
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
 

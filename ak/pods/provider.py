@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 
 from ak.core.errors import Notice
+from ak.core.types import Obj
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
 Notify = Callable[[PodKey, Obj | None], None]

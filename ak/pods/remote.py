@@ -14,7 +14,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
@@ -27,6 +26,7 @@ from ak.core.placement import NONE as NO_PLACEMENT
 from ak.core.placement import Placement
 from ak.core.pods import new_ephemeral_containers, remote_pod_patch, to_remote_pod
 from ak.core.status import local_status
+from ak.core.types import Obj
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
@@ -38,7 +38,6 @@ from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
 EPHEMERAL_RETRY = 10.0

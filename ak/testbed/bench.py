@@ -30,6 +30,7 @@ import httpx
 import trio
 
 from ak.core.labels import LABEL_NODE
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
@@ -37,7 +38,6 @@ from ak.kube.informer import Informer
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster, Testbed
 
-Obj = dict[str, Any]
 NODE = "ak-bench"
 CONCURRENCY = 32
 LATENCY_SAMPLES = 50

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import trio
 
@@ -62,6 +61,7 @@ from ak.core.serviceaccount import (
     without_values,
 )
 from ak.core.token_refresh import MAX_AGE, refresh_due
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import ApiError, Conflict, KubeError, NotFound, is_transient
 from ak.kube.informer import Informer
@@ -74,7 +74,6 @@ from ak.tokens.timer import RefreshTimer
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
 REASON_TOKEN = "ServiceAccountTokenFailed"

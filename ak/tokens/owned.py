@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ak.core.errors import TranslationError
+from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, NotFound
-
-Obj = dict[str, Any]
 
 
 async def put_owned(

@@ -15,7 +15,6 @@ once no pod uses it. A namespace no longer in use only loses its watch.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import trio
 
@@ -28,13 +27,13 @@ from ak.core.root_ca import (
     root_ca_needs_update,
     root_ca_replica,
 )
+from ak.core.types import Obj
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PodKey = tuple[str, str]
 
 REASON_ROOT_CA = "LocalRootCAUnavailable"
