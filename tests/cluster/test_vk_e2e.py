@@ -24,7 +24,8 @@ import pytest
 from ak.testbed import sandbox
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import REPO, Cluster
-from tests.conftest import wait_for_node_ready
+from tests.cluster.util import build_output
+from tests.conftest import AKNode, node_running
 
 pytestmark = pytest.mark.cluster
 
@@ -36,15 +37,7 @@ VERDICT = re.compile(r"^\s*--- (PASS|FAIL|SKIP): TestEndToEnd/(\w+) \(([\d.]+)s\
 @pytest.fixture(scope="session")
 def vk_e2e() -> Path:
     """The compiled suite (cached by its inputs: instant once build/setup.sh has run)."""
-    proc = subprocess.run(
-        ["bash", str(REPO / "build" / "vk-e2e.sh")],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, "build/vk-e2e.sh failed; see its output above"
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return Path(build_output("vk-e2e.sh"))
 
 
 def suite_tests(binary: Path) -> dict[str, str]:
@@ -70,8 +63,9 @@ class SuiteRun:
 
 
 @pytest.fixture
-def vk_node(local_cluster: Cluster, remote_cluster: Cluster) -> Iterator[AKProcess]:
-    """AK as a node whose address the local API server's node proxy accepts.
+def vk_node(local_cluster: Cluster, remote_cluster: Cluster) -> Iterator[AKNode]:
+    """AK as a node whose address the local API server's node proxy accepts,
+    with a fresh namespace for the suite's pods.
 
     The suite reads /pods and /runningpods/ through ``nodes/<node>/proxy``, which
     kube-apiserver refuses for a loopback node address: AK advertises the
@@ -81,16 +75,10 @@ def vk_node(local_cluster: Cluster, remote_cluster: Cluster) -> Iterator[AKProce
         "the VK e2e suite needs the test sandbox (a non-loopback node address for the "
         "API server's node proxy): run it through build/test.sh as root"
     )
-    ak = AKProcess(
-        local_cluster, remote_cluster, f"vk-e2e-{uuid.uuid4().hex[:5]}", node_ip=sandbox.HOST_IP
-    )
-    ak.start()
-    try:
-        wait_for_node_ready(ak)
-        yield ak
-    finally:
-        ak.stop()
-        local_cluster.kubectl("delete", "node", ak.node_name, "--wait=false", check=False)
+    suffix = uuid.uuid4().hex[:5]
+    ak = AKProcess(local_cluster, remote_cluster, f"vk-e2e-{suffix}", node_ip=sandbox.HOST_IP)
+    with node_running(AKNode(ak, f"vk-e2e-{suffix}")) as node:
+        yield node
 
 
 def run_suite(binary: Path, local: Cluster, node: str, namespace: str) -> SuiteRun:
@@ -128,23 +116,16 @@ def test_skips_are_documented(vk_e2e: Path) -> None:
     assert [n for n in tests if f"`{n}`" not in text] == []
 
 
-def test_virtual_kubelet_e2e_suite(
-    vk_e2e: Path, vk_node: AKProcess, local_cluster: Cluster
-) -> None:
-    namespace = f"vk-e2e-{uuid.uuid4().hex[:5]}"
-    local_cluster.kubectl("create", "namespace", namespace)
-    try:
-        result = run_suite(vk_e2e, local_cluster, vk_node.node_name, namespace)
-    finally:
-        local_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+def test_virtual_kubelet_e2e_suite(vk_e2e: Path, vk_node: AKNode) -> None:
+    result = run_suite(vk_e2e, vk_node.ak.local, vk_node.name, vk_node.namespace)
     tests = suite_tests(vk_e2e)
     expected = {name: "SKIP" if reason else "PASS" for name, reason in tests.items()}
     got = {name: verdict for name, (verdict, _) in result.verdicts.items()}
-    print(f"\nVK e2e suite against AK node {vk_node.node_name}: {result.seconds:.1f}s")
+    print(f"\nVK e2e suite against AK node {vk_node.name}: {result.seconds:.1f}s")
     for name in sorted(tests):
         verdict, secs = result.verdicts.get(name, ("missing", 0.0))
         print(f"  {verdict:7} {name} ({secs:.1f}s)")
-    assert got == expected, f"{vk_node.describe()}\n{result.output}"
+    assert got == expected, result.output
     for name, reason in tests.items():
         if reason:  # the reason is in the output beside the suite's bare skip
             assert f"vk-e2e: {name} skipped for AK:" in result.output
