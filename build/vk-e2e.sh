@@ -5,8 +5,8 @@
 # proxy is used. tests/cluster/test_vk_e2e.py runs it against an AK node.
 #
 # Output: $AK_VK_E2E_DIR (default ~/.cache/ak-tools/vk-e2e-<key>/vk-e2e.test), the
-# key a hash of the wrapper module's files and the Go version, so editing the
-# skip list or the pins rebuilds and nothing else does. Prints the binary's path
+# key a hash of the wrapper module's files, this script and the Go version, so
+# editing the skip list, the pins or the build recipe rebuilds and nothing else does. Prints the binary's path
 # as its last line.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ command -v go >/dev/null || { log "Go is required to build the VK e2e suite (non
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 vk_version=$(sed -n 's#^require github.com/virtual-kubelet/virtual-kubelet \(v[^ ]*\)$#\1#p' "$mod/go.mod")
 [ -n "$vk_version" ] || { log "$mod/go.mod does not require github.com/virtual-kubelet/virtual-kubelet on one line"; exit 1; }
-key=$( (cd "$mod" && cat go.mod go.sum ./*.go && go env GOVERSION) | sha256sum | cut -c1-12)
+key=$( (cd "$mod" && cat go.mod go.sum ./*.go "$here/vk-e2e.sh" && go env GOVERSION) | sha256sum | cut -c1-12)
 out=${AK_VK_E2E_DIR:-$cache_root/vk-e2e-$vk_version-$key}
 bin="$out/vk-e2e.test"
 
