@@ -2,6 +2,7 @@
 # Everything a fresh machine needs for the tests and the demo; quick when done before.
 #   a virtualenv with AK and its test tools in .venv,
 #   the Kubernetes binaries built from Go modules (build/tools.sh, cached),
+#   virtual-kubelet's provider e2e suite as a test binary (build/vk-e2e.sh, cached),
 #   and, as root, the real-node parts (build/node.sh: kubelet, containerd, images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 AK_TOOLS_BIN=$(bash build/tools.sh | tail -n 1)
+# tests/cluster/test_vk_e2e.py runs it; built here so a clean machine (.ci/run)
+# has it before the tests, which then only find it in the cache.
+bash build/vk-e2e.sh >/dev/null
 # The real-node parts (kubelet, containerd & co., test images); they need root.
 if [ "$(id -u)" = 0 ]; then
   AK_NODE_TOOLS=$(bash build/node.sh | tail -n 1)

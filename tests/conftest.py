@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -85,9 +86,9 @@ def pytest_runtest_makereport(
     if report.failed and isinstance(tb, Testbed):
         where = "\n".join(c.describe() for c in tb.clusters)
         args = getattr(item, "funcargs", {})
-        node = args.get("ak_node") or args.get("ak_real")
-        if isinstance(node, AKNode):
-            where += "\n" + node.ak.describe()
+        for node in args.values():
+            if isinstance(node, AKNode):
+                where += "\n" + node.ak.describe()
         report.sections.append(("testbed", f"files and logs under {tb.root}\n{where}"))
     return report
 
@@ -101,15 +102,8 @@ def ak_node(
     node = AKNode(
         AKProcess(local_cluster, remote_cluster, f"ak-{suffix}", node_ip=NODE_IP), f"t-{suffix}"
     )
-    local_cluster.kubectl("create", "namespace", node.namespace)
-    node.ak.start()
-    try:
-        wait_for_node_ready(node.ak)
+    with node_running(node):
         yield node
-    finally:
-        node.ak.stop()
-        local_cluster.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
-        local_cluster.kubectl("delete", "node", node.ak.node_name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")
@@ -132,16 +126,24 @@ def ak_real(
     ak = AKProcess(
         local_cluster, remote_cluster, f"ak-{suffix}", node_ip=sandbox.HOST_IP, extra_args=args
     )
-    node = AKNode(ak, f"r-{suffix}")
-    local_cluster.kubectl("create", "namespace", node.namespace)
-    ak.start()
+    with node_running(AKNode(ak, f"r-{suffix}")) as node:
+        yield node
+
+
+@contextmanager
+def node_running(node: AKNode) -> Iterator[AKNode]:
+    """Its namespace created and AK started, until its node is Ready; then
+    AK stopped, and its namespace and Node deleted (without waiting)."""
+    local = node.ak.local
+    local.kubectl("create", "namespace", node.namespace)
+    node.ak.start()
     try:
-        wait_for_node_ready(ak)
+        wait_for_node_ready(node.ak)
         yield node
     finally:
-        ak.stop()
-        local_cluster.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
-        local_cluster.kubectl("delete", "node", ak.node_name, "--wait=false", check=False)
+        node.ak.stop()
+        local.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
+        local.kubectl("delete", "node", node.ak.node_name, "--wait=false", check=False)
 
 
 def wait_for_node_ready(ak: AKProcess, timeout: float = 60) -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import REPO, Cluster
-from tests.cluster.util import pod, pods, running, wait_until
+from ak.testbed.cluster import Cluster
+from tests.cluster.util import build_output, pod, pods, running, wait_until
 from tests.conftest import wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -25,15 +25,7 @@ PT_INTERP = 3
 
 def build_binary() -> Path:
     """dist/ak, built by build/binary.sh or reused when its inputs are unchanged."""
-    proc = subprocess.run(
-        ["bash", str(REPO / "build" / "binary.sh")],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, "build/binary.sh failed; see its output above"
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return Path(build_output("binary.sh"))
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from ak.config import load_config
 from ak.doctor import LOCAL_PERMISSIONS
 from ak.kube.config import load_kubeconfig
 from ak.testbed.cluster import REPO, Cluster
+from tests.cluster.util import build_output
 
 pytestmark = pytest.mark.cluster
 
@@ -29,15 +30,7 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="session")
 def helm() -> str:
-    proc = subprocess.run(
-        ["bash", str(REPO / "build" / "helm.sh")],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, "build/helm.sh failed; see its output above"
-    return proc.stdout.strip().splitlines()[-1]
+    return build_output("helm.sh")
 
 
 def run_helm(helm: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from ak import __version__
 from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import REPO, Cluster
-from tests.cluster.util import pod, pods, running, wait_until
+from tests.cluster.util import build_output, pod, pods, running, wait_until
 from tests.conftest import wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -30,15 +30,7 @@ ARCHIVE = REPO / "dist" / f"ak-image-{__version__}.tar"
 
 @pytest.fixture(scope="module")
 def image_digest() -> str:
-    proc = subprocess.run(
-        ["bash", str(REPO / "build" / "image.sh")],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, "build/image.sh failed; see its output above"
-    digest = proc.stdout.strip().splitlines()[-1]
+    digest = build_output("image.sh")
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
     return digest
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from ak.testbed.cluster import Cluster
+from ak.testbed.cluster import REPO, Cluster
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -31,6 +32,20 @@ def wait_until(
                 f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})"
             )
         time.sleep(interval)
+
+
+def build_output(script: str) -> str:
+    """The last line ``build/<script>`` prints (what it built, or found cached
+    by its inputs); its log goes to the test's captured stderr."""
+    proc = subprocess.run(
+        ["bash", str(REPO / "build" / script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, f"build/{script} failed; see its output above"
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def pod_template(node: str, labels: dict[str, str], **spec: Any) -> Obj:
