@@ -87,15 +87,19 @@ def test_crash_loop_and_restart_count_mirrored(ak_real: AKNode, local_cluster: C
     local_cluster.apply(shell_pod(ak_real, "crash", "echo crashing; exit 2"), ak_real.namespace)
 
     def looping() -> Obj | None:
-        cs = (_status(local_cluster, ak_real, "crash").get("containerStatuses") or [{}])[0]
+        status = _status(local_cluster, ak_real, "crash")
+        cs = (status.get("containerStatuses") or [{}])[0]
         waiting = cs.get("state", {}).get("waiting", {})
-        return cs if waiting.get("reason") == "CrashLoopBackOff" and cs["restartCount"] else None
+        return (
+            status if waiting.get("reason") == "CrashLoopBackOff" and cs["restartCount"] else None
+        )
 
-    cs = wait_until("CrashLoopBackOff on the local pod", looping, 90)
+    # One read: the container restarts between back-offs, and is Ready while it runs.
+    status = wait_until("CrashLoopBackOff on the local pod", looping, 90)
+    cs = status["containerStatuses"][0]
     assert cs["lastState"]["terminated"]["exitCode"] == 2
     assert cs["lastState"]["terminated"]["reason"] == "Error"
     assert cs["ready"] is False
-    status = _status(local_cluster, ak_real, "crash")
     assert status["phase"] == "Running" and _ready(status) == "False"
     reasons = {e["reason"] for e in events_for(local_cluster, ak_real.namespace, "crash")}
     assert "BackOff" in reasons, reasons
