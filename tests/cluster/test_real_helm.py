@@ -112,7 +112,24 @@ def _ak_processes() -> list[int]:
             continue
         if argv[:2] == [b"/ak", b"run"]:
             found.append(int(proc.name))
-    return found
+    return _with_descendants(found)
+
+
+def _with_descendants(pids: list[int]) -> list[int]:
+    """The static binary runs AK's Python below two bootloaders (staticx, then
+    PyInstaller's), whose command lines differ: take the whole process tree."""
+    parents: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree = list(pids)
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    return tree
 
 
 def _status_field(pid: int, field: str) -> str:
@@ -199,10 +216,21 @@ def test_seed_quick_start_on_a_real_node(
     )
 
     def ak_pod() -> Obj | None:
-        found = [p for p in pods(local_cluster, system_ns) if phase(p) == "Running"]
+        # Ready, not only Running: /readyz answers once AK is synced. A pod only
+        # Running may still be unpacking its binary, and a SIGTERM then is lost
+        # by the bootloader (no Python to forward it to yet).
+        found = [
+            p
+            for p in pods(local_cluster, system_ns)
+            if phase(p) == "Running"
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", [])
+            )
+        ]
         return found[0] if found else None
 
-    pod = wait_until("AK's pod Running on the real local node", ak_pod, 120)
+    pod = wait_until("AK's pod Ready on the real local node", ak_pod, 120)
     assert pod["spec"]["nodeName"] == local_real_node.name
     _approve_serving_csr(local_cluster, node)
 
@@ -277,6 +305,7 @@ def test_seed_quick_start_on_a_real_node(
         assert int(_status_field(pid, "CapEff"), 16) == 0
         assert int(_status_field(pid, "CapBnd"), 16) == 0
         assert "ro" in _root_mount_options(pid)
+    rss = sum(int(_status_field(pid, "VmRSS").split()[0]) for pid in pids) / 1024
     ak_container = pod["spec"]["containers"][0]
     assert ak_container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert ak_container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -297,7 +326,7 @@ def test_seed_quick_start_on_a_real_node(
         "logLevel=debug",
     )
     new = wait_until(
-        "a new AK pod Running",
+        "a new AK pod Ready",
         lambda: (p := ak_pod()) is not None and p["metadata"]["uid"] != old_ak and p,
         120,
     )
@@ -332,7 +361,6 @@ def test_seed_quick_start_on_a_real_node(
     remote_cluster.kubectl("delete", "namespace", "-l", f"actual.vk/node-name={node}")
     assert remote_cluster.kubectl("get", "ns", "-l", f"actual.vk/node-name={node}",
                                   "-o", "name").stdout == ""  # fmt: skip
-    rss = sum(int(_status_field(pid, "VmRSS").split()[0]) for pid in pids) / 1024
     with capsys.disabled():
         print(
             f"\n[helm {identity}] install to node Ready {ready_after:.1f}s; AK pod RSS "
