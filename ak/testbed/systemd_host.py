@@ -166,8 +166,14 @@ mount -t tmpfs -o mode=755 ak-run /run
 # systemd writes to the console when a service asks for it: a file, not the machine's.
 mount --bind {d}/console /dev/console
 mount -t tmpfs -o mode=1777 ak-tmp /tmp
+# Shared propagation inside, as a container manager sets it up (systemd marks /
+# shared itself only outside containers): LoadCredential=, PrivateTmp= & co. mount
+# in a child namespace and move the result into this one. The sandbox's mounts
+# stay private, so nothing propagates out.
+mount --make-rshared /
+# PID 1 logs to the journal, as on a host (to stdout, this log, until journald is up).
 exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
-  {SYSTEMD} --log-target=console --log-level=info --show-status=no
+  {SYSTEMD} --log-target=journal --log-level=info --show-status=no
 """
         (d / "holder.sh").write_text(holder)
         start = "\n".join(
@@ -243,6 +249,19 @@ exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
             raise SystemdUnavailable("systemd is not running")
         ns = ["nsenter", f"--target={self.pid}", "--mount", "--pid", "--cgroup", "--uts", "--ipc"]
         return _run([*ns, "--", *argv], timeout)
+
+    def as_service(self, pid: int, *argv: str) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as a service's process ``pid`` (as this process numbers
+        it) sees the system: in its mount namespace, as its user and group,
+        with no supplementary groups and no capabilities."""
+        ids = {}
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid"):
+                ids[key] = value.split()[0]
+        user = ["setpriv", f"--reuid={ids['Uid']}", f"--regid={ids['Gid']}", "--clear-groups"]
+        user += ["--inh-caps=-all", "--bounding-set=-all"]
+        return _run(["nsenter", f"--target={pid}", "--mount", "--", *user, *argv])
 
     def systemctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.enter("systemctl", "--no-pager", *args, timeout=timeout)
