@@ -323,3 +323,28 @@ def test_watchdog_restarts_a_wedged_ak(bastion: Bastion) -> None:
         f"{killed_after:.1f}s"
     )
     bastion.figures["SIGSTOP to READY again"] = f"{back_after:.1f}s"
+
+
+def test_a_configuration_error_is_not_restarted(bastion: Bastion) -> None:
+    bastion.wait_active()
+    before = bastion.show("NRestarts")["NRestarts"]
+    # /etc/ak/ak.env (EnvironmentFile=-) with a bad value: exit status 2.
+    bastion.host.enter("sh", "-c", "echo AK_LOG_LEVEL=loud > /etc/ak/ak.env")
+    try:
+        done = bastion.host.systemctl("restart", UNIT, timeout=120)
+        assert done.returncode != 0
+        failed = bastion.show("ActiveState", "Result", "ExecMainStatus")
+        assert failed == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2"}
+        time.sleep(7)  # longer than RestartSec=5s: RestartPreventExitStatus=2 holds it down
+        assert bastion.show("ActiveState", "NRestarts") == {
+            "ActiveState": "failed",
+            "NRestarts": before,
+        }
+        journal = bastion.host.journal(UNIT)
+        assert 'AK_LOG_LEVEL: "loud" is not one of' in journal, journal[-2000:]
+    finally:
+        bastion.host.enter("rm", "-f", "/etc/ak/ak.env")
+    done = bastion.host.systemctl("restart", UNIT, timeout=180)
+    assert done.returncode == 0, done.stderr
+    bastion.wait_active()
+    wait_until("node Ready again", bastion.node_ready, timeout=60)
