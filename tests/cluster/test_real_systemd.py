@@ -348,3 +348,21 @@ def test_a_configuration_error_is_not_restarted(bastion: Bastion) -> None:
     assert done.returncode == 0, done.stderr
     bastion.wait_active()
     wait_until("node Ready again", bastion.node_ready, timeout=60)
+
+
+def test_sighup_restarts_ak(bastion: Bastion) -> None:
+    """AK has no SIGHUP handler, and a death by SIGHUP is clean for
+    Restart=on-failure: RestartForceExitStatus=SIGHUP makes it a restart
+    rather than an outage."""
+    before = bastion.wait_active()
+    bastion.host.systemctl("kill", "--signal=SIGHUP", UNIT)
+
+    def restarted() -> dict[str, str] | None:
+        s = bastion.show("NRestarts", "ActiveState", "MainPID")
+        return s if int(s.get("NRestarts", 0)) > int(before["NRestarts"]) else None
+
+    wait_until("systemd to restart AK after SIGHUP", restarted, timeout=60)
+    after = bastion.wait_active()
+    assert after["MainPID"] != before["MainPID"]
+    assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
+    wait_until("node Ready again", bastion.node_ready, timeout=60)
