@@ -65,6 +65,11 @@ class SystemdUnavailable(RuntimeError):
     pass
 
 
+def _layer(top: str) -> str:
+    """The staging name of an overlaid directory: /usr/local -> usr-local."""
+    return top.strip("/").replace("/", "-")
+
+
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -122,9 +127,8 @@ class SystemdHost:
         # The journal in /run (our tmpfs); nothing of the machine's kernel log.
         (etc_systemd / "journald.conf").write_text("[Journal]\nStorage=volatile\nReadKMsg=no\n")
         for top in OVERLAYS:
-            key = top.strip("/").replace("/", "-")
-            (d / f"{key}-upper").mkdir()
-            (d / f"{key}-work").mkdir()
+            (d / f"{_layer(top)}-upper").mkdir()
+            (d / f"{_layer(top)}-work").mkdir()
         for rel, data in self.files.items():
             if rel.startswith("systemd/"):
                 target = etc_systemd / rel.removeprefix("systemd/")
@@ -134,8 +138,7 @@ class SystemdHost:
             target.write_bytes(data)
         for path in self.binaries:
             top = next(t for t in OVERLAYS if path.startswith(t + "/"))
-            key = top.strip("/").replace("/", "-")
-            stub = d / f"{key}-upper" / path.removeprefix(top + "/")
+            stub = d / f"{_layer(top)}-upper" / path.removeprefix(top + "/")
             stub.parent.mkdir(parents=True, exist_ok=True)
             stub.touch()  # the mount point of the bind below
 
@@ -144,7 +147,7 @@ class SystemdHost:
         joins, cgroup_mounts = realnode.cgroup_commands(self.cgroup)
         overlays = []
         for top in OVERLAYS:
-            key = top.strip("/").replace("/", "-")
+            key = _layer(top)
             overlays.append(
                 f"mount -t overlay ak-{key} -o lowerdir={top},upperdir={d}/{key}-upper,"
                 f"workdir={d}/{key}-work {top}"
@@ -235,11 +238,9 @@ exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
             self.proc.stop(timeout=5)
             self.proc = None
         left = realnode.remove_cgroup(self.cgroup)
-        shutil.rmtree(self.dir / "etc-upper", ignore_errors=True)
         for top in OVERLAYS:
-            key = top.strip("/").replace("/", "-")
-            shutil.rmtree(self.dir / f"{key}-upper", ignore_errors=True)
-            shutil.rmtree(self.dir / f"{key}-work", ignore_errors=True)
+            shutil.rmtree(self.dir / f"{_layer(top)}-upper", ignore_errors=True)
+            shutil.rmtree(self.dir / f"{_layer(top)}-work", ignore_errors=True)
         return left
 
     # -- driving it ----------------------------------------------------------

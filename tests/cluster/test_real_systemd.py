@@ -281,8 +281,9 @@ def test_reload_is_refused_and_restart_keeps_pods(bastion: Bastion) -> None:
     bastion.figures["systemctl restart to READY"] = f"{time.monotonic() - t0:.1f}s"
     after = bastion.wait_active()
     assert after["MainPID"] != before["MainPID"]
-    # A restart someone asked for is not a failure: NRestarts counts systemd's own.
-    assert after["NRestarts"] == before["NRestarts"]
+    # A restart someone asked for is not a failure: NRestarts counts systemd's own
+    # (and a start someone asked for resets it).
+    assert after["NRestarts"] == "0"
     journal = bastion.host.journal(UNIT)
     assert "SIGTERM received; stopping" in journal, journal[-2000:]
     # The state directory survived the restart (a dynamic user may get a new
@@ -327,7 +328,6 @@ def test_watchdog_restarts_a_wedged_ak(bastion: Bastion) -> None:
 
 def test_a_configuration_error_is_not_restarted(bastion: Bastion) -> None:
     bastion.wait_active()
-    before = bastion.show("NRestarts")["NRestarts"]
     # /etc/ak/ak.env (EnvironmentFile=-) with a bad value: exit status 2.
     bastion.host.enter("sh", "-c", "echo AK_LOG_LEVEL=loud > /etc/ak/ak.env")
     try:
@@ -336,15 +336,16 @@ def test_a_configuration_error_is_not_restarted(bastion: Bastion) -> None:
         failed = bastion.show("ActiveState", "Result", "ExecMainStatus")
         assert failed == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2"}
         time.sleep(7)  # longer than RestartSec=5s: RestartPreventExitStatus=2 holds it down
+        # (A start someone asked for resets NRestarts: it counts systemd's own since.)
         assert bastion.show("ActiveState", "NRestarts") == {
             "ActiveState": "failed",
-            "NRestarts": before,
+            "NRestarts": "0",
         }
         journal = bastion.host.journal(UNIT)
         assert 'AK_LOG_LEVEL: "loud" is not one of' in journal, journal[-2000:]
     finally:
         bastion.host.enter("rm", "-f", "/etc/ak/ak.env")
-    done = bastion.host.systemctl("restart", UNIT, timeout=180)
+        done = bastion.host.systemctl("restart", UNIT, timeout=180)
     assert done.returncode == 0, done.stderr
     bastion.wait_active()
     wait_until("node Ready again", bastion.node_ready, timeout=60)
