@@ -276,12 +276,11 @@ exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
         return done.stdout
 
     def cgroup_pids(self, unit: str) -> list[int]:
-        """The processes of ``unit`` as this process numbers them (name=systemd
-        hierarchy: it exists in legacy and hybrid mode)."""
-        own = next(
-            path for mount, path in realnode.hierarchies().items() if mount.endswith("/systemd")
-        )
-        procs = own / self.cgroup / "system.slice" / unit / "cgroup.procs"
+        """The processes of ``unit`` as this process numbers them: from the
+        name=systemd hierarchy (cgroup v1 and hybrid), else the unified one."""
+        own = realnode.hierarchies()
+        mount = "/sys/fs/cgroup/systemd" if "/sys/fs/cgroup/systemd" in own else "/sys/fs/cgroup"
+        procs = own[mount] / self.cgroup / "system.slice" / unit / "cgroup.procs"
         try:
             return [int(p) for p in procs.read_text().split()]
         except OSError:
