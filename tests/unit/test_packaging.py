@@ -83,6 +83,7 @@ def test_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     config = load_config({"config": str(EXAMPLE)}, {})
     assert config.node.allocatable == {"cpu": "100", "memory": "512Gi", "pods": "1000"}
     assert dict(config.pods.env)["HTTP_PROXY"].startswith("http://")
+    assert config.kubelet.cert_dir == "/var/lib/ak"  # the unit's StateDirectory=ak
     # The kubeconfig paths are the unit's LoadCredential= names.
     creds = {v.split(":")[0] for v in unit_directives()["LoadCredential"]}
     for path in (config.local.kubeconfig, config.remote.kubeconfig):
