@@ -52,6 +52,9 @@ def test_unit_has_what_issue_and_notify_protocol_need() -> None:
     assert d["ExecStart"] == ["/usr/local/bin/ak run --config /etc/ak/ak.toml"]
     assert d["CapabilityBoundingSet"] == [""]
     assert "AF_UNIX" in d["RestrictAddressFamilies"][0]  # the notify socket
+    # Both found under a real systemd (tests/cluster/test_real_systemd.py).
+    assert d["ReadOnlyPaths"] == ["-/run/lock -/dev/shm"]
+    assert d["RestartForceExitStatus"] == ["SIGHUP"]
 
 
 def test_unit_verifies(tmp_path: Path) -> None:
