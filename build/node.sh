@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The parts of a real testbed node (ak/testbed/realnode.py), cached like build/tools.sh:
-#   Debian's containerd, runc, CNI plugins, busybox-static, iptables (installed as root when missing);
+#   Debian's containerd, runc, CNI plugins, busybox-static, iptables and systemd (for the
+#   systemd host, ak/testbed/systemd_host.py), installed as root when missing;
 #   kubelet from the pinned k8s.io/kubernetes wrapper module (build/go/k8s);
 #   the pause program (build/go/pause) and the image archive (ak/testbed/images.py):
 #   pause, a busybox shell and a controller image with the static kubectl.
@@ -14,10 +15,13 @@ log() { printf '[build/node] %s\n' "$*" >&2; }
 
 need=()
 for pair in containerd:containerd runc:runc ctr:containerd busybox:busybox-static iptables:iptables \
-            conntrack:conntrack unshare:util-linux ip:iproute2; do
+            conntrack:conntrack unshare:util-linux nsenter:util-linux setpriv:util-linux \
+            ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+# The systemd host of tests/cluster/test_real_systemd.py (never started as the machine's PID 1).
+[ -x /lib/systemd/systemd ] || need+=(systemd)
 # The image must hold a static busybox: Debian's busybox package is dynamic.
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then

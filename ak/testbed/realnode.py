@@ -89,7 +89,7 @@ class NodeTools:
 # --- cgroups ------------------------------------------------------------------
 
 
-def _hierarchies() -> dict[str, Path]:
+def hierarchies() -> dict[str, Path]:
     """Mount point of each cgroup hierarchy -> this process's cgroup in it."""
     own: dict[str, str] = {}
     for line in Path("/proc/self/cgroup").read_text().splitlines():
@@ -124,16 +124,54 @@ def _remove_tree(path: Path, timeout: float = 20) -> bool:
     return not path.exists()
 
 
+def remove_cgroup(name: str) -> list[Path]:
+    """Remove cgroup ``name`` (made by ``cgroup_commands``) from every
+    hierarchy, once its tasks are dead; the paths that could not be removed."""
+    return [own / name for own in hierarchies().values() if not _remove_tree(own / name)]
+
+
 def remove_stale_cgroups() -> list[Path]:
     """Remove node cgroups left by an interrupted run (no task left in them)."""
     left = []
-    for parent in _hierarchies().values():
+    for parent in hierarchies().values():
         with contextlib.suppress(OSError):
             for d in parent.glob(f"{CGROUP_PREFIX}*"):
                 procs = list(d.rglob("cgroup.procs"))
                 if all(not p.read_text().strip() for p in procs) and not _remove_tree(d, 2):
                     left.append(d)
     return left
+
+
+def cgroup_commands(name: str) -> tuple[list[str], list[str]]:
+    """Shell lines that make cgroup ``name`` (under this process's own, in every
+    hierarchy) the root of a cgroup namespace: the first join it (run before
+    ``unshare --cgroup``), the second remount the hierarchies inside, where
+    the namespace shows that cgroup as ``/``."""
+    own_paths = hierarchies()
+    joins = []
+    for own in own_paths.values():
+        path = own / name
+        path.mkdir(exist_ok=True)
+        for f in ("cpuset.cpus", "cpuset.mems"):
+            if (own / f).exists():
+                (path / f).write_text((own / f).read_text())
+        joins.append(f"echo $$ > {path}/cgroup.procs")
+    mounts = ["mount -t tmpfs -o mode=755 ak-cgroup /sys/fs/cgroup"]
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, _, options = post.split(" ")[:3]
+        mount = pre.split(" ")[4]
+        if mount not in own_paths:
+            continue
+        mounts.append(f"mkdir -p {mount}")
+        if fstype == "cgroup2":
+            mounts.append(f"mount -t cgroup2 cgroup2 {mount}")
+        else:
+            opts = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
+            if "name=" in opts and not any(c in opts for c in ("cpu", "memory")):
+                opts = "none," + opts
+            mounts.append(f"mount -t cgroup -o {opts} cgroup {mount}")
+    return joins, mounts
 
 
 # --- the node -----------------------------------------------------------------
@@ -309,30 +347,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _write_holder(self, kubelet: list[str]) -> None:
         d = self.dir
-        hierarchies = _hierarchies()
-        joins = []
-        for own in hierarchies.values():
-            path = own / self.cgroup
-            path.mkdir(exist_ok=True)
-            for f in ("cpuset.cpus", "cpuset.mems"):
-                if (own / f).exists():
-                    (path / f).write_text((own / f).read_text())
-            joins.append(f"echo $$ > {path}/cgroup.procs")
-        mounts = ["mount -t tmpfs -o mode=755 ak-cgroup /sys/fs/cgroup"]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            pre, _, post = line.partition(" - ")
-            fstype, _, options = post.split(" ")[:3]
-            mount = pre.split(" ")[4]
-            if mount not in hierarchies:
-                continue
-            mounts.append(f"mkdir -p {mount}")
-            if fstype == "cgroup2":
-                mounts.append(f"mount -t cgroup2 cgroup2 {mount}")
-            else:
-                opts = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
-                if "name=" in opts and not any(c in opts for c in ("cpu", "memory")):
-                    opts = "none," + opts
-                mounts.append(f"mount -t cgroup -o {opts} cgroup {mount}")
+        joins, mounts = cgroup_commands(self.cgroup)
         shadows = []
         for s in SYSCTLS:
             src = Path("/proc/sys") / s
@@ -433,7 +448,7 @@ wait
         if self.proc is not None:
             self.proc.stop(timeout=15)
             self.proc = None
-        for own in _hierarchies().values():
+        for own in hierarchies().values():
             _remove_tree(own / self.cgroup)
         if self.index >= 0:
             _run("ip", "link", "del", self.bridge, check=False)

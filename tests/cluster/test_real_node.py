@@ -34,7 +34,7 @@ def _sysctls() -> dict[str, str]:
 def test_node_runs_a_pod_and_leaves_nothing_behind(remote_cluster: Cluster) -> None:
     before = _sysctls()
     node = remote_cluster.add_real_node("real-scratch", taint=False)
-    cgroups = [own / node.cgroup for own in realnode._hierarchies().values()]
+    cgroups = [own / node.cgroup for own in realnode.hierarchies().values()]
     assert all(c.is_dir() for c in cgroups)
     ns = "scratch"
     remote_cluster.kubectl("create", "namespace", ns)
@@ -154,7 +154,7 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
         outer.wait(10)
         if outer.stdout is not None:
             outer.stdout.close()
-    leftovers = [own / cgroup for own in realnode._hierarchies().values()]
+    leftovers = [own / cgroup for own in realnode.hierarchies().values()]
     assert not any(c.exists() for c in leftovers), leftovers
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert node_dir not in ps.stdout

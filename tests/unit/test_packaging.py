@@ -52,6 +52,9 @@ def test_unit_has_what_issue_and_notify_protocol_need() -> None:
     assert d["ExecStart"] == ["/usr/local/bin/ak run --config /etc/ak/ak.toml"]
     assert d["CapabilityBoundingSet"] == [""]
     assert "AF_UNIX" in d["RestrictAddressFamilies"][0]  # the notify socket
+    # Both found under a real systemd (tests/cluster/test_real_systemd.py).
+    assert d["ReadOnlyPaths"] == ["-/run/lock -/dev/shm"]
+    assert d["RestartForceExitStatus"] == ["SIGHUP"]
 
 
 def test_unit_verifies(tmp_path: Path) -> None:
@@ -83,6 +86,7 @@ def test_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     config = load_config({"config": str(EXAMPLE)}, {})
     assert config.node.allocatable == {"cpu": "100", "memory": "512Gi", "pods": "1000"}
     assert dict(config.pods.env)["HTTP_PROXY"].startswith("http://")
+    assert config.kubelet.cert_dir == "/var/lib/ak"  # the unit's StateDirectory=ak
     # The kubeconfig paths are the unit's LoadCredential= names.
     creds = {v.split(":")[0] for v in unit_directives()["LoadCredential"]}
     for path in (config.local.kubeconfig, config.remote.kubeconfig):
