@@ -181,7 +181,7 @@ class PodController:
                 self._seen_at[key] = trio.current_time()
         # Only creations wait their turn: a change to a pod that already runs
         # remotely, or a deletion, goes before a burst of new pods.
-        urgent = new is None or is_deleting(new) or self.provider.get(key) is not None
+        urgent = new is None or is_deleting(new) or self.provider.has(key)
         self.queue.add(key, urgent=urgent)
 
     def _on_twin(self, key: PodKey, twin: Obj | None) -> None:

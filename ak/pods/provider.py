@@ -46,6 +46,10 @@ class PodProvider(Protocol):
         has pods on the node."""
         ...
 
+    def has(self, key: PodKey) -> bool:
+        """Whether ``key`` has a twin; cheap (called on every local event)."""
+        ...
+
     def get(self, key: PodKey) -> Obj | None:
         """The twin of local pod ``key``, from the provider's view."""
         ...

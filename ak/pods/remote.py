@@ -128,6 +128,10 @@ class RemoteCluster:
             if ns:
                 self.ns_queue.add(ns)
 
+    def has(self, key: PodKey) -> bool:
+        # A set lookup: ``get`` decodes the cached pod.
+        return key[1] in self.remote_by_ns.get(key[0], ())
+
     def get(self, key: PodKey) -> Obj | None:
         return self.remote_pods.get(self.remote_ns(key), key[1])
 

@@ -40,6 +40,9 @@ class MemoryProvider:
     async def run(self, notify: Notify, in_use: Callable[[str], bool]) -> None:
         await trio.sleep_forever()
 
+    def has(self, key: PodKey) -> bool:
+        return key in self.twins
+
     def get(self, key: PodKey) -> Obj | None:
         return self.twins.get(key)
 
