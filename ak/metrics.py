@@ -19,8 +19,9 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
 
 API_REQUESTS = Counter(
     "ak_api_requests_total",
-    "Requests to an API server, by cluster (local/remote), verb and HTTP code (0 = no answer).",
-    ["cluster", "verb", "code"],
+    "Requests to an API server, by cluster (local/remote), verb, resource and HTTP code "
+    "(0 = no answer).",
+    ["cluster", "verb", "resource", "code"],
     registry=REGISTRY,
 )
 API_LATENCY = Histogram(

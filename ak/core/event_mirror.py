@@ -24,11 +24,17 @@ from ak.core.validation import DNS_SUBDOMAIN_MAX
 COMPONENT = "actual-kubelets"
 MAX_AGE = 600.0  # seconds: older Events found at start-up are history, not news
 HEARTBEAT_SLACK = 10.0
+NOT_MIRRORED = frozenset({"Scheduled"})
+"""The remote scheduler's "Successfully assigned" is not news locally: the local
+pod has its own Scheduled Event (or was bound directly), and the remote node's
+address is in the pod's ``status.hostIP``. It was one local write per pod."""
 
 
 def worth_mirroring(event: Obj, started: datetime, mirrored_before: datetime | None) -> bool:
     """Whether a remote Event seen by an AK started at ``started`` is written
     locally; ``mirrored_before`` is the previous AK's last heartbeat, if any."""
+    if event.get("reason") in NOT_MIRRORED:
+        return False
     stamp = event.get("lastTimestamp") or event.get("eventTime")
     if not stamp:
         return True

@@ -178,6 +178,29 @@ def status_patch(old: Obj, new: Obj) -> Obj:
     return patch
 
 
+_STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+def is_plain_pending(status: Obj) -> bool:
+    """Whether ``status`` says no more than "Pending, starting as usual": no
+    container has run or failed to start, the pod is not unschedulable, there is
+    no pod-level reason. Most pods leave this state within a second, so the pod
+    controller holds such a status back briefly and writes the next one instead."""
+    if status.get("phase") != "Pending" or status.get("reason") or status.get("message"):
+        return False
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") != "True":
+            return False
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = cs.get("state") or {}
+        waiting = state.get("waiting")
+        if set(state) - {"waiting"} or cs.get("lastState"):
+            return False
+        if waiting is not None and (waiting.get("reason") or "ContainerCreating") not in _STARTING:
+            return False
+    return True
+
+
 def status_changed(new_status: Obj, old_status: Obj) -> bool:
     """Whether writing ``new_status`` would change anything that matters:
     list order of keyed lists and empty-vs-absent fields do not."""

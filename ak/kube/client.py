@@ -131,9 +131,9 @@ class KubeClient:
         await self._requests.aclose()
         await self._streams.aclose()
 
-    def _count(self, verb: str, code: int) -> None:
+    def _count(self, verb: str, code: int, request_path: str) -> None:
         self.counts[(verb, code)] += 1
-        API_REQUESTS.labels(self.name, verb, str(code)).inc()
+        API_REQUESTS.labels(self.name, verb, resource_of(request_path), str(code)).inc()
 
     async def _headers(self) -> dict[str, str]:
         token = self.config.token()
@@ -167,9 +167,9 @@ class KubeClient:
                 finally:
                     await resp.aclose()
         except httpx.TransportError as e:
-            self._count(method, 0)
+            self._count(method, 0, path)
             raise Unreachable(f"{self.name} API server {self.config.server}", e) from e
-        self._count(method, resp.status_code)
+        self._count(method, resp.status_code, path)
         return resp
 
     async def request(
@@ -238,7 +238,7 @@ class KubeClient:
                 "GET", path, params=params, headers=headers, timeout=timeout, extensions=self._sni
             ) as resp:
                 self._count(
-                    "WATCH" if params and params.get("watch") else "STREAM", resp.status_code
+                    "WATCH" if params and params.get("watch") else "STREAM", resp.status_code, path
                 )
                 if resp.status_code >= 400:
                     raw = await resp.aread()
@@ -271,3 +271,20 @@ def path(
     if subresource is not None:
         parts.append(subresource)
     return "/".join(parts)
+
+
+def resource_of(request_path: str) -> str:
+    """The resource (and subresource) a REST path names, for metrics:
+    ``/api/v1/namespaces/a/pods/b/status`` -> ``pods/status``."""
+    parts = request_path.split("?", 1)[0].strip("/").split("/")
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return "other"
+    if rest[:1] == ["namespaces"] and len(rest) > 2 and rest[2] not in ("status", "finalize"):
+        rest = rest[2:]
+    if not rest or not rest[0]:
+        return "other"
+    return "/".join(rest[:1] + rest[2:3])

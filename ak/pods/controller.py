@@ -36,6 +36,7 @@ from ak.core.status import (
     REASON_REMOTE_POD_MISSING,
     TERMINAL_PHASES,
     failed_status_for_missing_remote,
+    is_plain_pending,
     pending_status_for_error,
     status_changed,
     status_patch,
@@ -56,6 +57,9 @@ SETTLE_QUIET = 10.0
 """Seconds a new pod's settling problems (``TranslationError.settling``) are
 retried before they become an Event and the pod's status: the usual ones pass
 in a second or two and would otherwise leave a Warning on a healthy pod."""
+PENDING_QUIET = 2.0
+"""How long a just-created pod's plain Pending status ("ContainerCreating") waits
+to be folded into the next one; an error (image pull, unschedulable) is written at once."""
 
 PodKey = tuple[str, str]
 
@@ -164,6 +168,10 @@ class PodController:
         # For the latency histograms: when a pod was first seen, a twin changed.
         self._seen_at: dict[PodKey, float] = {}
         self._changed_at: dict[PodKey, float] = {}
+        # Pods created remotely within PENDING_QUIET: when, for ``_hold_back``.
+        self._created_at: dict[PodKey, float] = {}
+        # Pods deleted for good whose removal the watch has not shown yet: uid.
+        self._deleted: dict[PodKey, str] = {}
         PODS.labels("local").set_function(self.local_pods.size)
 
     # -- what changed: map every change to the local key it concerns ----------------
@@ -213,7 +221,8 @@ class PodController:
         twin = self.provider.get(key)
         if local is None:
             if twin is None:
-                self._release(key)
+                if self._deleted.pop(key, None) is None:  # if so, released then
+                    self._release(key)
             elif not is_deleting(twin):
                 await self.provider.delete(key, twin, None)
             return None
@@ -232,8 +241,12 @@ class PodController:
         outcome = await self.provider.update(local, twin)
         for notice in outcome.notices:
             await self._tell(key, local, notice)
-        await self._write_status(key, local, self.provider.status(local, twin))
-        return outcome.again
+        status = self.provider.status(local, twin)
+        held = self._hold_back(key, local, status)
+        if held is None:
+            await self._write_status(key, local, status)
+            return outcome.again
+        return held if outcome.again is None else min(held, outcome.again)
 
     # -- the cases -----------------------------------------------------------------
     async def _terminate(self, key: PodKey, local: Obj, twin: Obj | None) -> None:
@@ -246,8 +259,14 @@ class PodController:
         await self._write_status(key, local, self.provider.status(local, twin))
 
     async def _final_delete(self, key: PodKey, local: Obj) -> None:
+        uid = local["metadata"]["uid"]
+        # Events about the pod that were already queued arrive before the watch
+        # reports it gone; deleting it again would only earn a 404.
+        if self._deleted.get(key) == uid:
+            return
         await self.writes.delete_for_good(local)
         self._release(key)
+        self._deleted[key] = uid
 
     async def _create_or_fail(self, key: PodKey, local: Obj) -> float | None:
         if _phase(local) in TERMINAL_PHASES:
@@ -269,10 +288,26 @@ class PodController:
             await self._tell(key, local, notice)
         if outcome.again is None:
             self._told.pop(key, None)
+            self._created_at[key] = trio.current_time()
             seen = self._seen_at.pop(key, None)
             if seen is not None:
                 CREATE_LATENCY.observe(trio.current_time() - seen)
         return outcome.again
+
+    def _hold_back(self, key: PodKey, local: Obj, status: Obj) -> float | None:
+        """Seconds to hold back a just-created pod's plain Pending status, or None
+        to write it now: most pods run within PENDING_QUIET, and then one status
+        write (Running) says all that two would have."""
+        created = self._created_at.get(key)
+        if created is None:
+            return None
+        left = created + PENDING_QUIET - trio.current_time()
+        if left <= 0 or _phase(local) not in (None, "Pending") or not is_plain_pending(status):
+            del self._created_at[key]
+            return None
+        # Status latency counts from the change that is finally written.
+        self._changed_at.pop(key, None)
+        return left
 
     # -- telling the user ---------------------------------------------------------
     def _young(self, key: PodKey) -> bool:
@@ -302,8 +337,16 @@ class PodController:
         changed_at = self._changed_at.pop(key, None)
         if not status_changed(new, old):
             return
+        patch = status_patch(old, new)
+        log.debug(
+            "status of %s/%s: %s -> %s (%s)",
+            *key,
+            old.get("phase"),
+            new.get("phase"),
+            ", ".join(sorted(patch)),
+        )
         try:
-            await self.writes.status(local, status_patch(old, new))
+            await self.writes.status(local, patch)
         except NotFound:
             return
         except ApiError as e:
@@ -315,7 +358,9 @@ class PodController:
             STATUS_LATENCY.observe(trio.current_time() - changed_at)
 
     def _release(self, key: PodKey) -> None:
+        self._deleted.pop(key, None)
         self._told.pop(key, None)
+        self._created_at.pop(key, None)
         self._changed_at.pop(key, None)
         self.provider.release(key)
 

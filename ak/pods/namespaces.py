@@ -51,6 +51,10 @@ class RemoteNamespaces:
         self.informer = informer
         self.linger = linger
         self._unused_since: dict[str, float] = {}  # local namespace -> trio time
+        # UIDs of remote namespaces whose quota and limits match the template. The
+        # template is fixed for AK's lifetime, so one check per namespace (and per
+        # AK start) is enough; checking on every sync cost two GETs per pod deleted.
+        self._policies_ok: set[str] = set()
 
     # -- the pod preparer (ak/pods/prepare.py) -------------------------------------
     @property
@@ -86,13 +90,13 @@ class RemoteNamespaces:
                 )
             return
         try:
-            await self.remote.create(
+            created = await self.remote.create(
                 path("namespaces"), namespace_object(self.node_name, local_ns, self.template)
             )
             log.info("remote namespace %s created for %s", rns, local_ns)
         except Conflict:
             return
-        await self._ensure_policies(rns)
+        await self._ensure_policies(rns, created["metadata"].get("uid", ""))
 
     async def sync(self, local_ns: str, in_use: bool) -> float | None:
         """Keep a used namespace in step with the template; delete one unused for
@@ -101,6 +105,8 @@ class RemoteNamespaces:
         existing = self.informer.get("", rns)
         if existing is None or is_deleting(existing):
             self._unused_since.pop(local_ns, None)
+            if existing is not None:
+                self._policies_ok.discard(existing["metadata"].get("uid", ""))
             return None
         if not in_use:
             now = trio.current_time()
@@ -108,6 +114,7 @@ class RemoteNamespaces:
             if now - since < self.linger:
                 return since + self.linger - now
             del self._unused_since[local_ns]
+            self._policies_ok.discard(existing["metadata"].get("uid", ""))
             with contextlib.suppress(NotFound):
                 await self.remote.delete(path("namespaces", name=rns))
                 log.info("remote namespace %s deleted: no pods for %.0f s", rns, now - since)
@@ -117,15 +124,19 @@ class RemoteNamespaces:
         if patch is not None:
             await self.remote.patch(path("namespaces", name=rns), patch)
             log.info("remote namespace %s updated to the template", rns)
-        await self._ensure_policies(rns)
+        await self._ensure_policies(rns, existing["metadata"].get("uid", ""))
         return None
 
-    async def _ensure_policies(self, rns: str) -> None:
+    async def _ensure_policies(self, rns: str, uid: str) -> None:
+        if uid and uid in self._policies_ok:
+            return
         for resource, desired in (
             ("resourcequotas", quota_object(rns, self.template)),
             ("limitranges", limit_range_object(rns, self.template)),
         ):
             await self._ensure_one(rns, resource, desired)
+        if uid:
+            self._policies_ok.add(uid)
 
     async def _ensure_one(self, rns: str, resource: str, desired: Obj | None) -> None:
         one = path(resource, namespace=rns, name="actual-kubelets")

@@ -90,9 +90,9 @@ def _proc_stats(pid: int) -> tuple[float, float]:
     return rss_kb / 1024, cpu
 
 
-def _metrics(port: int) -> dict[tuple[str, str], float]:
-    """AK's API request counters: (cluster, verb) -> count."""
-    out: dict[tuple[str, str], float] = {}
+def _metrics(port: int) -> dict[tuple[str, str, str], float]:
+    """AK's API request counters: (cluster, verb, resource) -> count."""
+    out: dict[tuple[str, str, str], float] = {}
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     for line in text.splitlines():
         if line.startswith("ak_api_requests_total{"):
@@ -100,24 +100,30 @@ def _metrics(port: int) -> dict[tuple[str, str], float]:
             labels = dict(
                 kv.split("=", 1) for kv in series[len("ak_api_requests_total{") : -1].split(",")
             )
-            key = (labels["cluster"].strip('"'), labels["verb"].strip('"'))
+            key = (
+                labels["cluster"].strip('"'),
+                labels["verb"].strip('"'),
+                labels["resource"].strip('"'),
+            )
             out[key] = out.get(key, 0) + float(value)
     return out
 
 
 def _diff(
-    after: dict[tuple[str, str], float], before: dict[tuple[str, str], float]
+    after: dict[tuple[str, str, str], float], before: dict[tuple[str, str, str], float]
 ) -> dict[str, float]:
     out: dict[str, float] = {}
-    for (cluster, verb), v in after.items():
-        d = v - before.get((cluster, verb), 0)
+    for key, v in after.items():
+        d = v - before.get(key, 0)
         if d:
-            out[f"{cluster} {verb}"] = d
+            out[" ".join(key)] = d
     return out
 
 
-def _pod(name: str, labels: dict[str, str], node: str | None) -> Obj:
+def _pod(token: bool, name: str, labels: dict[str, str], node: str | None) -> Obj:
     spec: Obj = {"containers": [{"name": "c", "image": "registry.invalid/bench:1"}]}
+    if not token:
+        spec["automountServiceAccountToken"] = False
     if node:
         spec["nodeName"] = node
     return {
@@ -171,6 +177,7 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.profile_dir: Path | None = None
         self.settled_only = False
+        self.token = True
 
     async def run(self, sizes: list[int], idle: float, restarts: int) -> None:
         # The benchmark's own clients are unthrottled: it must not be the bottleneck.
@@ -216,7 +223,9 @@ class Bench:
             phases: list[Callable[[], Awaitable[dict[str, Any]]]] = []
             if not self.settled_only:
                 phases += [
-                    lambda: self.latency(ns, run, local, remote, min(n, LATENCY_SAMPLES)),
+                    lambda: self.latency(
+                        ns, run, local, remote, min(n, LATENCY_SAMPLES), inf=informers[0]
+                    ),
                     lambda: self.throughput(ns, run, n, local, informers[0]),
                     lambda: self.direct(direct_ns, run, n, direct),
                 ]
@@ -235,15 +244,19 @@ class Bench:
         return result
 
     async def latency(
-        self, ns: str, run: str, local: Stamps, remote: Stamps, k: int
+        self, ns: str, run: str, local: Stamps, remote: Stamps, k: int, *, inf: Informer
     ) -> dict[str, Any]:
         """One pod at a time: what AK adds when it is not queueing behind a burst."""
         for i in range(k):
             name = f"lat{i}"
-            await self.local.create(path("pods", namespace=ns), _pod(name, {"bench": run}, NODE))
+            await self.local.create(
+                path("pods", namespace=ns), _pod(self.token, name, {"bench": run}, NODE)
+            )
             await _wait("pod Running", lambda name=name: name in local.running, 60)
         names = [f"lat{i}" for i in range(k)]
         await _delete_each(self.local, ns, names)
+        # Gone before the next phase, which counts AK's requests from its start.
+        await _wait("local pods gone", lambda: not inf.size(), 120)
         return {
             "latency_samples": k,
             "added_latency_create": _percentiles([remote.seen[p] - local.seen[p] for p in names]),
@@ -262,7 +275,9 @@ class Bench:
         cpu0 = _proc_stats(pid)[1]
         t0 = time.monotonic()
         names = [f"p{i}" for i in range(n)]
-        await _create_all(self.local, ns, [_pod(p, {"bench": run}, NODE) for p in names])
+        await _create_all(
+            self.local, ns, [_pod(self.token, p, {"bench": run}, NODE) for p in names]
+        )
         await _wait("all Running", lambda: all(p in local.running for p in names), 120 + n / 5)
         seconds = time.monotonic() - t0
         rss, _ = _proc_stats(pid)
@@ -299,7 +314,9 @@ class Bench:
         """The same N pods straight on the remote API server: this machine's limit."""
         t0 = time.monotonic()
         names = [f"p{i}" for i in range(n)]
-        await _create_all(self.remote, ns, [_pod(p, {"bench": run}, None) for p in names])
+        await _create_all(
+            self.remote, ns, [_pod(self.token, p, {"bench": run}, None) for p in names]
+        )
         await _wait("all Running", lambda: all(p in direct.running for p in names), 120 + n / 5)
         seconds = time.monotonic() - t0
         await _delete_each(self.remote, ns, names)
@@ -319,7 +336,9 @@ class Bench:
         local, remote = stamps
         out: dict[str, Any] = {}
         names = [f"s{i}" for i in range(n)]
-        await _create_all(self.local, ns, [_pod(p, {"bench": run}, NODE) for p in names])
+        await _create_all(
+            self.local, ns, [_pod(self.token, p, {"bench": run}, NODE) for p in names]
+        )
         await _wait("all Running", lambda: all(p in local.running for p in names), 120 + n / 5)
         await trio.sleep(5)  # let status writes settle
         pid = self.ak.pid
@@ -372,7 +391,7 @@ class Bench:
             # Both caches synced and the node registered; the rest is the first
             # sync of every pod.
             "ready_s": ready[0],
-            "writes": {f"{c} {v}": n for (c, v), n in writes.items()},
+            "writes": {" ".join(k): n for k, n in writes.items()},
             "recreated": recreated,
         }
 
@@ -436,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
     parser.add_argument("--profile", help="directory for py-spy profiles of AK during the burst")
+    parser.add_argument(
+        "--no-token",
+        action="store_true",
+        help="pods without a service-account token (automountServiceAccountToken: false)",
+    )
     args = parser.parse_args(argv)
     sizes = args.pods or [100, 1000]
     with Testbed() as tb:
@@ -460,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(local, remote, ak)
         bench.profile_dir = Path(args.profile) if args.profile else None
         bench.settled_only = args.settled_only
+        bench.token = not args.no_token
         try:
             trio.run(bench.run, sizes, args.idle, 0 if args.no_restart else args.restarts)
         finally:

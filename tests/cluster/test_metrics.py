@@ -48,7 +48,9 @@ def test_metrics_health_and_ready(local_cluster: Cluster, remote_cluster: Cluste
 
         text = wait_until("latency samples", scraped_with_latency)
         assert sample(text, "ak_pod_create_latency_seconds_count") == 1
-        assert sample(text, "ak_api_requests_total", cluster="remote", verb="POST", code="201") >= 2
+        created = {"cluster": "remote", "verb": "POST", "code": "201"}
+        assert sample(text, "ak_api_requests_total", resource="pods", **created) == 1
+        assert sample(text, "ak_api_requests_total", resource="namespaces", **created) == 1
         assert sample(text, "ak_pods", cluster="local") == 1
         assert (
             sample(

@@ -105,3 +105,10 @@ def test_events_without_a_readable_time_are_mirrored() -> None:
     assert worth_mirroring({**REMOTE, "lastTimestamp": "yesterday"}, started, beat)
     series = {**REMOTE, "lastTimestamp": None, "eventTime": "2026-11-22T02:09:30.000000Z"}
     assert worth_mirroring(series, started, beat)
+
+
+def test_the_remote_schedulers_assignment_is_not_mirrored() -> None:
+    started = _at("2026-11-22T02:06:00Z")
+    scheduled = {**REMOTE, "reason": "Scheduled", "type": "Normal"}
+    assert not worth_mirroring(scheduled, started, None)
+    assert worth_mirroring({**REMOTE, "reason": "Pulled"}, started, None)

@@ -16,7 +16,7 @@ import trio.testing
 
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID
-from ak.pods.controller import SETTLE_QUIET, PodController
+from ak.pods.controller import PENDING_QUIET, SETTLE_QUIET, PodController
 from ak.pods.provider import Notify, Outcome
 from tests.unit.fixtures import offline_client
 
@@ -308,3 +308,64 @@ async def test_start_up_tracks_live_pods_before_anything_may_be_collected(rig: R
 
 async def _never(count: int, sync: object) -> None:
     await trio.sleep_forever()
+
+
+async def _created_pending(rig: Rig, reason: str = "ContainerCreating") -> Obj:
+    """A new pod created remotely; its twin Pending with one container waiting for ``reason``."""
+    controller, provider, _ = rig
+    see(controller, local_pod())
+    await controller.sync(KEY)
+    twin = provider.twins[KEY]
+    waiting = {"name": "c", "state": {"waiting": {"reason": reason}}}
+    twin["status"] = {"phase": "Pending", "containerStatuses": [waiting]}
+    return twin
+
+
+async def test_a_plain_pending_status_is_folded_into_the_next(rig: Rig) -> None:
+    controller, _, writes = rig
+    twin = await _created_pending(rig)
+    held = await controller.sync(KEY)
+    assert held is not None and 0 < held <= PENDING_QUIET
+    assert writes.statuses == []  # held back
+    twin["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
+    assert await controller.sync(KEY) is None
+    assert writes.statuses == [{"phase": "Running", "podIP": "10.0.0.9"}]  # one write
+
+
+async def test_a_pending_status_is_written_once_the_pod_is_slow_or_in_trouble(rig: Rig) -> None:
+    controller, _, writes = rig
+    twin = await _created_pending(rig, "ErrImagePull")
+    pulling = twin["status"]["containerStatuses"]
+    assert await controller.sync(KEY) is None
+    assert writes.statuses[-1]["containerStatuses"] == pulling  # at once
+    see(controller, local_pod(phase="Pending"))  # the status written is not yet seen
+    waiting = {"name": "c", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    twin["status"] = {"phase": "Pending", "containerStatuses": [waiting]}
+    assert await controller.sync(KEY) is None  # no longer new: no holding back
+    assert writes.statuses[-1]["containerStatuses"] == [waiting]
+
+
+async def test_slow_start_written_after_the_quiet_time(rig: Rig) -> None:
+    controller, _, writes = rig
+    twin = await _created_pending(rig)
+    assert await controller.sync(KEY) is not None
+    controller._created_at[KEY] -= PENDING_QUIET  # the quiet time has passed
+    assert await controller.sync(KEY) is None
+    assert writes.statuses == [{"containerStatuses": twin["status"]["containerStatuses"]}]
+
+
+async def test_the_final_delete_is_made_once(rig: Rig) -> None:
+    controller, provider, writes = rig
+    see(controller, local_pod())
+    await controller.sync(KEY)
+    deleting = local_pod()
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-04T10:05:00Z"
+    see(controller, deleting)
+    await controller.sync(KEY)
+    del provider.twins[KEY]
+    await controller.sync(KEY)
+    await controller.sync(KEY)  # an event queued before the watch shows the pod gone
+    assert writes.deleted == ["uid-1"]
+    see(controller, None, old=deleting)
+    await controller.sync(KEY)
+    assert provider.did("release") == 1

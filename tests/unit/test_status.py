@@ -1,9 +1,13 @@
 import copy
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from ak.core.conditions import find_condition
 from ak.core.status import (
     failed_status_for_missing_remote,
+    is_plain_pending,
     local_status,
     pending_status_for_error,
     status_changed,
@@ -351,3 +355,87 @@ def test_ephemeral_container_statuses_flow_back() -> None:
     remote["ephemeralContainerStatuses"] = [running]
     status = local_status(remote_pod(remote), deployment_pod())
     assert status["ephemeralContainerStatuses"] == [running]
+
+
+@pytest.mark.parametrize(
+    ("status", "plain"),
+    [
+        ({"phase": "Pending"}, True),
+        (
+            {
+                "phase": "Pending",
+                "hostIP": "10.1.0.1",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True"},
+                    {"type": "Initialized", "status": "True"},
+                    {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                ],
+            },
+            True,
+        ),
+        (
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "c",
+                        "state": {"waiting": {"reason": "ContainerCreating"}},
+                        "lastState": {},
+                    }
+                ],
+            },
+            True,
+        ),
+        (
+            {
+                "phase": "Pending",
+                "initContainerStatuses": [
+                    {"name": "i", "state": {"waiting": {"reason": "PodInitializing"}}}
+                ],
+            },
+            True,
+        ),
+        ({"phase": "Running"}, False),
+        (
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {"name": "c", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+                ],
+            },
+            False,
+        ),
+        (
+            {
+                "phase": "Pending",
+                "initContainerStatuses": [{"name": "i", "state": {"running": {}}}],
+            },
+            False,
+        ),
+        (
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "c",
+                        "state": {"waiting": {"reason": "ContainerCreating"}},
+                        "lastState": {"terminated": {"exitCode": 1}},
+                    }
+                ],
+            },
+            False,
+        ),
+        (
+            {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+                ],
+            },
+            False,
+        ),
+        ({"phase": "Pending", "reason": "SchedulingGated"}, False),
+    ],
+)
+def test_plain_pending(status: dict[str, Any], plain: bool) -> None:
+    assert is_plain_pending(status) is plain
