@@ -65,6 +65,12 @@ _HASH_HEX = 16
 # --- names -------------------------------------------------------------------
 
 
+def owner_reference(pod: Obj) -> Obj:
+    """An ownerReference to ``pod`` (a remote pod as the API server returned it)."""
+    meta = pod["metadata"]
+    return {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+
+
 def identity_secret_name(pod_name: str) -> str:
     """``ak-identity-<pod name>``; over-long names are cut and end in a hash.
 

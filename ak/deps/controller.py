@@ -163,6 +163,9 @@ class DependencyController:
         notices.extend(await self.ensure(local))
         return desired
 
+    async def created(self, local: Obj, remote: Obj) -> None:
+        pass  # copies are shared by the namespace's pods: none is owned by one
+
     def tracked_all(self) -> None:
         self.replicator.gc_allowed.set()
 

@@ -65,6 +65,9 @@ class RemoteNamespaces:
         await self.ensure(local["metadata"]["namespace"])
         return desired
 
+    async def created(self, local: Obj, remote: Obj) -> None:
+        pass
+
     def track(self, local: Obj) -> None:
         pass  # a namespace is in use while the pod controller knows pods in it
 

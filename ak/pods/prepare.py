@@ -36,6 +36,12 @@ class PodPreparer(Protocol):
         user should hear while the pod goes ahead."""
         ...
 
+    async def created(self, local: Obj, remote: Obj) -> None:
+        """The remote pod now exists (``remote``, as the API server returned it): write
+        what it owns, so the remote garbage collector removes that with it.
+        Failures are the preparer's own to retry; the pod is made."""
+        ...
+
     def track(self, local: Obj) -> object:
         """A live local pod whose remote pod exists; cheap, called on every sync
         (and for every live pod once the caches are synced, after a restart)."""

@@ -177,7 +177,7 @@ class RemoteCluster:
         for preparer in self.preparers:
             desired = await preparer.prepare(local, desired, notices)
         try:
-            await self.remote.create(path("pods", namespace=self.remote_ns(key)), desired)
+            made = await self.remote.create(path("pods", namespace=self.remote_ns(key)), desired)
         except Conflict as e:
             if e.already_exists:
                 # Made by an earlier attempt whose answer was lost: the watch shows it.
@@ -188,6 +188,8 @@ class RemoteCluster:
                 "ProviderCreateFailed", f"remote cluster refused the pod: {e.message}"
             ) from e
         log.info("remote pod %s/%s created for %s/%s", self.remote_ns(key), key[1], *key)
+        for preparer in self.preparers:
+            await preparer.created(local, made)
         return Outcome(notices)
 
     async def update(self, local: Obj, remote: Obj) -> Outcome:

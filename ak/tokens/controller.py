@@ -57,6 +57,7 @@ from ak.core.serviceaccount import (
     identity_secret,
     identity_secret_name,
     is_identity_secret,
+    owner_reference,
     pod_identity,
     without_values,
 )
@@ -97,6 +98,17 @@ class TokenSettings:
 
 
 @dataclass
+class _Write:
+    """An identity Secret about to be written, its tokens already issued."""
+
+    body: Obj
+    current: Obj | None  # what the cache had
+    issued_at: float
+    ttl: int
+    count: int  # tokens in it
+
+
+@dataclass
 class _Pod:
     """What AK knows about one pod's identity."""
 
@@ -104,6 +116,7 @@ class _Pod:
     identity: PodIdentity
     issued_at: float | None = None  # of the tokens in the Secret, AK's wall clock
     due: float | None = None  # None: unknown (look at the Secret), inf: nothing expires
+    pending: _Write | None = None  # made before the pod is created, written after
 
     @property
     def uid(self) -> str:
@@ -188,15 +201,32 @@ class TokenController:
             await self.root_ca.ensure(key[0], key)
         async with self._locks.hold(key):
             pod = self._remember(local, identity)
-            if identity.needs_secret:
-                await self._ensure_identity(key, pod)
+            # Tokens now, so a refusal stops the pod; the Secret once the pod
+            # exists, so that it can be owned by it (``created``).
+            pod.pending = await self._next_identity(key, pod) if identity.needs_secret else None
         return desired
+
+    async def created(self, local: Obj, remote: Obj) -> None:
+        key = _key(local)
+        async with self._locks.hold(key):
+            pod = self.pods.get(key)
+            if pod is None or pod.uid != local["metadata"].get("uid") or pod.pending is None:
+                return
+            write, pod.pending = pod.pending, None
+            try:
+                await self._write_identity(key, pod, write, owner_reference(remote))
+            except (KubeError, TranslationError) as e:
+                # The pod exists; its kubelet waits for the Secret: write it soon.
+                log.warning("identity Secret of pod %s/%s not written (%s); retrying", *key, e)
+                self.queue.add(key)
 
     def track(self, local: Obj) -> None:
         key = _key(local)
         pod = self.pods.get(key)
         if pod is not None and pod.uid == local["metadata"].get("uid"):
             pod.local = _essentials(local)  # for its phase
+            if pod.pending is not None:  # prepared, never written (ephemeral containers)
+                self.queue.add(key)
             return
         identity = pod_identity(local)
         if identity.root_ca:
@@ -285,19 +315,33 @@ class TokenController:
         return refresh_due(issued_at, ttl, max_age=self.s.max_age, jitter=self.rand())
 
     async def _ensure_identity(self, key: PodKey, pod: _Pod) -> None:
+        """Refresh, or write again, the identity Secret of a pod running remotely."""
+        write, pod.pending = pod.pending or await self._next_identity(key, pod), None
+        if write is not None:
+            await self._write_identity(key, pod, write, await self._owner(key, pod, write))
+
+    async def _next_identity(self, key: PodKey, pod: _Pod) -> _Write | None:
+        """The identity Secret to write for ``pod`` (its tokens requested), or None
+        if the one that exists still serves."""
         rns, name = self._secret_path(key)
         current = self.identities.get(rns, name)
         # Right after a write the cache may lag: pod.due then describes our write.
         if pod.due is not None and self.wall() < pod.due:
             self.timer.set(key, pod.due)
-            return
+            return None
         if self._fresh(pod, current):
             assert pod.due is not None
             self.timer.set(key, pod.due)
             log.debug(
                 "tokens of pod %s/%s adopted; refresh due in %.0fs", *key, pod.due - self.wall()
             )
-            return
+            return None
+        if current is not None and not is_identity_secret(current):
+            raise TranslationError(
+                REASON_IDENTITY,
+                f"a Secret named {name!r} already exists in remote namespace {rns} "
+                "and was not made by AK",
+            )
         issued_at = self.wall()
         tokens: dict[str, str] = {}
         ttl: int | None = None
@@ -314,22 +358,57 @@ class TokenController:
             node_name=self.s.node_name,
             remote_namespace=rns,
         )
+        return _Write(body, current, issued_at, ttl or 0, len(tokens))
+
+    async def _owner(self, key: PodKey, pod: _Pod, write: _Write) -> Obj | None:
+        """The ownerReference of a Secret written for a pod that already runs: the
+        one it has, else its remote pod's (a GET: after a crash between creating
+        the pod and its Secret, or for a Secret of an AK before owner references)."""
+        refs = (write.current or {}).get("metadata", {}).get("ownerReferences") or []
+        if refs:
+            return dict(refs[0])
+        rns = self._secret_path(key)[0]
+        try:
+            remote_pod = await self.remote.get(path("pods", namespace=rns, name=key[1]))
+        except NotFound:
+            return None
+        annotations = remote_pod["metadata"].get("annotations") or {}
+        return (
+            owner_reference(remote_pod)
+            if annotations.get(ANNOTATION_LOCAL_UID) == pod.uid
+            else None
+        )
+
+    async def _write_identity(
+        self, key: PodKey, pod: _Pod, write: _Write, owner: Obj | None
+    ) -> None:
+        body = write.body
+        if owner is not None:
+            # The remote garbage collector deletes the Secret with its pod: no
+            # DELETE of AK's own per pod.
+            body["metadata"]["ownerReferences"] = [owner]
         await put_owned(
-            self.remote, "secrets", body, current, owned=is_identity_secret, reason=REASON_IDENTITY
+            self.remote,
+            "secrets",
+            body,
+            write.current,
+            owned=is_identity_secret,
+            reason=REASON_IDENTITY,
         )
         TOKENS_WRITTEN.labels("refresh" if pod.issued_at else "new").inc()
-        pod.issued_at = issued_at
-        pod.due = self._due(pod, issued_at, ttl or 0)
+        rns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        pod.issued_at = write.issued_at
+        pod.due = self._due(pod, write.issued_at, write.ttl)
         if math.isfinite(pod.due):
             self.timer.set(key, pod.due)
             log.info(
                 "%d token(s) of pod %s/%s written to %s/%s (lifetime %ss, refresh in %.0fs)",
-                len(tokens),
+                write.count,
                 *key,
                 rns,
                 name,
-                ttl,
-                pod.due - issued_at,
+                write.ttl,
+                pod.due - write.issued_at,
             )
         else:
             log.info("identity of pod %s/%s written to %s/%s", *key, rns, name)
@@ -369,6 +448,8 @@ class TokenController:
         current = self.identities.get(rns, name)
         if current is None or not is_identity_secret(current):
             return
+        if current["metadata"].get("ownerReferences"):
+            return  # the remote garbage collector deletes it with its pod
         if not released:
             try:
                 remote_pod: Obj | None = await self.remote.get(

@@ -180,6 +180,9 @@ def test_remote_pod_uses_local_token_ca_namespace_and_endpoint(
     # What the remote kubelet mounts: a local token, the local CA, the local namespace.
     secret = identity(remote_cluster, ak_node, "api")
     assert secret["type"] == "Opaque"
+    # Owned by the remote pod: the remote garbage collector deletes it with the pod.
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "api", "uid": remote["metadata"]["uid"]}
+    assert secret["metadata"]["ownerReferences"] == [owner]
     token = b64decode(secret["data"]["token-0"])
     assert b64decode(secret["data"]["metadata.namespace"]) == ns
     claims = jwt_claims(token)
