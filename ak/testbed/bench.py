@@ -36,7 +36,8 @@ from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
 from ak.kube.informer import Informer
 from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster, Testbed
+from ak.testbed.cluster import Cluster
+from ak.testbed.testbed import Testbed
 
 NODE = "ak-bench"
 CONCURRENCY = 32

@@ -117,7 +117,7 @@ def test_ak_pod_runs_on_the_real_node(
 
 HOLDER = """
 import time
-from ak.testbed.cluster import Testbed
+from ak.testbed.testbed import Testbed
 
 tb = Testbed()
 node = tb.cluster("held").add_real_node("real-held", taint=False)
