@@ -15,7 +15,8 @@ import pytest
 from ak.core.names import remote_namespace
 from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.cluster import Cluster, Testbed
+from ak.testbed.cluster import Cluster
+from ak.testbed.testbed import Testbed
 
 # The InternalIP that ``ak_node`` advertises. Loopback unless the session runs in
 # a network namespace of its own (tests/cluster/test_node_proxy.py starts one).

@@ -3,8 +3,8 @@
 Every request is authenticated and authorized first (401/403 before 404, as
 the kubelet's filters do), then routed. The pod-scoped endpoints only serve
 pods bound to this node (the local pod cache) and act on the remote copy in
-its mapped namespace; everything else about them is in ``remotecommand``,
-``portforward`` and the log stream below.
+its mapped namespace; the upgraded ones (exec, attach, port-forward) are in
+``streaming``, the log stream below.
 """
 
 from __future__ import annotations
@@ -26,24 +26,15 @@ from ak.core.kubelet_status import failed, serving
 from ak.core.names import remote_namespace
 from ak.core.types import Obj
 from ak.kube.client import KubeClient
-from ak.kube.errors import ApiError, KubeError
-from ak.kubelet import channels, podviews, routes
+from ak.kube.errors import KubeError
+from ak.kubelet import podviews, routes
 from ak.kubelet.auth import Authenticator, Authorizer
 from ak.kubelet.certs import ServingCertificate, TLSSettings
 from ak.kubelet.health import KubeletAPIHealth, describe
 from ak.kubelet.http import ConnectionDone, HTTPConnection, Request
-from ak.kubelet.portforward import serve_spdy, serve_websocket
-from ak.kubelet.remote import (
-    EXEC_PROTOCOLS,
-    PORTFORWARD_PROTOCOLS,
-    RemoteChannels,
-    RemotePod,
-    open_websocket,
-)
-from ak.kubelet.remotecommand import SpdyLocalStreams, WebSocketLocalStreams, bridge
+from ak.kubelet.remote import RemotePod
 from ak.kubelet.routes import HTTPProblem
-from ak.kubelet.spdy_session import SpdySession
-from ak.kubelet.websocket import Rejected, WebSocket, accept_key, server_connection
+from ak.kubelet.streaming import StreamingEndpoints, _problem_from_remote
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +49,6 @@ class PodCache(Protocol):
     def values(self) -> Iterator[Obj]: ...
 
     def get(self, namespace: str, name: str) -> Obj | None: ...
-
-
-def _problem_from_remote(e: Exception) -> HTTPProblem:
-    if isinstance(e, Rejected):
-        message = e.body.decode("utf-8", "replace")
-        reason = ""
-        try:
-            body = json.loads(e.body)
-            message, reason = str(body.get("message", message)), str(body.get("reason", ""))
-        except (ValueError, AttributeError):
-            pass
-        return HTTPProblem(e.status, message or f"remote API server answered {e.status}", reason)
-    if isinstance(e, ApiError):
-        return HTTPProblem(e.status, e.message or str(e), e.reason)
-    return HTTPProblem(500, f"remote cluster unreachable: {e}")
 
 
 class KubeletAPI:
@@ -103,6 +79,7 @@ class KubeletAPI:
         self.started = datetime.now(UTC)
         # streaming requests in progress, for tests and debugging
         self.active: Counter[str] = Counter()
+        self.streaming = StreamingEndpoints(remote, self.active)
 
     async def run(self) -> None:
         try:
@@ -176,9 +153,10 @@ class KubeletAPI:
         elif isinstance(route, routes.ContainerLogs):
             await self._logs(conn, route)
         elif isinstance(route, routes.Exec):
-            await self._exec(conn, req, route)
+            rp = self._remote_pod(route.pod, route.container)
+            await self.streaming.serve_exec(conn, req, route, rp)
         else:
-            await self._port_forward(conn, req, route)
+            await self.streaming.serve_port_forward(conn, req, route, self._remote_pod(route.pod))
 
     # -- simple endpoints ----------------------------------------------------------------
     async def _simple(self, conn: HTTPConnection, name: str) -> None:
@@ -273,164 +251,6 @@ class KubeletAPI:
         except ConnectionDone:
             log.debug("%s: client went away; remote stream closed", what)
             raise
-        finally:
-            self.active[what] -= 1
-
-    # -- exec / attach ---------------------------------------------------------------------
-    async def _open_remote(
-        self, rp: RemotePod, sub: str, query: list[tuple[str, str]], protocols: list[str]
-    ) -> RemoteChannels:
-        try:
-            ws = await open_websocket(self.remote, rp.path(sub), query, protocols)
-        except (Rejected, OSError, trio.TooSlowError) as e:
-            raise _problem_from_remote(e) from e
-        return RemoteChannels(ws)
-
-    async def _exec(self, conn: HTTPConnection, req: Request, route: routes.Exec) -> None:
-        rp = self._remote_pod(route.pod, route.container)
-        kind = "attach" if route.attach else "exec"
-        upgrade = req.upgrade
-        if upgrade not in ("spdy/3.1", "websocket"):
-            raise HTTPProblem(400, f"{kind}: an upgrade to SPDY/3.1 or websocket is required")
-        query = [("container", route.container), *route.options.remote_params()]
-        query += [("command", c) for c in route.command]
-        what = f"{kind} {route.pod.namespace}/{route.pod.pod}/{route.container}"
-        if upgrade == "spdy/3.1":
-            protocol = self._spdy_protocol(req, channels.SPDY_REMOTECOMMAND_PROTOCOLS)
-            remote = await self._open_remote(rp, kind, query, EXEC_PROTOCOLS)
-            try:
-                transport, trailing = await conn.switch_protocols(
-                    [
-                        ("connection", "Upgrade"),
-                        ("upgrade", "SPDY/3.1"),
-                        ("x-stream-protocol-version", protocol),
-                    ]
-                )
-            except BaseException:
-                with trio.CancelScope(shield=True):
-                    await remote.aclose()
-                raise
-            session = SpdySession(transport, trailing)
-            self.active[what] += 1
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(session.run)
-                    local = await SpdyLocalStreams.collect(session, protocol, route.options)
-                    if local is not None:
-                        await bridge(local, remote, what)
-                    nursery.cancel_scope.cancel()
-            finally:
-                self.active[what] -= 1
-                with trio.CancelScope(shield=True):
-                    await remote.aclose()
-                    await session.aclose()
-            return
-        ws_protocol = self._websocket_protocol(req)
-        remote = await self._open_remote(rp, kind, query, EXEC_PROTOCOLS)
-        try:
-            ws = await self._accept_websocket(conn, req, ws_protocol)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await remote.aclose()
-            raise
-        local_ws = WebSocketLocalStreams(ws, route.options)
-        self.active[what] += 1
-        try:
-            async with trio.open_nursery() as nursery:
-                await local_ws.start(nursery)
-                await bridge(local_ws, remote, what)
-                nursery.cancel_scope.cancel()
-        finally:
-            self.active[what] -= 1
-            with trio.CancelScope(shield=True):
-                await remote.aclose()
-                await ws.close()
-
-    def _spdy_protocol(self, req: Request, supported: tuple[str, ...]) -> str:
-        offered = req.header_values("x-stream-protocol-version")
-        if not offered:
-            raise HTTPProblem(400, "unable to upgrade: X-Stream-Protocol-Version is required")
-        for name in offered:
-            if name in supported:
-                return name
-        req.meta["problem_headers"] = [
-            ("x-accepted-stream-protocol-versions", p) for p in supported
-        ]
-        raise HTTPProblem(
-            403,
-            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
-            f"server accepts {list(supported)}",
-        )
-
-    def _websocket_protocol(self, req: Request) -> str:
-        if req.method != "GET":
-            raise HTTPProblem(400, "websocket upgrades must use GET")
-        if req.header("sec-websocket-version") != "13" or not req.header("sec-websocket-key"):
-            raise HTTPProblem(400, "bad websocket handshake (version 13 and a key are required)")
-        chosen = channels.negotiate(
-            req.header_values("sec-websocket-protocol"), channels.SERVER_WEBSOCKET_PROTOCOLS
-        )
-        if chosen is None:
-            raise HTTPProblem(400, "unable to negotiate a websocket channel protocol")
-        return chosen
-
-    async def _accept_websocket(
-        self, conn: HTTPConnection, req: Request, protocol: str
-    ) -> WebSocket:
-        headers = [
-            ("upgrade", "websocket"),
-            ("connection", "Upgrade"),
-            ("sec-websocket-accept", accept_key(req.header("sec-websocket-key") or "")),
-        ]
-        if protocol:
-            headers.append(("sec-websocket-protocol", protocol))
-        transport, trailing = await conn.switch_protocols(headers)
-        return WebSocket(transport, server_connection(trailing), protocol)
-
-    # -- port-forward -----------------------------------------------------------------------
-    async def _port_forward(
-        self, conn: HTTPConnection, req: Request, route: routes.PortForward
-    ) -> None:
-        rp = self._remote_pod(route.pod)
-        what = f"port-forward {route.pod.namespace}/{route.pod.pod}"
-
-        async def open_remote(port: int) -> RemoteChannels:
-            ws = await open_websocket(
-                self.remote, rp.path("portforward"), [("ports", str(port))], PORTFORWARD_PROTOCOLS
-            )
-            return RemoteChannels(ws)
-
-        upgrade = req.upgrade
-        if upgrade == "spdy/3.1":
-            protocol = self._spdy_protocol(req, channels.SPDY_PORTFORWARD_PROTOCOLS)
-            transport, trailing = await conn.switch_protocols(
-                [
-                    ("connection", "Upgrade"),
-                    ("upgrade", "SPDY/3.1"),
-                    ("x-stream-protocol-version", protocol),
-                ]
-            )
-            session = SpdySession(transport, trailing)
-            self.active[what] += 1
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(session.run)
-                    await serve_spdy(session, open_remote, what)
-                    nursery.cancel_scope.cancel()
-            finally:
-                self.active[what] -= 1
-                with trio.CancelScope(shield=True):
-                    await session.aclose()
-            return
-        if upgrade != "websocket":
-            raise HTTPProblem(400, "port-forward: an upgrade to SPDY/3.1 or websocket is required")
-        if not route.ports:
-            raise HTTPProblem(400, "port-forward over websocket needs ?port=")
-        protocol = self._websocket_protocol(req)
-        ws = await self._accept_websocket(conn, req, protocol)
-        self.active[what] += 1
-        try:
-            await serve_websocket(ws, route.ports, open_remote, what)
         finally:
             self.active[what] -= 1
 

@@ -30,8 +30,10 @@ from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.informer import Informer
 from ak.testbed.akproc import AKProcess
-from ak.testbed.bench import Stamps, _create_all, _delete_each, _pod, _proc_stats, _wait
-from ak.testbed.cluster import Cluster, Testbed
+from ak.testbed.bench_measures import Stamps, _proc_stats
+from ak.testbed.bench_phases import _create_all, _delete_each, _pod, _wait
+from ak.testbed.cluster import Cluster
+from ak.testbed.testbed import Testbed
 
 
 def _pid_of(cluster: Cluster, name: str) -> int:

@@ -6,17 +6,15 @@ authentication and authorization on as in production (Node,RBAC,
 NodeRestriction, TokenRequest, CSR signing). A "remote" cluster adds kwok,
 which simulates nodes and the containers on them. Several clusters can share
 one etcd under different prefixes.
+
+The binaries are found by ``tools``, the shared etcd is ``etcd``, the command
+lines are ``components``; ``testbed.Testbed`` starts clusters on demand.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import shutil
 import subprocess
-import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,99 +22,13 @@ from typing import Any
 
 import httpx
 
-from ak.testbed import kwok, sandbox
+from ak.testbed import components, kwok, sandbox
+from ak.testbed.etcd import Etcd
+from ak.testbed.kwok import KWOK_ANNOTATION
 from ak.testbed.pki import CertificateAuthority, CertPair, write_service_account_keys
 from ak.testbed.procs import Proc, free_port, wait_for
 from ak.testbed.realnode import RealNode
-
-REPO = Path(__file__).resolve().parents[2]
-KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-
-
-class ToolsMissing(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Tools:
-    bin: Path
-
-    def __call__(self, name: str) -> str:
-        return str(self.bin / name)
-
-    @classmethod
-    def find(cls) -> Tools:
-        """The built binaries; builds them (or finds the cache) through build/tools.sh."""
-        env_dir = os.environ.get("AK_TOOLS_BIN")
-        if env_dir:
-            return cls(Path(env_dir))
-        script = REPO / "build" / "tools.sh"
-        proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
-        if proc.returncode != 0:
-            raise ToolsMissing(
-                f"building the Kubernetes test binaries failed (bash {script} exited "
-                f"{proc.returncode}); see its output above"
-            )
-        path = Path(proc.stdout.strip().splitlines()[-1])
-        os.environ["AK_TOOLS_BIN"] = str(path)
-        return cls(path)
-
-
-def run_root() -> Path:
-    """Where clusters keep their files and logs; one directory per test run."""
-    base = Path(os.environ.get("AK_TESTBED_DIR", Path(tempfile.gettempdir()) / "ak-testbed"))
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=base))
-
-
-class Etcd:
-    def __init__(self, tools: Tools, workdir: Path) -> None:
-        self.workdir = workdir
-        client, peer = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{client}"
-        data = workdir / "etcd-data"
-        self.proc = Proc(
-            "etcd",
-            [
-                tools("etcd"),
-                "--name=n0",
-                f"--data-dir={data}",
-                f"--listen-client-urls={self.url}",
-                f"--advertise-client-urls={self.url}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-cluster=n0=http://127.0.0.1:{peer}",
-                "--unsafe-no-fsync",
-                "--logger=zap",
-                "--log-level=warn",
-                "--quota-backend-bytes=4294967296",
-            ],
-            workdir / "logs" / "etcd.log",
-        )
-        wait_for(
-            "etcd health",
-            lambda: httpx.get(f"{self.url}/health", timeout=2).json().get("health") == "true",
-            30,
-            [self.proc],
-        )
-
-    def stop(self) -> None:
-        self.proc.stop()
-        shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
-
-    def compact(self) -> int:
-        """Compact etcd's history up to now (as the apiserver does every 5 minutes),
-        so watches from older resourceVersions get 410 Gone. Returns the revision."""
-        key = base64.b64encode(b"/").decode()
-        head = httpx.post(f"{self.url}/v3/kv/range", json={"key": key}, timeout=10).json()
-        revision = int(head["header"]["revision"])
-        r = httpx.post(
-            f"{self.url}/v3/kv/compaction",
-            json={"revision": str(revision), "physical": True},
-            timeout=30,
-        )
-        r.raise_for_status()
-        return revision
+from ak.testbed.tools import Tools
 
 
 def kubeconfig_dict(
@@ -253,33 +165,7 @@ class Cluster:
 
     # -- components --------------------------------------------------------------
     def _apiserver(self) -> None:
-        argv = [
-            self.tools("kube-apiserver"),
-            f"--etcd-servers={self.etcd.url}",
-            f"--etcd-prefix={self.prefix}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={self.port}",
-            "--endpoint-reconciler-type=none",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            f"--tls-cert-file={self.serving.cert}",
-            f"--tls-private-key-file={self.serving.key}",
-            f"--client-ca-file={self.ca.pair.cert}",
-            f"--service-account-issuer={self.server}",
-            f"--service-account-key-file={self.sa.cert}",
-            f"--service-account-signing-key-file={self.sa.key}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            f"--kubelet-client-certificate={self.kubelet_client.cert}",
-            f"--kubelet-client-key={self.kubelet_client.key}",
-            f"--kubelet-certificate-authority={self.ca.pair.cert}",
-            "--kubelet-preferred-address-types=InternalIP,Hostname",
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--enable-priority-and-fairness=false",
-            "--v=1",
-            *self.apiserver_args,
-        ]
+        argv = components.apiserver(self)
         self.procs.append(Proc("kube-apiserver", argv, self.logs / "kube-apiserver.log"))
         wait_for("kube-apiserver /readyz", self._ready, 90, self.procs)
 
@@ -301,41 +187,12 @@ class Cluster:
         self.procs.append(
             Proc(
                 "kube-controller-manager",
-                [
-                    self.tools("kube-controller-manager"),
-                    f"--kubeconfig={kcm}",
-                    "--bind-address=127.0.0.1",
-                    "--secure-port=0",
-                    "--leader-elect=false",
-                    "--use-service-account-credentials=true",
-                    f"--service-account-private-key-file={self.sa.key}",
-                    f"--root-ca-file={self.ca.pair.cert}",
-                    f"--cluster-signing-cert-file={self.ca.pair.cert}",
-                    f"--cluster-signing-key-file={self.ca.pair.key}",
-                    "--kube-api-qps=200",
-                    "--kube-api-burst=400",
-                    "--v=1",
-                    *self.kcm_args,
-                ],
+                components.controller_manager(self, kcm),
                 self.logs / "kube-controller-manager.log",
             )
         )
-        self.procs.append(
-            Proc(
-                "kube-scheduler",
-                [
-                    self.tools("kube-scheduler"),
-                    f"--kubeconfig={sched}",
-                    "--bind-address=127.0.0.1",
-                    "--secure-port=0",
-                    "--leader-elect=false",
-                    "--kube-api-qps=200",
-                    "--kube-api-burst=400",
-                    "--v=1",
-                ],
-                self.logs / "kube-scheduler.log",
-            )
-        )
+        scheduler = components.scheduler(self, sched)
+        self.procs.append(Proc("kube-scheduler", scheduler, self.logs / "kube-scheduler.log"))
 
     def _kwok(self) -> None:
         self.kwok_port = free_port()
@@ -358,23 +215,7 @@ class Cluster:
         for i in range(self.kwok_nodes):
             self.add_kwok_node(f"kwok-node-{i}")
         self.procs.append(
-            Proc(
-                "kwok",
-                [
-                    self.tools("kwok"),
-                    f"--kubeconfig={self.kubeconfig}",
-                    f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-                    "--node-ip=127.0.0.1",
-                    f"--node-port={self.kwok_port}",
-                    f"--server-address=127.0.0.1:{self.kwok_port}",
-                    f"--tls-cert-file={serving.cert}",
-                    f"--tls-private-key-file={serving.key}",
-                    "--node-lease-duration-seconds=40",
-                    "--cidr=10.16.0.0/16",
-                    f"--config={config}",
-                ],
-                self.logs / "kwok.log",
-            )
+            Proc("kwok", components.kwok(self, serving, config), self.logs / "kwok.log")
         )
         wait_for("kwok nodes Ready", self._kwok_nodes_ready, 60, self.procs)
 
@@ -456,39 +297,3 @@ class Cluster:
             f"cluster {self.name}: {self.server}, kubeconfig {self.kubeconfig}, logs {self.logs}"
             + nodes
         )
-
-
-class Testbed:
-    """A shared etcd plus clusters started on demand; one per test session or demo."""
-
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = root or run_root()
-        self.tools = Tools.find()
-        self.etcd = Etcd(self.tools, self.root)
-        self.clusters: list[Cluster] = []
-
-    def cluster(
-        self,
-        name: str,
-        *,
-        kwok_nodes: int = 0,
-        kcm_args: list[str] | None = None,
-        apiserver_args: list[str] | None = None,
-    ) -> Cluster:
-        c = Cluster(
-            name, self.tools, self.etcd, self.root, kwok_nodes, kcm_args or [], apiserver_args or []
-        )
-        self.clusters.append(c)
-        return c.start()
-
-    def close(self) -> None:
-        for c in reversed(self.clusters):
-            c.stop()
-        self.clusters.clear()
-        self.etcd.stop()
-
-    def __enter__(self) -> Testbed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -22,7 +22,8 @@ from typing import Any
 
 from ak.testbed import images, sandbox
 from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.cluster import Cluster, Testbed
+from ak.testbed.cluster import Cluster
+from ak.testbed.testbed import Testbed
 
 NODE = "vk-ak-example"
 REAL_NODE = "real-remote"

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 API = "kwok.x-k8s.io/v1alpha1"
+# Nodes with it are kwok's to simulate (--manage-nodes-with-annotation-selector).
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 _NODE_READY = """\
 {{ $now := Now }}

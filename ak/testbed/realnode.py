@@ -20,22 +20,25 @@ tree are untouched; stopping the holder ends its PID namespace, which kills
 every shim and container; ``stop`` then removes the node's cgroups, bridge and
 rules. The kubelet is set up as in production: a ``system:node:<name>`` client
 certificate, x509 + webhook authentication, Webhook authorization.
+
+What the node's files say (CNI, containerd, the holder scripts) is in
+``nodefiles``; its cgroup subtree is made and removed by ``cgroups``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ak.testbed import images, sandbox
+from ak.testbed import sandbox
+from ak.testbed.cgroups import CGROUP_PREFIX, remove_cgroup, remove_stale_cgroups
+from ak.testbed.nodefiles import cni_config, containerd_config, write_holder
 from ak.testbed.procs import Proc, wait_for
 
 if TYPE_CHECKING:
@@ -47,17 +50,6 @@ LABEL = "ak-testbed/real-node"
 TAINT = {"key": LABEL, "value": "true", "effect": "NoSchedule"}
 TOLERATION = {"key": LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 SERVICE_IP = "10.0.0.1"
-CGROUP_PREFIX = "ak-node-"
-# What the kubelet sets when protectKernelDefaults is false: machine-wide
-# settings, so each is shadowed by a file of the node's own.
-SYSCTLS = (
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-)
 
 
 class NodeUnavailable(RuntimeError):
@@ -84,94 +76,6 @@ class NodeTools:
             d = done.stdout.strip().splitlines()[-1]
             os.environ["AK_NODE_TOOLS"] = d
         return cls(Path(d) / "kubelet", Path(d) / "images.tar")
-
-
-# --- cgroups ------------------------------------------------------------------
-
-
-def hierarchies() -> dict[str, Path]:
-    """Mount point of each cgroup hierarchy -> this process's cgroup in it."""
-    own: dict[str, str] = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        own[controllers] = path
-    out: dict[str, Path] = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        pre, _, post = line.partition(" - ")
-        fstype, _, options = post.split(" ")[:3]
-        mount = pre.split(" ")[4]
-        if fstype == "cgroup2":
-            out[mount] = Path(mount) / own.get("", "/").lstrip("/")
-        elif fstype == "cgroup":
-            opts = [o for o in options.split(",") if o not in ("rw", "ro")]
-            key = next((k for k in own if k and set(k.split(",")) <= set(opts)), None)
-            if key is not None:
-                out[mount] = Path(mount) / own[key].lstrip("/")
-    return out
-
-
-def _remove_tree(path: Path, timeout: float = 20) -> bool:
-    """rmdir a cgroup bottom-up, waiting for its dying tasks; True if gone."""
-    deadline = time.monotonic() + timeout
-    while path.exists():
-        dirs = sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for d in [*dirs, path]:
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        if not path.exists() or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    return not path.exists()
-
-
-def remove_cgroup(name: str) -> list[Path]:
-    """Remove cgroup ``name`` (made by ``cgroup_commands``) from every
-    hierarchy, once its tasks are dead; the paths that could not be removed."""
-    return [own / name for own in hierarchies().values() if not _remove_tree(own / name)]
-
-
-def remove_stale_cgroups() -> list[Path]:
-    """Remove node cgroups left by an interrupted run (no task left in them)."""
-    left = []
-    for parent in hierarchies().values():
-        with contextlib.suppress(OSError):
-            for d in parent.glob(f"{CGROUP_PREFIX}*"):
-                procs = list(d.rglob("cgroup.procs"))
-                if all(not p.read_text().strip() for p in procs) and not _remove_tree(d, 2):
-                    left.append(d)
-    return left
-
-
-def cgroup_commands(name: str) -> tuple[list[str], list[str]]:
-    """Shell lines that make cgroup ``name`` (under this process's own, in every
-    hierarchy) the root of a cgroup namespace: the first join it (run before
-    ``unshare --cgroup``), the second remount the hierarchies inside, where
-    the namespace shows that cgroup as ``/``."""
-    own_paths = hierarchies()
-    joins = []
-    for own in own_paths.values():
-        path = own / name
-        path.mkdir(exist_ok=True)
-        for f in ("cpuset.cpus", "cpuset.mems"):
-            if (own / f).exists():
-                (path / f).write_text((own / f).read_text())
-        joins.append(f"echo $$ > {path}/cgroup.procs")
-    mounts = ["mount -t tmpfs -o mode=755 ak-cgroup /sys/fs/cgroup"]
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        pre, _, post = line.partition(" - ")
-        fstype, _, options = post.split(" ")[:3]
-        mount = pre.split(" ")[4]
-        if mount not in own_paths:
-            continue
-        mounts.append(f"mkdir -p {mount}")
-        if fstype == "cgroup2":
-            mounts.append(f"mount -t cgroup2 cgroup2 {mount}")
-        else:
-            opts = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
-            if "name=" in opts and not any(c in opts for c in ("cpu", "memory")):
-                opts = "none," + opts
-            mounts.append(f"mount -t cgroup -o {opts} cgroup {mount}")
-    return joins, mounts
 
 
 # --- the node -----------------------------------------------------------------
@@ -228,65 +132,9 @@ class RealNode:
         )
         (d / "resolv.conf").write_text("options ndots:5\n")
         (d / "cni" / "10-bridge.conflist").write_text(
-            json.dumps(
-                {
-                    "cniVersion": "0.4.0",
-                    "name": f"ak-{self.name}",
-                    "plugins": [
-                        {
-                            "type": "bridge",
-                            "bridge": self.bridge,
-                            "isGateway": True,
-                            "ipMasq": False,
-                            "hairpinMode": True,
-                            "ipam": {
-                                "type": "host-local",
-                                "ranges": [[{"subnet": self.pod_cidr}]],
-                                "routes": [{"dst": "0.0.0.0/0"}],
-                                "dataDir": str(d / "cni-ipam"),
-                            },
-                        }
-                    ],
-                }
-            )
+            json.dumps(cni_config(self.name, self.bridge, self.pod_cidr, d / "cni-ipam"))
         )
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
-        (d / "containerd.toml").write_text(
-            f"""version = 2
-root = "{d}/containerd/root"
-state = "{d}/containerd/state"
-oom_score = 0
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{self.socket}"
-[ttrpc]
-  address = "{d}/containerd-ttrpc.sock"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/containerd/opt"
-[{cri}]
-  sandbox_image = "{images.PAUSE}"
-  restrict_oom_score_adj = true
-  disable_apparmor = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [{cri}.containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [{cri}.containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [{cri}.containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [{cri}.cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{d}/cni"
-"""
-        )
+        (d / "containerd.toml").write_text(containerd_config(d, self.socket))
         config: dict[str, Any] = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
@@ -339,56 +187,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             f"--node-labels={LABEL}=true",
             "--v=2",
         ]
-        self._write_holder(kubelet)
+        write_holder(d, self.cgroup, self.socket, self.tools.images, kubelet)
 
     @property
     def socket(self) -> Path:
         return self.dir / "containerd.sock"
-
-    def _write_holder(self, kubelet: list[str]) -> None:
-        d = self.dir
-        joins, mounts = cgroup_commands(self.cgroup)
-        shadows = []
-        for s in SYSCTLS:
-            src = Path("/proc/sys") / s
-            if src.exists():
-                copy = d / "sysctl" / s.replace("/", ".")
-                copy.write_text(src.read_text())
-                shadows.append(f"mount --bind {copy} {src}")
-        ctr = f"ctr --address {self.socket} -n k8s.io"
-        inner = f"""#!/bin/sh
-# PID 1 of the node's namespaces: private mounts, then containerd and the kubelet.
-set -eu
-{chr(10).join(mounts)}
-mount -t tmpfs -o mode=755 ak-run /run
-mount -t tmpfs -o mode=755 ak-varlib /var/lib
-mkdir -p /var/lib/kubelet /run/netns
-mount --bind {d}/log /var/log
-{chr(10).join(shadows)}
-containerd --config {d}/containerd.toml >>{d}/logs/containerd.log 2>&1 &
-cpid=$!
-i=0
-until {ctr} version >/dev/null 2>&1; do
-  i=$((i + 1)); [ $i -lt 200 ] || {{ echo "containerd did not start" >&2; exit 1; }}
-  sleep 0.05
-done
-{ctr} images import {self.tools.images} >>{d}/logs/images.log 2>&1
-{" ".join(kubelet)} >>{d}/logs/kubelet.log 2>&1 &
-kpid=$!
-trap 'kill -TERM $kpid $cpid 2>/dev/null; wait' TERM INT
-wait
-"""
-        (d / "holder.sh").write_text(inner)
-        outer = "\n".join(
-            [
-                "#!/bin/sh",
-                "set -eu",
-                *joins,
-                "exec unshare --cgroup --mount --pid --fork --kill-child --mount-proc "
-                f"--propagation private /bin/sh {d}/holder.sh",
-            ]
-        )
-        (d / "start.sh").write_text(outer + "\n")
 
     @property
     def ip(self) -> str:
@@ -448,8 +251,7 @@ wait
         if self.proc is not None:
             self.proc.stop(timeout=15)
             self.proc = None
-        for own in hierarchies().values():
-            _remove_tree(own / self.cgroup)
+        remove_cgroup(self.cgroup)
         if self.index >= 0:
             _run("ip", "link", "del", self.bridge, check=False)
             _run("ip", "addr", "del", f"{self.ip}/32", "dev", "lo", check=False)

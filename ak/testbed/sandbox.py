@@ -104,7 +104,7 @@ def main(args: list[str]) -> int:
     code = child.wait()
     # Everything inside is dead now (its PID namespace ended); cgroups are the
     # one thing of a real node that lives outside the namespaces: remove them.
-    from ak.testbed.realnode import remove_stale_cgroups
+    from ak.testbed.cgroups import remove_stale_cgroups
 
     left = remove_stale_cgroups()
     if left:

@@ -7,7 +7,7 @@ sandbox's network (the testbed API servers are on its 127.0.0.1). Its mount
 tree is assembled so that nothing it writes reaches the machine:
 
 * the cgroup hierarchies are remounted with ``ak-node-systemd-*`` (under this
-  process's own cgroup) as their root, as ``realnode`` does for kubelets, so
+  process's own cgroup) as their root, as ``cgroups`` does for real nodes, so
   systemd's slices and AK's service cgroup live there and ``stop`` removes
   them (the sandbox's stale-cgroup sweep knows the prefix too);
 * ``/run`` and ``/tmp`` are tmpfs; ``/etc``, ``/var`` and ``/usr/local`` are
@@ -37,7 +37,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ak.testbed import realnode, sandbox
+from ak.testbed import cgroups, sandbox
 from ak.testbed.procs import Proc, wait_for
 
 SYSTEMD = Path("/lib/systemd/systemd")
@@ -103,7 +103,7 @@ class SystemdHost:
         self.dir = directory
         self.files = files
         self.binaries = binaries
-        self.cgroup = f"{realnode.CGROUP_PREFIX}systemd-{uuid.uuid4().hex[:6]}"
+        self.cgroup = f"{cgroups.CGROUP_PREFIX}systemd-{uuid.uuid4().hex[:6]}"
         self.proc: Proc | None = None
         self.pid = 0  # systemd's PID as this process sees it
         self.boot_seconds = 0.0
@@ -144,7 +144,7 @@ class SystemdHost:
 
     def _write_scripts(self) -> None:
         d = self.dir
-        joins, cgroup_mounts = realnode.cgroup_commands(self.cgroup)
+        joins, cgroup_mounts = cgroups.cgroup_commands(self.cgroup)
         overlays = []
         for top in OVERLAYS:
             key = _layer(top)
@@ -179,16 +179,8 @@ exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
   {SYSTEMD} --log-target=journal --log-level=info --show-status=no
 """
         (d / "holder.sh").write_text(holder)
-        start = "\n".join(
-            [
-                "#!/bin/sh",
-                "set -eu",
-                *joins,
-                "exec unshare --cgroup --mount --pid --uts --ipc --fork --kill-child "
-                f"--mount-proc --propagation private /bin/sh {d}/holder.sh",
-            ]
-        )
-        (d / "start.sh").write_text(start + "\n")
+        namespaces = "--cgroup --mount --pid --uts --ipc"
+        (d / "start.sh").write_text(cgroups.start_script(joins, namespaces, d / "holder.sh"))
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, timeout: float = 60) -> SystemdHost:
@@ -237,7 +229,7 @@ exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
             # unshare's SIGKILL of systemd ends the PID namespace and every process in it.
             self.proc.stop(timeout=5)
             self.proc = None
-        left = realnode.remove_cgroup(self.cgroup)
+        left = cgroups.remove_cgroup(self.cgroup)
         for top in OVERLAYS:
             shutil.rmtree(self.dir / f"{_layer(top)}-upper", ignore_errors=True)
             shutil.rmtree(self.dir / f"{_layer(top)}-work", ignore_errors=True)
@@ -278,7 +270,7 @@ exec env -i container=ak-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
     def cgroup_pids(self, unit: str) -> list[int]:
         """The processes of ``unit`` as this process numbers them: from the
         name=systemd hierarchy (cgroup v1 and hybrid), else the unified one."""
-        own = realnode.hierarchies()
+        own = cgroups.hierarchies()
         mount = "/sys/fs/cgroup/systemd" if "/sys/fs/cgroup/systemd" in own else "/sys/fs/cgroup"
         procs = own[mount] / self.cgroup / "system.slice" / unit / "cgroup.procs"
         try:

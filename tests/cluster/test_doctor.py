@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed.cluster import REPO, Cluster, kubeconfig_dict
+from ak.testbed.cluster import Cluster, kubeconfig_dict
 from ak.testbed.procs import free_port
+from ak.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,8 @@ import yaml
 from ak.config import load_config
 from ak.doctor import LOCAL_PERMISSIONS
 from ak.kube.config import load_kubeconfig
-from ak.testbed.cluster import REPO, Cluster
+from ak.testbed.cluster import Cluster
+from ak.testbed.tools import REPO
 from tests.cluster.util import build_output
 
 pytestmark = pytest.mark.cluster

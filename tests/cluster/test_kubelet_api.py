@@ -297,7 +297,7 @@ def forwarding(testbed: object, local_cluster: Cluster) -> Iterator[tuple[AKNode
     """A remote cluster whose kwok forwards pod port 8080 to an echo server, and an AK
     node using it. (The session remote's kwok reads its simulations from a file at
     start, so a port-forward rule cannot be added to it later.)"""
-    from ak.testbed.cluster import Testbed
+    from ak.testbed.testbed import Testbed
 
     assert isinstance(testbed, Testbed)
     echo = EchoServer()

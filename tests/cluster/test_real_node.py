@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from ak.testbed import realnode, sandbox
+from ak.testbed.cgroups import hierarchies
 from ak.testbed.cluster import Cluster
+from ak.testbed.nodefiles import SYSCTLS
 from tests.cluster.realutil import exec_in, kubectl, local_pod, remote_pod, run, shell_pod
 from tests.cluster.util import wait_until
 from tests.conftest import AKNode
@@ -28,13 +30,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _sysctls() -> dict[str, str]:
-    return {s: (Path("/proc/sys") / s).read_text() for s in realnode.SYSCTLS}
+    return {s: (Path("/proc/sys") / s).read_text() for s in SYSCTLS}
 
 
 def test_node_runs_a_pod_and_leaves_nothing_behind(remote_cluster: Cluster) -> None:
     before = _sysctls()
     node = remote_cluster.add_real_node("real-scratch", taint=False)
-    cgroups = [own / node.cgroup for own in realnode.hierarchies().values()]
+    cgroups = [own / node.cgroup for own in hierarchies().values()]
     assert all(c.is_dir() for c in cgroups)
     ns = "scratch"
     remote_cluster.kubectl("create", "namespace", ns)
@@ -115,7 +117,7 @@ def test_ak_pod_runs_on_the_real_node(
 
 HOLDER = """
 import time
-from ak.testbed.cluster import Testbed
+from ak.testbed.testbed import Testbed
 
 tb = Testbed()
 node = tb.cluster("held").add_real_node("real-held", taint=False)
@@ -154,7 +156,7 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
         outer.wait(10)
         if outer.stdout is not None:
             outer.stdout.close()
-    leftovers = [own / cgroup for own in realnode.hierarchies().values()]
+    leftovers = [own / cgroup for own in hierarchies().values()]
     assert not any(c.exists() for c in leftovers), leftovers
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert node_dir not in ps.stdout

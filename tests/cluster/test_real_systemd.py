@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ak.core.names import remote_namespace
-from ak.testbed import realnode
+from ak.testbed import cgroups
 from ak.testbed.cluster import Cluster
 from ak.testbed.procs import free_port
 from ak.testbed.systemd_host import SystemdHost, self_contained
@@ -182,7 +182,7 @@ def bastion(
         with capture.global_and_fixture_disabled():
             print(f"\n[systemd] {with_figures}", file=sys.stderr)
         assert left == [], f"cgroups left behind: {left}"
-        assert not [h for h in realnode.hierarchies().values() if (h / host.cgroup).exists()]
+        assert not [h for h in cgroups.hierarchies().values() if (h / host.cgroup).exists()]
 
 
 def test_ready_means_registered_and_a_pod_runs_remotely(bastion: Bastion) -> None:

@@ -23,7 +23,8 @@ import pytest
 
 from ak.testbed import sandbox
 from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import REPO, Cluster
+from ak.testbed.cluster import Cluster
+from ak.testbed.tools import REPO
 from tests.cluster.util import build_output
 from tests.conftest import AKNode, node_running
 

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from ak.testbed.cluster import REPO, Cluster
+from ak.testbed.cluster import Cluster
+from ak.testbed.tools import REPO
 
 T = TypeVar("T")
 Obj = dict[str, Any]

@@ -1,0 +1,90 @@
+"""What AK calls on each cluster, as SelfSubjectAccessReview asks it.
+
+The Helm chart's ClusterRole and ``packaging/remote-rbac.yaml`` grant exactly
+these, and the tests check that they stay in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Permission:
+    """Verbs on one resource, as SelfSubjectAccessReview's resourceAttributes."""
+
+    resource: str
+    verbs: tuple[str, ...]
+    group: str = ""
+    subresource: str = ""
+    namespace: str = ""  # "" = all namespaces (or cluster-scoped)
+    # "{node}" stands for the node name: the Node authorizer answers for a node's
+    # own objects (its Node and Lease, its pods by field selector) only.
+    name: str = ""
+    field_selector: str = ""
+    # Granted to node identities only for objects bound to the node (the Node
+    # authorizer's graph): a name-less review is denied, so it is not asked.
+    node_graph: bool = False
+
+    @property
+    def title(self) -> str:
+        name = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        name = f"{name}.{self.group}" if self.group else name
+        return f"{name} in {self.namespace}" if self.namespace else name
+
+
+# What AK does on the LOCAL cluster: its node and lease, the pods bound to it and
+# their status, the events it records, the Secrets/ConfigMaps/tokens those pods
+# use, and what its kubelet API needs.
+LOCAL_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("nodes", ("get", "create", "patch"), name="{node}"),
+    Permission("nodes", ("patch",), subresource="status", name="{node}"),
+    Permission(
+        "leases",
+        ("get", "create", "update", "patch"),
+        group="coordination.k8s.io",
+        namespace="kube-node-lease",
+        name="{node}",
+    ),
+    Permission("pods", ("list", "watch"), field_selector="spec.nodeName={node}"),
+    Permission("pods", ("delete",)),
+    Permission("pods", ("patch",), subresource="status"),
+    Permission("events", ("create", "patch")),
+    Permission("secrets", ("get", "list", "watch"), node_graph=True),
+    Permission("configmaps", ("get", "list", "watch"), node_graph=True),
+    # Tokens of the pods' ServiceAccounts, copied to the remote cluster.
+    Permission("serviceaccounts", ("create",), subresource="token", node_graph=True),
+    # The kubelet API: its serving certificate (a kubelet-serving CSR), and the
+    # API server's calls to it checked by TokenReview and SubjectAccessReview.
+    Permission("certificatesigningrequests", ("create", "get"), group="certificates.k8s.io"),
+    Permission("tokenreviews", ("create",), group="authentication.k8s.io"),
+    Permission("subjectaccessreviews", ("create",), group="authorization.k8s.io"),
+)
+
+# What AK does on the REMOTE cluster: one namespace per local namespace, the pods
+# in them, copies of Secrets/ConfigMaps, and the kubelet API's logs, exec,
+# attach and port-forward (both verbs: WebSocket upgrades are GETs that newer
+# API servers also authorize as create).
+REMOTE_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("namespaces", ("get", "list", "watch", "create", "patch", "delete")),
+    Permission("pods", ("get", "list", "watch", "create", "patch", "delete")),
+    Permission("pods", ("get",), subresource="log"),
+    # `kubectl debug` on a local pod adds its ephemeral container remotely.
+    Permission("pods", ("patch",), subresource="ephemeralcontainers"),
+    Permission("pods", ("get", "create"), subresource="exec"),
+    Permission("pods", ("get", "create"), subresource="attach"),
+    Permission("pods", ("get", "create"), subresource="portforward"),
+    Permission("secrets", ("get", "list", "watch", "create", "update", "delete")),
+    Permission("configmaps", ("get", "list", "watch", "create", "update", "delete")),
+    Permission("events", ("get", "list", "watch")),
+    # The namespace template's quota and limits.
+    Permission("resourcequotas", ("get", "create", "update", "delete")),
+    Permission("limitranges", ("get", "create", "update", "delete")),
+    # Capacity "auto" sums the remote nodes' allocatable.
+    Permission("nodes", ("get", "list", "watch")),
+)
+
+REMOTE_RBAC_HINT = (
+    "apply packaging/remote-rbac.yaml on the remote cluster and use its ServiceAccount's "
+    "kubeconfig (see packaging/REMOTE-ACCESS.md)"
+)

@@ -1,0 +1,75 @@
+"""``Doctor``: every check in order, and the report ``ak doctor`` prints."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import trio
+
+from ak.config import Config
+from ak.doctor.checklist import Check
+from ak.doctor.clusters import ClusterChecks
+from ak.doctor.node import NodeChecks
+from ak.doctor.permissions import LOCAL_PERMISSIONS, REMOTE_PERMISSIONS
+
+
+class Doctor(ClusterChecks, NodeChecks):
+    """Runs every check; ``checks`` is the report in order."""
+
+    async def run(self) -> list[Check]:
+        try:
+            self.node_name()
+            for side in (self.local, self.remote):
+                await self.connect(side)
+            self.skew()
+            await self.local_identity()
+            await self.remote_identity()
+            for side, perms in ((self.local, LOCAL_PERMISSIONS), (self.remote, REMOTE_PERMISSIONS)):
+                await self.permissions(side, perms)
+            await self.node_free()
+            await self.local_endpoint()
+        finally:
+            with trio.CancelScope(shield=True):
+                for side in (self.local, self.remote):
+                    if side.client is not None:
+                        await side.client.aclose()
+        return self.checks
+
+
+def _marks(out: TextIO) -> tuple[str, str]:
+    try:
+        "✓✗".encode(out.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "OK  ", "FAIL"
+    return "✓", "✗"
+
+
+def report(checks: Sequence[Check], out: TextIO) -> None:
+    good, bad = _marks(out)
+    width = max((len(c.name) for c in checks), default=0)
+    for c in checks:
+        mark = good if c.ok else bad if c.ok is False else "-"
+        out.write(f"{mark} {c.name.ljust(width)}  {c.detail}".rstrip() + "\n")
+        if c.ok is False and c.fix:
+            out.write(f"    fix: {c.fix}\n")
+    failed = sum(1 for c in checks if c.ok is False)
+    skipped = sum(1 for c in checks if c.ok is None)
+    if failed or skipped:
+        out.write(f"{failed} failed, {skipped} skipped of {len(checks)} checks\n")
+    else:
+        out.write(f"all {len(checks)} checks passed\n")
+
+
+async def diagnose(config: Config) -> list[Check]:
+    return await Doctor(config).run()
+
+
+def main(config: Config, out: TextIO | None = None) -> int:
+    """``ak doctor``: print the report; 0 if every check passed, else 1."""
+    stream = out or sys.stdout
+    checks = trio.run(diagnose, config)
+    report(checks, stream)
+    stream.flush()
+    return 0 if all(c.ok for c in checks) else 1
