@@ -49,10 +49,8 @@ from ak.core.labels import (
 )
 from ak.core.local_apiserver import Endpoint, with_apiserver_env
 from ak.core.names import remote_namespace
-from ak.core.pod_env import pinned_fields
 from ak.core.serviceaccount import (
     PodIdentity,
-    TokenSpec,
     identity_record,
     identity_secret,
     identity_secret_name,
@@ -64,11 +62,18 @@ from ak.core.serviceaccount import (
 from ak.core.token_refresh import MAX_AGE, refresh_due
 from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
-from ak.kube.errors import ApiError, Conflict, KubeError, NotFound, is_transient
+from ak.kube.errors import Conflict, KubeError, NotFound
 from ak.kube.informer import Informer
 from ak.metrics import TOKENS_WRITTEN
 from ak.sync.keyed import KeyedLock
 from ak.sync.queue import WorkQueue
+from ak.tokens.identity import (
+    IdentityWrite,
+    PodTokens,
+    essentials,
+    remote_pod_of,
+    request_token,
+)
 from ak.tokens.owned import put_owned
 from ak.tokens.rootca import RootCAReplicator
 from ak.tokens.timer import RefreshTimer
@@ -77,7 +82,6 @@ log = logging.getLogger(__name__)
 
 PodKey = tuple[str, str]
 
-REASON_TOKEN = "ServiceAccountTokenFailed"
 REASON_IDENTITY = "PodIdentityFailed"
 GC_DELAY = 60.0
 """How long an identity Secret nobody claims waits before AK checks whether its
@@ -95,45 +99,6 @@ class TokenSettings:
     endpoint: Endpoint
     max_age: float = MAX_AGE
     workers: int = 4
-
-
-@dataclass
-class _Write:
-    """An identity Secret about to be written, its tokens already issued."""
-
-    body: Obj
-    current: Obj | None  # what the cache had
-    issued_at: float
-    ttl: int
-    count: int  # tokens in it
-
-
-@dataclass
-class _Pod:
-    """What AK knows about one pod's identity."""
-
-    local: Obj
-    identity: PodIdentity
-    issued_at: float | None = None  # of the tokens in the Secret, AK's wall clock
-    due: float | None = None  # None: unknown (look at the Secret), inf: nothing expires
-    pending: _Write | None = None  # made before the pod is created, written after
-
-    @property
-    def uid(self) -> str:
-        return str(self.local["metadata"].get("uid", ""))
-
-
-def _essentials(local: Obj) -> Obj:
-    """The fields of a pod this controller reads later (names, uid, pinned spec
-    fields, phase): kept for the pod's lifetime instead of the whole pod."""
-    meta, spec = local["metadata"], local.get("spec") or {}
-    return {
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta},
-        "spec": {
-            k: spec[k] for k in ("nodeName", "serviceAccountName", "serviceAccount") if k in spec
-        },
-        "status": {"phase": (local.get("status") or {}).get("phase")},
-    }
 
 
 def _key(local: Obj) -> PodKey:
@@ -168,7 +133,7 @@ class TokenController:
         self.root_ca = RootCAReplicator(local, remote, settings.node_name, settings.node_label)
         self.queue: WorkQueue[PodKey] = WorkQueue("tokens")
         self.timer: RefreshTimer[PodKey] = RefreshTimer(self._refresh_due, wall=wall)
-        self.pods: dict[PodKey, _Pod] = {}
+        self.pods: dict[PodKey, PodTokens] = {}
         self.synced = trio.Event()
         self._released: set[PodKey] = set()
         # One writer per pod: prepare, refresh and delete never interleave.
@@ -224,7 +189,7 @@ class TokenController:
         key = _key(local)
         pod = self.pods.get(key)
         if pod is not None and pod.uid == local["metadata"].get("uid"):
-            pod.local = _essentials(local)  # for its phase
+            pod.local = essentials(local)  # for its phase
             if pod.pending is not None:  # prepared, never written (ephemeral containers)
                 self.queue.add(key)
             return
@@ -245,13 +210,13 @@ class TokenController:
         self._released.add(key)
         self.queue.add(key)
 
-    def _remember(self, local: Obj, identity: PodIdentity) -> _Pod:
+    def _remember(self, local: Obj, identity: PodIdentity) -> PodTokens:
         key = _key(local)
         pod = self.pods.get(key)
         if pod is None or pod.uid != local["metadata"].get("uid"):
-            pod = self.pods[key] = _Pod(_essentials(local), identity)
+            pod = self.pods[key] = PodTokens(essentials(local), identity)
             self.timer.cancel(key)
-        pod.local = _essentials(local)
+        pod.local = essentials(local)
         self._released.discard(key)
         return pod
 
@@ -296,7 +261,7 @@ class TokenController:
             else:
                 await self._ensure_identity(key, pod)
 
-    def _fresh(self, pod: _Pod, current: Obj | None) -> bool:
+    def _fresh(self, pod: PodTokens, current: Obj | None) -> bool:
         """Whether the identity Secret ``current`` still serves ``pod`` (sets ``pod.due``)."""
         if current is None:
             return False
@@ -309,18 +274,18 @@ class TokenController:
             pod.due = self._due(pod, pod.issued_at, record.ttl)
         return self.wall() < pod.due
 
-    def _due(self, pod: _Pod, issued_at: float, ttl: int) -> float:
+    def _due(self, pod: PodTokens, issued_at: float, ttl: int) -> float:
         if not pod.identity.tokens:
             return math.inf
         return refresh_due(issued_at, ttl, max_age=self.s.max_age, jitter=self.rand())
 
-    async def _ensure_identity(self, key: PodKey, pod: _Pod) -> None:
+    async def _ensure_identity(self, key: PodKey, pod: PodTokens) -> None:
         """Refresh, or write again, the identity Secret of a pod running remotely."""
         write, pod.pending = pod.pending or await self._next_identity(key, pod), None
         if write is not None:
             await self._write_identity(key, pod, write, await self._owner(key, pod, write))
 
-    async def _next_identity(self, key: PodKey, pod: _Pod) -> _Write | None:
+    async def _next_identity(self, key: PodKey, pod: PodTokens) -> IdentityWrite | None:
         """The identity Secret to write for ``pod`` (its tokens requested), or None
         if the one that exists still serves."""
         rns, name = self._secret_path(key)
@@ -346,7 +311,7 @@ class TokenController:
         tokens: dict[str, str] = {}
         ttl: int | None = None
         for spec in pod.identity.tokens:
-            token, lifetime = await self._request_token(pod.local, spec)
+            token, lifetime = await request_token(self.local, pod.local, spec)
             tokens[spec.key] = token
             ttl = lifetime if ttl is None else min(ttl, lifetime)
         body = identity_secret(
@@ -358,9 +323,9 @@ class TokenController:
             node_name=self.s.node_name,
             remote_namespace=rns,
         )
-        return _Write(body, current, issued_at, ttl or 0, len(tokens))
+        return IdentityWrite(body, current, issued_at, ttl or 0, len(tokens))
 
-    async def _owner(self, key: PodKey, pod: _Pod, write: _Write) -> Obj | None:
+    async def _owner(self, key: PodKey, pod: PodTokens, write: IdentityWrite) -> Obj | None:
         """The ownerReference of a Secret written for a pod that already runs: the
         one it has, else its remote pod's (a GET: after a crash between creating
         the pod and its Secret, or for a Secret of an AK before owner references)."""
@@ -368,19 +333,11 @@ class TokenController:
         if refs:
             return dict(refs[0])
         rns = self._secret_path(key)[0]
-        try:
-            remote_pod = await self.remote.get(path("pods", namespace=rns, name=key[1]))
-        except NotFound:
-            return None
-        annotations = remote_pod["metadata"].get("annotations") or {}
-        return (
-            owner_reference(remote_pod)
-            if annotations.get(ANNOTATION_LOCAL_UID) == pod.uid
-            else None
-        )
+        remote_pod = await remote_pod_of(self.remote, rns, key[1], pod.uid)
+        return owner_reference(remote_pod) if remote_pod is not None else None
 
     async def _write_identity(
-        self, key: PodKey, pod: _Pod, write: _Write, owner: Obj | None
+        self, key: PodKey, pod: PodTokens, write: IdentityWrite, owner: Obj | None
     ) -> None:
         body = write.body
         if owner is not None:
@@ -413,33 +370,6 @@ class TokenController:
         else:
             log.info("identity of pod %s/%s written to %s/%s", *key, rns, name)
 
-    async def _request_token(self, local: Obj, spec: TokenSpec) -> tuple[str, int]:
-        """(token, lifetime in seconds the API server granted)."""
-        meta = local["metadata"]
-        ns = meta["namespace"]
-        account = pinned_fields(local)["spec.serviceAccountName"]
-        try:
-            answer = await self.local.create(
-                path("serviceaccounts", namespace=ns, name=account, subresource="token"),
-                spec.request(meta["name"], meta.get("uid", "")),
-            )
-        except ApiError as e:
-            if is_transient(e):
-                raise
-            raise TranslationError(
-                REASON_TOKEN,
-                f"the local API server refused a token for service account {ns}/{account}: "
-                f"{e.status} {e.message}",
-                # The Node authorizer refuses until its graph has seen the binding,
-                # and a pod may be bound before its ServiceAccount is made.
-                settling=True,
-            ) from e
-        token = (answer.get("status") or {}).get("token")
-        if not isinstance(token, str) or not token:
-            raise KubeError(f"TokenRequest for {ns}/{account} answered without a token")
-        lifetime = (answer.get("spec") or {}).get("expirationSeconds") or spec.expiration_seconds
-        return token, int(lifetime)
-
     async def _collect(self, key: PodKey) -> None:
         """Delete the identity Secret of a pod nobody tracks, once its remote pod is gone."""
         released = key in self._released
@@ -451,16 +381,8 @@ class TokenController:
         if current["metadata"].get("ownerReferences"):
             return  # the remote garbage collector deletes it with its pod
         if not released:
-            try:
-                remote_pod: Obj | None = await self.remote.get(
-                    path("pods", namespace=rns, name=key[1])
-                )
-            except NotFound:
-                remote_pod = None
-            uid = (current["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_UID)
-            if remote_pod is not None and (
-                (remote_pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_UID) == uid
-            ):
+            uid = (current["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_UID, "")
+            if await remote_pod_of(self.remote, rns, key[1], uid) is not None:
                 return  # still running: the pod controller will claim or release it
         body = {
             "apiVersion": "v1",

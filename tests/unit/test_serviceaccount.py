@@ -593,11 +593,11 @@ def test_cached_identity_secret_keeps_keys_and_record_but_no_token() -> None:
 def test_the_token_controllers_slim_pod_writes_the_same_identity() -> None:
     # The token controller keeps only a pod's essentials for its lifetime; they
     # must carry every field an identity Secret or a TokenRequest is made from.
-    from ak.tokens.controller import _essentials
+    from ak.tokens.identity import essentials
 
     local = deployment_pod()
     local["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
-    slim = _essentials(local)
+    slim = essentials(local)
     identity = pod_identity(local)
     assert pinned_fields(slim) == pinned_fields(local)
     assert _identity_secret(slim, identity, token="t", ttl=600) == _identity_secret(

@@ -1,0 +1,94 @@
+"""One pod's local identity on its way to the remote cluster: tokens requested
+from the local API server, what the token controller keeps per pod, and the
+remote pod an identity Secret belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ak.core.errors import TranslationError
+from ak.core.labels import ANNOTATION_LOCAL_UID
+from ak.core.pod_env import pinned_fields
+from ak.core.serviceaccount import PodIdentity, TokenSpec
+from ak.core.types import Obj
+from ak.kube.client import KubeClient, path
+from ak.kube.errors import ApiError, KubeError, NotFound, is_transient
+
+REASON_TOKEN = "ServiceAccountTokenFailed"
+
+
+@dataclass
+class IdentityWrite:
+    """An identity Secret about to be written, its tokens already issued."""
+
+    body: Obj
+    current: Obj | None  # what the cache had
+    issued_at: float
+    ttl: int
+    count: int  # tokens in it
+
+
+@dataclass
+class PodTokens:
+    """What AK knows about one pod's identity."""
+
+    local: Obj
+    identity: PodIdentity
+    issued_at: float | None = None  # of the tokens in the Secret, AK's wall clock
+    due: float | None = None  # None: unknown (look at the Secret), inf: nothing expires
+    pending: IdentityWrite | None = None  # made before the pod is created, written after
+
+    @property
+    def uid(self) -> str:
+        return str(self.local["metadata"].get("uid", ""))
+
+
+def essentials(local: Obj) -> Obj:
+    """The fields of a pod this controller reads later (names, uid, pinned spec
+    fields, phase): kept for the pod's lifetime instead of the whole pod."""
+    meta, spec = local["metadata"], local.get("spec") or {}
+    return {
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta},
+        "spec": {
+            k: spec[k] for k in ("nodeName", "serviceAccountName", "serviceAccount") if k in spec
+        },
+        "status": {"phase": (local.get("status") or {}).get("phase")},
+    }
+
+
+async def request_token(client: KubeClient, local: Obj, spec: TokenSpec) -> tuple[str, int]:
+    """(token, lifetime in seconds the API server granted)."""
+    meta = local["metadata"]
+    ns = meta["namespace"]
+    account = pinned_fields(local)["spec.serviceAccountName"]
+    try:
+        answer = await client.create(
+            path("serviceaccounts", namespace=ns, name=account, subresource="token"),
+            spec.request(meta["name"], meta.get("uid", "")),
+        )
+    except ApiError as e:
+        if is_transient(e):
+            raise
+        raise TranslationError(
+            REASON_TOKEN,
+            f"the local API server refused a token for service account {ns}/{account}: "
+            f"{e.status} {e.message}",
+            # The Node authorizer refuses until its graph has seen the binding,
+            # and a pod may be bound before its ServiceAccount is made.
+            settling=True,
+        ) from e
+    token = (answer.get("status") or {}).get("token")
+    if not isinstance(token, str) or not token:
+        raise KubeError(f"TokenRequest for {ns}/{account} answered without a token")
+    lifetime = (answer.get("spec") or {}).get("expirationSeconds") or spec.expiration_seconds
+    return token, int(lifetime)
+
+
+async def remote_pod_of(remote: KubeClient, rns: str, name: str, local_uid: str) -> Obj | None:
+    """The remote pod ``rns/name`` if it runs for the local pod ``local_uid`` (a GET)."""
+    try:
+        pod = await remote.get(path("pods", namespace=rns, name=name))
+    except NotFound:
+        return None
+    annotations = pod["metadata"].get("annotations") or {}
+    return pod if annotations.get(ANNOTATION_LOCAL_UID) == local_uid else None
