@@ -114,6 +114,7 @@ class Provider:
             ),
             preparers=[self.deps, self.tokens],
         )
+        self.tokens.twin = self.remote_pods.get
         self.pods = PodController(
             local,
             node.name,

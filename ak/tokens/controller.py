@@ -41,8 +41,6 @@ import trio
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import (
     ANNOTATION_LOCAL_UID,
-    ANNOTATION_POD_NAME,
-    LABEL_NAMESPACE,
     LABEL_NODE,
     LABEL_POD_IDENTITY,
     POD_IDENTITY_VALUE,
@@ -71,6 +69,8 @@ from ak.tokens.identity import (
     IdentityWrite,
     PodTokens,
     essentials,
+    gone_or_going,
+    identity_key,
     remote_pod_of,
     request_token,
 )
@@ -88,6 +88,8 @@ GC_DELAY = 60.0
 pod still runs: after a restart the pod controller claims the live ones first."""
 
 _FINISHED = ("Succeeded", "Failed")
+REWRITE_DELAY = 1.0
+"""Seconds before an identity Secret deleted under a live pod is looked at again."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,9 @@ class TokenController:
         # One writer per pod: prepare, refresh and delete never interleave.
         self._locks: KeyedLock[PodKey] = KeyedLock()
         self._nursery: trio.Nursery | None = None
+        # The remote pod of a local one, from the pod provider's cache (set by
+        # ``ak.run``, which makes the provider after this controller).
+        self.twin: Callable[[PodKey], Obj | None] | None = None
 
     async def run(self) -> None:
         # A fresh queue each time: a crashed run may have left keys marked in progress.
@@ -221,30 +226,32 @@ class TokenController:
         return pod
 
     # -- remote identity Secrets ---------------------------------------------------------
-    def _identity_key(self, obj: Obj) -> PodKey | None:
-        meta = obj["metadata"]
-        local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
-        pod_name = (meta.get("annotations") or {}).get(ANNOTATION_POD_NAME, "")
-        if not local_ns or not pod_name:
-            return None
-        if remote_namespace(self.s.node_name, local_ns) != meta.get("namespace"):
-            return None
-        if identity_secret_name(pod_name) != meta["name"]:
-            return None
-        return (local_ns, pod_name)
-
     def _on_identity(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
-        key = self._identity_key(obj) if obj is not None else None
+        key = identity_key(obj, self.s.node_name) if obj is not None else None
         if key is None:
             return
         pod = self.pods.get(key)
         if pod is not None:
-            if new is None:  # deleted under a running pod: write it again
+            if new is None and old is not None and not self._went_with_its_pod(key, old):
+                # Written again unless the pod turns out to be going (the Secret's
+                # deletion can arrive before the remote pod's): look once caches caught up.
+                log.debug("identity Secret of pod %s/%s deleted under it", *key)
                 pod.due = None
-                self.queue.add(key)
+                if self._nursery is not None:
+                    self.queue.add_after(key, REWRITE_DELAY, self._nursery)
         elif new is not None and self._nursery is not None:
             self.queue.add_after(key, GC_DELAY, self._nursery)
+
+    def _went_with_its_pod(self, key: PodKey, secret: Obj) -> bool:
+        """Whether the remote garbage collector deleted ``secret`` because its pod
+        went: the local pod is still terminating then, and needs no new tokens."""
+        owners = secret["metadata"].get("ownerReferences") or []
+        return (
+            bool(owners)
+            and self.twin is not None
+            and gone_or_going(self.twin(key), owners[0].get("uid"))
+        )
 
     def _secret_path(self, key: PodKey) -> tuple[str, str]:
         return remote_namespace(self.s.node_name, key[0]), identity_secret_name(key[1])
@@ -258,8 +265,13 @@ class TokenController:
                 return
             elif (pod.local.get("status") or {}).get("phase") in _FINISHED:
                 self.timer.cancel(key)  # its containers are done; the Secret goes on release
+            elif self._twin_going(key):
+                self.timer.cancel(key)  # stopping: its tokens outlive it, the Secret goes with it
             else:
                 await self._ensure_identity(key, pod)
+
+    def _twin_going(self, key: PodKey) -> bool:
+        return self.twin is not None and gone_or_going(self.twin(key))
 
     def _fresh(self, pod: PodTokens, current: Obj | None) -> bool:
         """Whether the identity Secret ``current`` still serves ``pod`` (sets ``pod.due``)."""

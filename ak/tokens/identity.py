@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import trio
+
 from ak.core.errors import TranslationError
-from ak.core.labels import ANNOTATION_LOCAL_UID
+from ak.core.labels import ANNOTATION_LOCAL_UID, ANNOTATION_POD_NAME, LABEL_NAMESPACE
+from ak.core.names import remote_namespace
 from ak.core.pod_env import pinned_fields
-from ak.core.serviceaccount import PodIdentity, TokenSpec
+from ak.core.serviceaccount import PodIdentity, TokenSpec, identity_secret_name
 from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
-from ak.kube.errors import ApiError, KubeError, NotFound, is_transient
+from ak.kube.errors import ApiError, Forbidden, KubeError, NotFound, is_transient
 
 REASON_TOKEN = "ServiceAccountTokenFailed"
+QUICK_RETRIES = (0.02, 0.05, 0.1)
+"""Pauses between TokenRequests refused right after a pod was bound, before the
+refusal goes to the work queue (whose first backoff, 0.4 s, was every burst's
+slowest pod)."""
 
 
 @dataclass
@@ -61,11 +68,20 @@ async def request_token(client: KubeClient, local: Obj, spec: TokenSpec) -> tupl
     meta = local["metadata"]
     ns = meta["namespace"]
     account = pinned_fields(local)["spec.serviceAccountName"]
+    where = path("serviceaccounts", namespace=ns, name=account, subresource="token")
+    body = spec.request(meta["name"], meta.get("uid", ""))
     try:
-        answer = await client.create(
-            path("serviceaccounts", namespace=ns, name=account, subresource="token"),
-            spec.request(meta["name"], meta.get("uid", "")),
-        )
+        for pause in (*QUICK_RETRIES, None):
+            try:
+                answer = await client.create(where, body)
+                break
+            except (Forbidden, NotFound):
+                # A pod seen on AK's watch may not be visible yet to the API
+                # server's TokenRequest checks (the Node authorizer's graph, its
+                # pod lookup): refused for a few milliseconds after the binding.
+                if pause is None:
+                    raise
+                await trio.sleep(pause)
     except ApiError as e:
         if is_transient(e):
             raise
@@ -92,3 +108,25 @@ async def remote_pod_of(remote: KubeClient, rns: str, name: str, local_uid: str)
         return None
     annotations = pod["metadata"].get("annotations") or {}
     return pod if annotations.get(ANNOTATION_LOCAL_UID) == local_uid else None
+
+
+def gone_or_going(twin: Obj | None, uid: str | None = None) -> bool:
+    """Whether a remote pod (from AK's cache) is gone, deleting, or, given ``uid``,
+    another pod than the one with that uid."""
+    if twin is None or twin["metadata"].get("deletionTimestamp"):
+        return True
+    return uid is not None and twin["metadata"].get("uid") != uid
+
+
+def identity_key(secret: Obj, node_name: str) -> tuple[str, str] | None:
+    """The local pod (namespace, name) an identity Secret of this node is for."""
+    meta = secret["metadata"]
+    local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
+    pod_name = (meta.get("annotations") or {}).get(ANNOTATION_POD_NAME, "")
+    if not local_ns or not pod_name:
+        return None
+    if remote_namespace(node_name, local_ns) != meta.get("namespace"):
+        return None
+    if identity_secret_name(pod_name) != meta["name"]:
+        return None
+    return (local_ns, pod_name)
