@@ -249,10 +249,17 @@ class Bench:
         local, remote = stamps
         out: dict[str, Any] = {}
         names = [f"s{i}" for i in range(n)]
+        # The throughput phase left the namespace empty: this is a burst right
+        # after a scale to zero, which once waited seconds for the emptied remote
+        # namespace to finish terminating.
+        t0 = time.monotonic()
         await _create_all(
             self.local, ns, [_pod(self.token, p, {"bench": run}, NODE) for p in names]
         )
         await _wait("all Running", lambda: all(p in local.running for p in names), 120 + n / 5)
+        first = min(names, key=lambda p: local.seen[p])
+        out["after_zero_first_pod_ms"] = (remote.seen[first] - local.seen[first]) * 1000
+        out["after_zero_seconds_to_all_running"] = time.monotonic() - t0
         await trio.sleep(5)  # let status writes settle
         pid = self.ak.pid
         out["settled_rss_mb"] = _proc_stats(pid)[0]
