@@ -37,6 +37,7 @@ from ak.deps.replicator import Replicator, Source
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
+from ak.metrics import REPLICATED
 from ak.pods.controller import PodController
 from ak.sync.queue import WorkQueue
 
@@ -110,6 +111,7 @@ class ServiceController:
             handler=self._on_copy,
             name="remote services",
         )
+        REPLICATED.labels("Service").set_function(self.copies.size)
         self.replicator: Replicator[ServiceKey] = Replicator(
             local,
             remote,
