@@ -211,3 +211,28 @@ def test_unsupported() -> None:
     assert len(problems) == 5
     assert problems[0].startswith("type LoadBalancer is reflected as ClusterIP")
     assert unsupported(service({"type": "NodePort"}))[0].startswith("type NodePort")
+
+
+COPIED_SPEC = {
+    "type",
+    "selector",
+    "ports",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "publishNotReadyAddresses",
+    "clusterIP",
+}
+anything = st.one_of(st.text(max_size=5), st.integers(), st.booleans())
+
+
+@given(specs, st.dictionaries(st.text(max_size=12), anything, max_size=6))
+def test_copy_is_allow_listed(spec: Obj, extra: Obj) -> None:
+    # Fields added to ServiceSpec later, or ones AK must not copy, never leak.
+    copy = copy_of(service({**extra, **FULL_LOAD_BALANCER, **spec}))
+    assert set(copy["spec"]) <= COPIED_SPEC
+    assert copy["spec"]["type"] == "ClusterIP"
+    assert copy["spec"].get("clusterIP") in (None, "None")
+    assert all(
+        set(p) <= {"name", "port", "protocol", "targetPort", "appProtocol"}
+        for p in copy["spec"]["ports"]
+    )
