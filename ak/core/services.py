@@ -41,6 +41,10 @@ from ak.core.types import Obj
 REASON_UNSUPPORTED = "ServiceNotFullyReflected"
 """Event reason on a local Service whose remote copy lacks something it asks for."""
 
+REASON_CONFLICT = "ServiceConflict"
+"""Event reason on a local Service whose copy's name is taken by a remote Service
+AK did not make."""
+
 DEFAULT_AFFINITY_TIMEOUT = 10800
 """``sessionAffinityConfig.clientIP.timeoutSeconds`` the API server defaults to."""
 

@@ -14,7 +14,9 @@ Service selectors instead of pod specs.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
+from collections.abc import Callable
 
 import trio
 
@@ -22,6 +24,7 @@ from ak.core.errors import TranslationError
 from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.names import remote_namespace
 from ak.core.services import (
+    REASON_CONFLICT,
     REASON_UNSUPPORTED,
     is_own_service,
     selector,
@@ -52,9 +55,12 @@ class ServiceCopies:
 
     delete_unused = True
 
-    def __init__(self, node_name: str, node_label: str) -> None:
+    def __init__(
+        self, node_name: str, node_label: str, on_conflict: Callable[[ServiceKey, str], None]
+    ) -> None:
         self.node_name = node_name
         self.node_label = node_label
+        self.on_conflict = on_conflict
 
     def source(self, key: ServiceKey) -> Source:
         return Source(key[0], "services", key[1], key[1])
@@ -71,11 +77,12 @@ class ServiceCopies:
     needs_replace = staticmethod(service_needs_replace)
 
     def conflict(self, key: ServiceKey, remote_namespace: str) -> TranslationError:
-        return TranslationError(
-            "ServiceConflict",
+        message = (
             f"a Service named {key[1]!r} already exists in remote namespace "
-            f"{remote_namespace} and was not made by AK",
+            f"{remote_namespace} and was not made by AK; it is left alone"
         )
+        self.on_conflict(key, message)
+        return TranslationError(REASON_CONFLICT, message)
 
 
 def _counts(pod: Obj | None) -> bool:
@@ -116,7 +123,7 @@ class ServiceController:
             local,
             remote,
             node_name,
-            ServiceCopies(node_name, node_label),
+            ServiceCopies(node_name, node_label, self._on_conflict),
             lambda key, rns: self.copies.get(rns, key[1]),
             name="services",
             lookup=lambda key: self.local_services.get(*key),
@@ -126,6 +133,13 @@ class ServiceController:
         self.queue: WorkQueue[ServiceKey] = WorkQueue("service-selection")
         # Per Service: (uid, problems) last told in a Warning Event.
         self._told: dict[ServiceKey, tuple[str, tuple[str, ...]]] = {}
+        # Copies refused because a remote Service AK did not make has the name,
+        # told once per Service incarnation by a task of their own: the
+        # replicator finds them where it cannot await, and retries with backoff.
+        self._conflicts, self._conflicts_in = trio.open_memory_channel[tuple[ServiceKey, str]](
+            math.inf
+        )
+        self._told_conflict: dict[ServiceKey, str] = {}
         pods.listeners.append(self._on_pod)
 
     # -- what changed ------------------------------------------------------------------
@@ -147,6 +161,9 @@ class ServiceController:
         ns = (new or old or {})["metadata"]["namespace"]
         for name in self.by_ns.get(ns, ()):
             self.queue.add((ns, name))
+
+    def _on_conflict(self, key: ServiceKey, message: str) -> None:
+        self._conflicts.send_nowait((key, message))
 
     def _on_copy(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -174,6 +191,7 @@ class ServiceController:
             for copy in self.copies.values():
                 self._on_copy(None, copy)
             nursery.start_soon(self.queue.run_workers, 2, self._reselect)
+            nursery.start_soon(self._tell_conflicts)
             await self.replicator.run(4)
 
     def _select(self, key: ServiceKey, service: Obj | None) -> bool:
@@ -198,9 +216,19 @@ class ServiceController:
         used = self._select(key, service)
         if service is None:
             self._told.pop(key, None)
+            self._told_conflict.pop(key, None)
         elif used:
             await self._tell(key, service)
         return None
+
+    async def _tell_conflicts(self) -> None:
+        async for key, message in self._conflicts_in:
+            service = self.local_services.get(*key)
+            uid = service["metadata"].get("uid", "") if service is not None else ""
+            if service is not None and self._told_conflict.get(key) != uid:
+                self._told_conflict[key] = uid
+                log.warning("service %s/%s: %s", key[0], key[1], message)
+                await self.events.record(service, REASON_CONFLICT, message)
 
     async def _tell(self, key: ServiceKey, service: Obj) -> None:
         """One Warning Event per Service incarnation and set of problems."""

@@ -174,7 +174,7 @@ def test_service_is_reflected_kept_in_step_and_removed(
     assert remote_service(remote_cluster, rns, "manual") is None
 
 
-def test_headless_service_and_namespace_deletion(
+def test_headless_service_conflict_and_namespace_deletion(
     ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
 ) -> None:
     ns, rns = ak_node.namespace, ak_node.remote_namespace
@@ -188,6 +188,19 @@ def test_headless_service_and_namespace_deletion(
         "the headless Service's endpoints",
         lambda: slice_endpoints(remote_cluster, rns, "db") == dict.fromkeys(ip, True),
     )
+    # A remote Service AK did not make keeps its name: left alone, and the user told.
+    remote_cluster.apply(service("taken", {"remote": "own"}), rns)
+    local_cluster.apply(service("taken", {"app": "db"}), ns)
+    event = wait_until(
+        "a ServiceConflict Warning",
+        lambda: [e for e in events_for(local_cluster, ns, "taken") if e["type"] == "Warning"],
+    )[0]
+    assert event["reason"] == "ServiceConflict"
+    theirs = remote_service(remote_cluster, rns, "taken")
+    assert theirs is not None
+    assert theirs["spec"]["selector"] == {"remote": "own"}
+    assert LABEL_NODE not in (theirs["metadata"].get("labels") or {})
+
     local_cluster.kubectl("delete", "namespace", ns, "--wait=false")
     wait_until(
         "the copy gone with the namespace",
