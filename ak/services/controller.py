@@ -6,9 +6,12 @@ claims the Service for each of them in a ``Replicator``
 (``ak/deps/replicator.py``), which copies it, keeps the copy in step and
 deletes it when the last user goes, as it does for Secrets and ConfigMaps.
 What differs from those: the local side is one collection-wide watch (a node
-identity may list and watch Services; the pod path needs to know every
-Service anyway to decide which are used), and claims follow pod labels and
+identity may list and watch Services, as kubelets do; which Services are used
+can only be told by looking at all of them), and claims follow pod labels and
 Service selectors instead of pod specs.
+
+A copy may be tried a moment before the pod path has created its remote
+namespace; the create then fails and the replicator's queue retries it.
 """
 
 from __future__ import annotations
