@@ -67,7 +67,7 @@ STATUS_LATENCY = Histogram(
 )
 REPLICATED = Gauge(
     "ak_replicated_objects",
-    "Secrets and ConfigMaps copied to the remote cluster and in use.",
+    "Secrets, ConfigMaps and Services copied to the remote cluster.",
     ["kind"],
     registry=REGISTRY,
 )

@@ -34,6 +34,7 @@ from ak.node.lease import read_last_heartbeat
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
 from ak.pods.remote import PodSettings, RemoteCluster
+from ak.services.controller import ServiceController
 from ak.sync.supervisor import Supervisor
 from ak.systemd import SystemdNotifier
 from ak.tokens.controller import TokenController, TokenSettings
@@ -122,6 +123,9 @@ class Provider:
             KubeLocalWrites(local, self.events),
             workers=config.pods.workers,
         )
+        self.services = ServiceController(
+            local, remote, node.name, label, pods=self.pods, events=self.events
+        )
         self.capacity = (
             RemoteCapacity(remote, label, node.auto_capacity_fraction, node.auto_capacity_selector)
             if node.auto_capacity
@@ -162,6 +166,7 @@ class Provider:
             sup.start("node", self.node.run)
             sup.start("dependency-sync", self.deps.run)
             sup.start("pod-sync", self.pods.run)
+            sup.start("service-sync", self.services.run)
             sup.start("event-mirror", self.event_mirror.run)
             if self.capacity is not None:
                 sup.start("remote-capacity", self.capacity.run)

@@ -1,12 +1,15 @@
 """Local objects kept as copies in remote namespaces, while pods claim them.
 
-Shared by the Secret/ConfigMap copies pods read (``ak/deps/controller.py``)
-and the local CA bundle (``ak/tokens/rootca.py``); what differs between them
-is a ``CopySpec``. What is shared:
+Shared by the Secret/ConfigMap copies pods read (``ak/deps/controller.py``),
+the local CA bundle (``ak/tokens/rootca.py``) and the Services that select
+pods (``ak/services/controller.py``); what differs between them is a
+``CopySpec``. What is shared:
 
 * claims: which pods use an object; the last pod gone, its copy may go;
 * one local watch per object, by name: a kubelet identity may read only the
-  objects of pods bound to it, one by one, never a namespace-wide list;
+  objects of pods bound to it, one by one, never a namespace-wide list (a
+  caller that watches the whole collection anyway, as Services are, passes
+  ``lookup`` instead);
 * one work queue and one lock per object, since the pod path (``sync`` from
   a pod worker, before its pod is created) and the queue write the same copy;
 * one ``sync``: create the copy, or adopt one that is AK's (its cache has not
@@ -92,13 +95,17 @@ class Replicator(Generic[K]):
         current: Callable[[K, str], Obj | None],
         *,
         name: str,
+        lookup: Callable[[K], Obj | None] | None = None,
     ) -> None:
-        """``current(key, remote namespace)``: the copy as the caller's cache sees it."""
+        """``current(key, remote namespace)``: the copy as the caller's cache sees it;
+        ``lookup(key)``: the local object from the caller's cache (then claims
+        open no watch of their own)."""
         self.local = local
         self.remote = remote
         self.node_name = node_name
         self.spec = spec
         self.current = current
+        self.lookup = lookup
         self.users: dict[K, set[PodKey]] = defaultdict(set)
         self.watches: WatchSet[K] = WatchSet()
         self.queue: WorkQueue[K] = WorkQueue(name)
@@ -116,7 +123,7 @@ class Replicator(Generic[K]):
     # -- claims --------------------------------------------------------------------
     def claim(self, key: K, pod: PodKey) -> None:
         self.users[key].add(pod)
-        if key in self.watches:
+        if self.lookup is not None or key in self.watches:
             return
         src = self.spec.source(key)
         informer = Informer(
@@ -170,8 +177,7 @@ class Replicator(Generic[K]):
                 except NotFound:
                     pass
             return
-        w = self.watches.get(key)
-        source = w.get(src.namespace, src.name) if w else None
+        source = self._source(key, src)
         if source is None:
             # Deleted or not there yet: a running pod keeps what it has, like on a kubelet.
             return
@@ -188,6 +194,12 @@ class Replicator(Generic[K]):
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await self.remote.replace(copy_path, desired)
             log.info("updated copy %s/%s", rns, src.copy_name)
+
+    def _source(self, key: K, src: Source) -> Obj | None:
+        if self.lookup is not None:
+            return self.lookup(key)
+        w = self.watches.get(key)
+        return w.get(src.namespace, src.name) if w else None
 
     async def _create_or_adopt(self, key: K, src: Source, rns: str, desired: Obj) -> Obj | None:
         """Create the copy, or return the object already there if it is AK's to manage."""

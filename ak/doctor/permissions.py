@@ -35,7 +35,7 @@ class Permission:
 
 # What AK does on the LOCAL cluster: its node and lease, the pods bound to it and
 # their status, the events it records, the Secrets/ConfigMaps/tokens those pods
-# use, and what its kubelet API needs.
+# use, the Services that may select them, and what its kubelet API needs.
 LOCAL_PERMISSIONS: tuple[Permission, ...] = (
     Permission("nodes", ("get", "create", "patch"), name="{node}"),
     Permission("nodes", ("patch",), subresource="status", name="{node}"),
@@ -52,6 +52,8 @@ LOCAL_PERMISSIONS: tuple[Permission, ...] = (
     Permission("events", ("create", "patch")),
     Permission("secrets", ("get", "list", "watch"), node_graph=True),
     Permission("configmaps", ("get", "list", "watch"), node_graph=True),
+    # Services selecting the node's pods are copied to the remote cluster.
+    Permission("services", ("list", "watch")),
     # Tokens of the pods' ServiceAccounts, copied to the remote cluster.
     Permission("serviceaccounts", ("create",), subresource="token", node_graph=True),
     # The kubelet API: its serving certificate (a kubelet-serving CSR), and the
@@ -62,7 +64,7 @@ LOCAL_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 # What AK does on the REMOTE cluster: one namespace per local namespace, the pods
-# in them, copies of Secrets/ConfigMaps, and the kubelet API's logs, exec,
+# in them, copies of Secrets/ConfigMaps/Services, and the kubelet API's logs, exec,
 # attach and port-forward (both verbs: WebSocket upgrades are GETs that newer
 # API servers also authorize as create).
 REMOTE_PERMISSIONS: tuple[Permission, ...] = (
@@ -76,6 +78,7 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("pods", ("get", "create"), subresource="portforward"),
     Permission("secrets", ("get", "list", "watch", "create", "update", "delete")),
     Permission("configmaps", ("get", "list", "watch", "create", "update", "delete")),
+    Permission("services", ("get", "list", "watch", "create", "update", "delete")),
     Permission("events", ("get", "list", "watch")),
     # The namespace template's quota and limits.
     Permission("resourcequotas", ("get", "create", "update", "delete")),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -160,6 +161,8 @@ class PodController:
         )
         self.queue: WorkQueue[PodKey] = WorkQueue("pods")
         self.local_by_ns: dict[str, set[str]] = defaultdict(set)
+        # Others that follow the node's local pods (the Service controller).
+        self.listeners: list[Callable[[Obj | None, Obj | None], None]] = []
         self.synced = trio.Event()
         # What was reported for a pod since it last went well, per incarnation
         # (uid, {(reason, message)}): once each, and a re-created pod of the
@@ -179,6 +182,8 @@ class PodController:
         obj = new or old
         if obj is None:
             return
+        for listener in self.listeners:
+            listener(old, new)
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if new is None:
             self.local_by_ns[key[0]].discard(key[1])

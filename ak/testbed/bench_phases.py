@@ -144,9 +144,7 @@ class Bench:
                 ]
             if idle or restarts:
                 phases.append(
-                    lambda: self.settled(
-                        ns, f"{run}-s", n, (local, remote), idle=idle, restarts=restarts
-                    )
+                    lambda: self.settled(ns, run, n, (local, remote), idle=idle, restarts=restarts)
                 )
             for phase in phases:
                 figures = await phase()

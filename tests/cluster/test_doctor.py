@@ -130,6 +130,7 @@ def test_remote_rbac_manifest_is_enough_and_no_more(
         ("create", "pods", "--subresource=portforward", "-n", "any"),
         ("update", "secrets", "-n", "any"),
         ("watch", "configmaps", "-A"),
+        ("update", "services", "-n", "any"),
         ("list", "events", "-A"),
         ("list", "nodes"),  # capacity "auto"
         ("create", "resourcequotas", "-n", "any"),  # the namespace template

@@ -1,0 +1,1 @@
+"""Local Services reflected into the remote namespaces of the pods they select."""
