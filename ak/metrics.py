@@ -48,8 +48,9 @@ QUEUE_DEPTH = Gauge(
 )
 SYNCS = Counter(
     "ak_sync_total",
-    "Work-queue syncs, by queue and result (ok, error: an API error or a pod AK cannot run "
-    "yet, bug: an unexpected exception in AK, logged with its traceback).",
+    "Work-queue syncs, by queue and result (ok, retry: an expected race, tried again soon, "
+    "error: an API error or a pod AK cannot run yet, bug: an unexpected exception in AK, "
+    "logged with its traceback).",
     ["queue", "result"],
     registry=REGISTRY,
 )

@@ -50,7 +50,7 @@ from ak.kube.informer import Informer
 from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
 from ak.pods.namespaces import is_deleting
 from ak.pods.provider import PodProvider
-from ak.sync.queue import WorkQueue
+from ak.sync.queue import RetrySoon, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ SETTLE_QUIET = 10.0
 """Seconds a new pod's settling problems (``TranslationError.settling``) are
 retried before they become an Event and the pod's status: the usual ones pass
 in a second or two and would otherwise leave a Warning on a healthy pod."""
+STALE_RETRY = 0.05
 PENDING_QUIET = 2.0
 """How long a just-created pod's plain Pending status ("ContainerCreating") waits
 to be folded into the next one; an error (image pull, unschedulable) is written at once."""
@@ -355,9 +356,14 @@ class PodController:
         except NotFound:
             return
         except ApiError as e:
-            log.info("status of %s/%s not written (%s); retrying", *key, e)
             if changed_at is not None:
                 self._changed_at.setdefault(key, changed_at)
+            if isinstance(e, Conflict):
+                # Written from a cached pod older than our own last write (in a
+                # burst, the held-back Pending and the Running write can cross):
+                # the watch brings the newer pod within milliseconds.
+                raise RetrySoon(STALE_RETRY, f"status from a stale view ({e})") from e
+            log.info("status of %s/%s not written (%s); retrying", *key, e)
             raise
         if changed_at is not None:
             STATUS_LATENCY.observe(trio.current_time() - changed_at)

@@ -33,6 +33,16 @@ same (the next try may well pass), but logged with its traceback and counted
 as ``result="bug"``, so it is never mistaken for a passing API error."""
 
 
+class RetrySoon(Exception):
+    """An expected race, not a failure: try the key again after ``delay`` seconds,
+    quietly (e.g. a write conditional on a cached version the watch has not yet
+    brought up to date)."""
+
+    def __init__(self, delay: float, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
 class WorkQueue(Generic[K]):
     def __init__(self, name: str) -> None:
         self.name = name
@@ -118,6 +128,12 @@ class WorkQueue(Generic[K]):
             key = await self._get()
             try:
                 again = await sync(key)
+            except RetrySoon as e:
+                SYNCS.labels(self.name, "retry").inc()
+                log.debug("%s: %s: %s; again in %.2fs", self.name, key, e, e.delay)
+                self._done(key)
+                self.add_after(key, e.delay, nursery)
+                continue
             except Exception as e:
                 delay = self._backoff.setdefault(key, Backoff(initial=0.5, maximum=60)).next()
                 if isinstance(e, EXPECTED):

@@ -16,8 +16,10 @@ import trio.testing
 
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID
+from ak.kube.errors import Conflict
 from ak.pods.controller import PENDING_QUIET, SETTLE_QUIET, PodController
 from ak.pods.provider import Notify, Outcome
+from ak.sync.queue import RetrySoon
 from tests.unit.fixtures import offline_client
 
 Obj = dict[str, Any]
@@ -369,3 +371,17 @@ async def test_the_final_delete_is_made_once(rig: Rig) -> None:
     see(controller, None, old=deleting)
     await controller.sync(KEY)
     assert provider.did("release") == 1
+
+
+async def test_a_status_written_from_a_stale_view_is_retried_soon(rig: Rig) -> None:
+    controller, _, writes = rig
+    see(controller, local_pod())
+    await controller.sync(KEY)
+
+    async def conflict(local: Obj, patch: Obj) -> None:
+        raise Conflict(409, "Conflict", "the object has been modified")
+
+    writes.status = conflict  # type: ignore[method-assign]
+    with pytest.raises(RetrySoon) as raised:
+        await controller.sync(KEY)
+    assert raised.value.delay < 0.1

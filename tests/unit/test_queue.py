@@ -10,7 +10,7 @@ import trio.testing
 
 from ak.kube.errors import ApiError
 from ak.metrics import SYNCS
-from ak.sync.queue import WorkQueue
+from ak.sync.queue import RetrySoon, WorkQueue
 
 
 async def test_burst_of_adds_is_one_sync() -> None:
@@ -147,3 +147,26 @@ async def test_a_bug_is_told_apart_from_an_api_error(
     assert "a bug in AK" in bug.getMessage()
     assert SYNCS.labels("t-bug", "bug")._value.get() == 1
     assert SYNCS.labels("t-bug", "error")._value.get() == 1
+
+
+async def test_an_expected_race_is_retried_soon_and_quietly(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    q: WorkQueue[str] = WorkQueue("t-race")
+    times: list[float] = []
+
+    async def sync(key: str) -> None:
+        times.append(trio.current_time())
+        if len(times) == 1:
+            raise RetrySoon(0.05, "stale view")
+
+    before = SYNCS.labels("t-race", "retry")._value.get()
+    q.add("a")
+    with caplog.at_level(logging.INFO, logger="ak.sync.queue"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(q.run_workers, 1, sync)
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+    assert len(times) == 2 and times[1] - times[0] == pytest.approx(0.05)
+    assert not caplog.records  # no warning: it is not a failure
+    assert SYNCS.labels("t-race", "retry")._value.get() == before + 1
