@@ -39,7 +39,8 @@ class PodPreparer(Protocol):
     async def created(self, local: Obj, remote: Obj) -> None:
         """The remote pod now exists (``remote``, as the API server returned it): write
         what it owns, so the remote garbage collector removes that with it.
-        Failures are the preparer's own to retry; the pod is made."""
+        Failures are the preparer's own to retry (the pod is made); one the user
+        must hear of is raised as TranslationError as well."""
         ...
 
     def track(self, local: Obj) -> object:

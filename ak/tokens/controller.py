@@ -189,6 +189,8 @@ class TokenController:
                 # The pod exists; its kubelet waits for the Secret: write it soon.
                 log.warning("identity Secret of pod %s/%s not written (%s); retrying", *key, e)
                 self.queue.add(key)
+                if isinstance(e, TranslationError):
+                    raise  # e.g. someone else's Secret of that name: the pod's Event says so
 
     def track(self, local: Obj) -> None:
         key = _key(local)

@@ -12,7 +12,7 @@ import pytest
 
 from ak.core.timefmt import parse_time
 from ak.testbed.cluster import Cluster
-from tests.cluster.util import pod, pods, running, wait_until
+from tests.cluster.util import events_for, pod, pods, running, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -470,3 +470,30 @@ def test_leftovers_removed_after_restart(
         timeout=90,
     )
     assert not remote_gone(remote_cluster, ak_node, "secrets", "ak-identity-keeper")
+
+
+def test_someone_elses_secret_in_the_identitys_place_is_reported(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    run_pod(local_cluster, ak_node, "first")  # the remote namespace exists
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "ak-identity-squatted"},
+        "stringData": {"token-0": "not AK's"},
+    }
+    remote_cluster.apply(foreign, rns)
+    local_cluster.apply(pod("squatted", ak_node.name), ns)
+    warned = wait_until(
+        "a PodIdentityFailed Warning",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "squatted")
+            if e["reason"] == "PodIdentityFailed"
+        ],
+    )
+    assert "not made by AK" in warned[0]["message"]
+    # Never overwritten.
+    kept = remote_get(remote_cluster, ak_node, "secrets", "ak-identity-squatted")
+    assert b64decode(kept["data"]["token-0"]) == "not AK's"
