@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from ak.kubelet.health import KubeletAPIHealth
 from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
+
+STARTUP_GRACE = 30.0
+"""Seconds a restarted AK keeps a Ready node Ready while its caches sync."""
 
 
 LEASE_DURATION = 40
@@ -97,6 +101,12 @@ class NodeController:
         # Whether the kubelet port serves: a condition of its own, never Ready's
         # business (see ak.core.kubelet_status).
         self.kubelet_api = kubelet_api
+        # A restart finds the node Ready (the previous AK's report, inside the
+        # node monitor's grace period): it stays Ready while the caches sync (a
+        # second or two). Reporting "StartingUp" in between made it NotReady,
+        # tainted not-ready:NoSchedule, and pods scheduled then failed with a Warning.
+        # Bounded: caches that never sync (a permission missing) still say so.
+        self._ready_until = -math.inf
 
     def reference(self) -> Obj:
         """The Node for an Event about it: as registered, or by name until then."""
@@ -107,7 +117,8 @@ class NodeController:
         }
 
     def desired(self) -> Obj:
-        ready = self.health.ok and (self.synced is None or self.synced.is_set())
+        synced = self.synced is None or self.synced.is_set()
+        ready = self.health.ok and (synced or trio.current_time() < self._ready_until)
         if ready:
             reason, message = "KubeletReady", "actual-kubelets is ready; remote cluster reachable"
         elif not self.health.ok:
@@ -161,15 +172,21 @@ class NodeController:
                 await trio.sleep(delay)
 
     async def _register_once(self) -> Obj:
-        desired = self.desired()
         node_path = path("nodes", name=self.spec.name)
         try:
             current = await self.local.get(node_path)
         except NotFound:
+            desired = self.desired()
             created = await self.local.create(path("nodes"), desired)
             log.info("registered node %s", self.spec.name)
             return await self._patch_status(created, desired) or created
         # Existing node (a restart): bring labels and our taint in line, keep the rest.
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (current.get("status") or {}).get("conditions") or []
+        ):
+            self._ready_until = trio.current_time() + STARTUP_GRACE
+        desired = self.desired()
         meta_patch: Obj = {"metadata": {"labels": desired["metadata"]["labels"]}}
         taints = [t for t in current.get("spec", {}).get("taints") or [] if t["key"] != TAINT_KEY]
         taints += desired["spec"].get("taints", [])

@@ -315,3 +315,33 @@ def test_unreachable_cluster_at_start_is_retried(tmp_path: Any, local_cluster: C
             proc.kill()
             proc.wait()
     assert "127.0.0.1:1" in log.read_text()
+
+
+def test_a_restart_does_not_make_the_node_not_ready(
+    ak_node: AKNode, local_cluster: Cluster
+) -> None:
+    """A restarted AK found its node Ready and said "StartingUp" until its caches
+    synced: the node flipped NotReady, got the not-ready:NoSchedule taint, and a pod
+    scheduled in that second failed with a FailedScheduling Warning."""
+    ns = ak_node.namespace
+
+    def ready_since() -> str:
+        node = local_cluster.get_json(f"/api/v1/nodes/{ak_node.name}")
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True"
+        return str(ready["lastTransitionTime"])
+
+    before = ready_since()
+    time.sleep(1.1)  # transition times have whole seconds
+    ak_node.ak.kill()
+    ak_node.ak.start()
+    local_cluster.apply(pod("right-after", ak_node.name), ns)
+    wait_for_node_ready(ak_node.ak)
+    wait_until("the pod Running", lambda: running(pods(local_cluster, ns, "app=right-after")))
+    assert ready_since() == before
+    warnings = [
+        e["reason"]
+        for e in local_cluster.get_json(f"/api/v1/namespaces/{ns}/events")["items"]
+        if e.get("type") == "Warning"
+    ]
+    assert warnings == []

@@ -5,7 +5,13 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from ak.node.controller import STATUS_CHECK_EVERY, NodeController, NodeSpec, RemoteHealth
+from ak.node.controller import (
+    STARTUP_GRACE,
+    STATUS_CHECK_EVERY,
+    NodeController,
+    NodeSpec,
+    RemoteHealth,
+)
 from tests.unit.fixtures import offline_client
 
 SPEC = NodeSpec("n", {}, False, "127.0.0.1", 10250, "v0", {}, {})
@@ -47,3 +53,21 @@ def test_nothing_changing_waits_for_the_periodic_check() -> None:
 async def _set_later(event: trio.Event) -> None:
     await trio.sleep(1)
     event.set()
+
+
+def test_a_restart_keeps_a_ready_node_ready_while_the_caches_sync() -> None:
+    # The previous AK's node was Ready: reporting "StartingUp" for the second the
+    # caches take made it NotReady and tainted, and pods scheduled then failed.
+    async def main() -> None:
+        synced = trio.Event()
+        node = _controller(synced)
+        node.health.set(True, "KubeletReady", "")
+        node._ready_until = trio.current_time() + STARTUP_GRACE  # found Ready at registration
+        assert node.desired()["status"]["conditions"][-1]["status"] == "True"
+        await trio.sleep(STARTUP_GRACE)
+        # Caches that never sync (a permission missing) are still reported.
+        assert node.desired()["status"]["conditions"][-1]["status"] == "False"
+        synced.set()
+        assert node.desired()["status"]["conditions"][-1]["status"] == "True"
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
