@@ -27,6 +27,7 @@ from ak.node.lease import node_lease_path
 
 log = logging.getLogger(__name__)
 
+REMOTE_UNKNOWN = "RemoteUnknown"
 STARTUP_GRACE = 30.0
 """Seconds a restarted AK keeps a Ready node Ready while its caches sync."""
 
@@ -59,7 +60,7 @@ class RemoteHealth:
     """Whether the remote API server answers; read by the node status."""
 
     ok: bool = False
-    reason: str = "RemoteUnknown"
+    reason: str = REMOTE_UNKNOWN
     message: str = "remote API server not contacted yet"
     changed: trio.Event = field(default_factory=trio.Event)
 
@@ -108,6 +109,9 @@ class NodeController:
         # Bounded: caches that never sync (a permission missing) still say so.
         self._ready_until = -math.inf
 
+    def _restarting(self) -> bool:
+        return self._ready_until > -math.inf and trio.current_time() < self._ready_until
+
     def reference(self) -> Obj:
         """The Node for an Event about it: as registered, or by name until then."""
         return self.node or {
@@ -118,7 +122,11 @@ class NodeController:
 
     def desired(self) -> Obj:
         synced = self.synced is None or self.synced.is_set()
-        ready = self.health.ok and (synced or trio.current_time() < self._ready_until)
+        ready = self.health.ok and synced
+        if not ready and self._restarting():
+            # Not a verdict yet (remote not contacted, caches syncing): keep the
+            # previous AK's Ready. A remote found unreachable is reported at once.
+            ready = self.health.ok or self.health.reason == REMOTE_UNKNOWN
         if ready:
             reason, message = "KubeletReady", "actual-kubelets is ready; remote cluster reachable"
         elif not self.health.ok:

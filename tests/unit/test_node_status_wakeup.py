@@ -61,9 +61,12 @@ def test_a_restart_keeps_a_ready_node_ready_while_the_caches_sync() -> None:
     async def main() -> None:
         synced = trio.Event()
         node = _controller(synced)
-        node.health.set(True, "KubeletReady", "")
         node._ready_until = trio.current_time() + STARTUP_GRACE  # found Ready at registration
-        assert node.desired()["status"]["conditions"][-1]["status"] == "True"
+        assert node.desired()["status"]["conditions"][-1]["status"] == "True"  # not contacted
+        node.health.set(False, "RemoteUnreachable", "connection refused")
+        assert node.desired()["status"]["conditions"][-1]["status"] == "False"  # a verdict
+        node.health.set(True, "KubeletReady", "")
+        assert node.desired()["status"]["conditions"][-1]["status"] == "True"  # syncing
         await trio.sleep(STARTUP_GRACE)
         # Caches that never sync (a permission missing) are still reported.
         assert node.desired()["status"]["conditions"][-1]["status"] == "False"
