@@ -227,8 +227,9 @@ class PodController:
         twin = self.provider.get(key)
         if local is None:
             if twin is None:
-                if self._deleted.pop(key, None) is None:  # if so, released then
-                    self._release(key)
+                # Again after a final delete: only now is the pod out of the cache,
+                # so only now can its namespace be found empty (and linger, then go).
+                self._release(key)
             elif not is_deleting(twin):
                 await self.provider.delete(key, twin, None)
             return None
