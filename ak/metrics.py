@@ -90,6 +90,14 @@ EVENTS_MIRRORED = Counter(
     ["result"],
     registry=REGISTRY,
 )
+PROXIED = Counter(
+    "ak_pod_proxy_connections_total",
+    "Connections to pods' local addresses, by result: forwarded (a port-forward to the "
+    "remote pod opened), refused (the remote API server would not open one), failed (of "
+    "the forwarded, those the remote kubelet could not connect to the pod's port).",
+    ["result"],
+    registry=REGISTRY,
+)
 PODS = Gauge("ak_pods", "Pods in AK's caches, by cluster.", ["cluster"], registry=REGISTRY)
 BUILD_INFO = Gauge(
     "ak_build_info",

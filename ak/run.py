@@ -20,6 +20,7 @@ from ak.core.local_apiserver import local_endpoint
 from ak.core.names import node_label_value
 from ak.core.namespaces import Template
 from ak.core.placement import Placement
+from ak.core.pod_addresses import parse_range
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
@@ -34,6 +35,8 @@ from ak.node.lease import read_last_heartbeat
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
 from ak.pods.remote import PodSettings, RemoteCluster
+from ak.proxy.addresses import PodAddresses
+from ak.proxy.server import PodProxy
 from ak.services.controller import ServiceController
 from ak.sync.supervisor import Supervisor
 from ak.systemd import SystemdNotifier
@@ -116,15 +119,33 @@ class Provider:
             preparers=[self.deps, self.tokens],
         )
         self.tokens.twin = self.remote_pods.get
+        self.addresses = (
+            PodAddresses(parse_range(config.pods.address_range))
+            if config.pods.address_range
+            else None
+        )
         self.pods = PodController(
             local,
             node.name,
             self.remote_pods,
             KubeLocalWrites(local, self.events),
             workers=config.pods.workers,
+            addresses=self.addresses,
         )
         self.services = ServiceController(
             local, remote, node.name, label, pods=self.pods, events=self.events
+        )
+        self.proxy = (
+            PodProxy(
+                remote,
+                node.name,
+                self.addresses,
+                pods=self.pods,
+                services=self.services,
+                events=self.events,
+            )
+            if self.addresses is not None
+            else None
         )
         self.capacity = (
             RemoteCapacity(remote, label, node.auto_capacity_fraction, node.auto_capacity_selector)
@@ -167,6 +188,8 @@ class Provider:
             sup.start("dependency-sync", self.deps.run)
             sup.start("pod-sync", self.pods.run)
             sup.start("service-sync", self.services.run)
+            if self.proxy is not None:
+                sup.start("pod-proxy", self.proxy.run)
             sup.start("event-mirror", self.event_mirror.run)
             if self.capacity is not None:
                 sup.start("remote-capacity", self.capacity.run)

@@ -50,12 +50,13 @@ if [ ! -x "$out/kubelet" ]; then
 fi
 
 # The images are cheap: rebuilt whenever an input changes.
-key=$(cat "$here/go/pause/main.go" "$repo/ak/testbed/images.py" /bin/busybox "$tools_bin/kubectl" | sha256sum | cut -c1-16)
+key=$(cat "$here/go/pause/main.go" "$here/go/webhook/main.go" "$repo/ak/testbed/images.py" /bin/busybox "$tools_bin/kubectl" | sha256sum | cut -c1-16)
 if [ ! -f "$out/images.tar" ] || [ "$(cat "$out/images.key" 2>/dev/null)" != "$key" ]; then
   log "building the pause program and the test images"
   (cd "$here/go/pause" && go build -ldflags "-s -w" -o "$out/pause" .)
+  (cd "$here/go/webhook" && go build -ldflags "-s -w" -o "$out/webhook" .)
   python3 "$repo/ak/testbed/images.py" --pause "$out/pause" --busybox /bin/busybox \
-    --kubectl "$tools_bin/kubectl" --out "$out/images.tar" >/dev/null
+    --kubectl "$tools_bin/kubectl" --webhook "$out/webhook" --out "$out/images.tar" >/dev/null
   echo "$key" >"$out/images.key"
 fi
 echo "$out"

@@ -51,7 +51,10 @@ def testbed() -> Iterator[Testbed]:
 
 @pytest.fixture(scope="session")
 def local_cluster(testbed: Testbed) -> Cluster:
-    return testbed.cluster("local")
+    # The local API server calls webhooks at their endpoints' addresses, standing
+    # in for kube-proxy on a control-plane host (which routes the Service's
+    # ClusterIP to the same addresses).
+    return testbed.cluster("local", apiserver_args=["--enable-aggregator-routing=true"])
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +131,27 @@ def ak_real(
         local_cluster, remote_cluster, f"ak-{suffix}", node_ip=sandbox.HOST_IP, extra_args=args
     )
     with node_running(AKNode(ak, f"r-{suffix}")) as node:
+        yield node
+
+
+@pytest.fixture
+def ak_real_addressed(
+    local_cluster: Cluster, remote_cluster: Cluster, remote_real_node: realnode.RealNode
+) -> Iterator[AKNode]:
+    """``ak_real`` whose pods get local addresses (``--pod-address-range``): a /24
+    of the sandbox's pod address range of its own, and its metrics served."""
+    suffix = uuid.uuid4().hex[:5]
+    third = int(suffix, 16) % 250 + 1
+    args = [*real_node_args(local_cluster), f"--pod-address-range=10.250.{third}.0/24"]
+    ak = AKProcess(
+        local_cluster,
+        remote_cluster,
+        f"ak-{suffix}",
+        node_ip=sandbox.HOST_IP,
+        extra_args=args,
+        metrics=True,
+    )
+    with node_running(AKNode(ak, f"a-{suffix}")) as node:
         yield node
 
 

@@ -69,6 +69,9 @@ class PodSettings:
     tolerations: tuple[dict[str, Any], ...] = ()
     runtime_class_name: str | None = None
     workers: int = 16  # pods synced concurrently
+    # Local addresses for pods, so the local cluster reaches them through AK
+    # (ak/core/pod_addresses.py); None: pods show their remote IPs.
+    address_range: str | None = None
     # Service-account tokens are refreshed at 80 % of their lifetime or once this
     # old (seconds), whichever comes first: the kubelet's 24 h.
     token_max_age: int = 86400

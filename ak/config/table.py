@@ -10,6 +10,7 @@ from typing import Any
 
 from ak.config.settings import Config
 from ak.config.validators import (
+    _address_range,
     _annotations,
     _boolean,
     _choice,
@@ -109,6 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pods.runtime_class_name", _runtime_class, "--remote-runtime-class",
             "runtime class of every remote pod", ("pods.placement.runtime_class_name",)),
     Setting("pods.workers", _positive, "--pod-workers", "pods synced concurrently"),
+    Setting("pods.address_range", _address_range, "--pod-address-range",
+            "CIDR of local pod addresses AK listens on, so the local cluster reaches "
+            "pods on the AK node (unset: pods show their remote IPs)"),
     Setting("pods.token_max_age", _token_max_age, "--token-max-age",
             "refresh service-account tokens at least this often, in seconds"),
     Setting("kubelet.tls_cert_file", _optional, "--tls-cert-file",

@@ -17,6 +17,7 @@ from typing import Any
 
 from ak.core import placement
 from ak.core.node_labels import invalid_node_labels
+from ak.core.pod_addresses import parse_range
 from ak.core.validation import is_dns_subdomain, is_label_value, is_qualified_name
 
 
@@ -111,6 +112,16 @@ def _ip(value: object) -> str | None:
             ipaddress.ip_address(text)
         except ValueError:
             raise _Bad(f"{_show(text)} is not an IP address") from None
+    return text
+
+
+def _address_range(value: object) -> str | None:
+    text = _optional(value)
+    if text is not None:
+        try:
+            return str(parse_range(text))
+        except ValueError as e:
+            raise _Bad(str(e)) from None
     return text
 
 

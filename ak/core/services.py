@@ -180,6 +180,13 @@ def unsupported(local: Obj) -> list[str]:
         problems.append("externalTrafficPolicy Local has no effect for pods on the AK node")
     if spec.get("loadBalancerSourceRanges"):
         problems.append("loadBalancerSourceRanges are not reflected")
+    for port in spec.get("ports") or []:
+        protocol = port.get("protocol") or "TCP"
+        if protocol != "TCP":
+            problems.append(
+                f"port {port.get('port')}/{protocol} reaches pods on the AK node only from the "
+                "remote cluster: AK carries TCP only from the local cluster"
+            )
     if spec.get("internalTrafficPolicy") == "Local":
         problems.append(
             "internalTrafficPolicy Local is reflected as Cluster: the pods of the AK "

@@ -33,6 +33,7 @@ import trio
 
 from ak.core.errors import Notice, TranslationError
 from ak.core.incarnation import Incarnation, incarnation
+from ak.core.pod_addresses import with_address
 from ak.core.status import (
     REASON_REMOTE_POD_MISSING,
     TERMINAL_PHASES,
@@ -50,6 +51,7 @@ from ak.kube.informer import Informer
 from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
 from ak.pods.namespaces import is_deleting
 from ak.pods.provider import PodProvider
+from ak.proxy.addresses import PodAddresses
 from ak.sync.queue import RetrySoon, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -149,8 +151,10 @@ class PodController:
         writes: LocalWrites,
         *,
         workers: int = 16,
+        addresses: PodAddresses | None = None,
     ) -> None:
         self.provider = provider
+        self.addresses = addresses
         self.writes = writes
         self.workers = workers
         self.local_pods = Informer(
@@ -214,6 +218,9 @@ class PodController:
             await self.local_pods.synced.wait()
             await self.provider.synced.wait()
             log.info("caches synced: %d local pods; reconciling", self.local_pods.size())
+            if self.addresses is not None:
+                for pod in self.local_pods.values():
+                    self.addresses.adopt(pod)
             self.synced.set()
             # Claims of running pods first, then what nobody claims may go.
             for pod in self.local_pods.values():
@@ -249,6 +256,10 @@ class PodController:
         for notice in outcome.notices:
             await self._tell(key, local, notice)
         status = self.provider.status(local, twin)
+        if self.addresses is not None:
+            address = self.addresses.address(key, local)
+            if address is not None:
+                status = with_address(status, address)
         held = self._hold_back(key, local, status)
         if held is None:
             await self._write_status(key, local, status)
@@ -374,6 +385,8 @@ class PodController:
         self._told.pop(key, None)
         self._created_at.pop(key, None)
         self._changed_at.pop(key, None)
+        if self.addresses is not None:
+            self.addresses.release(key)
         self.provider.release(key)
 
 

@@ -143,6 +143,8 @@ class ServiceController:
             math.inf
         )
         self._told_conflict: dict[ServiceKey, str] = {}
+        # Others that follow local Services (the pod proxy).
+        self.listeners: list[Callable[[Obj | None, Obj | None], None]] = []
         pods.listeners.append(self._on_pod)
 
     # -- what changed ------------------------------------------------------------------
@@ -151,6 +153,8 @@ class ServiceController:
         if obj is None:
             return
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        for listener in self.listeners:
+            listener(old, new)
         if new is None:
             self.by_ns[key[0]].discard(key[1])
         else:

@@ -1,12 +1,14 @@
 """Container images for the real-node testbed, without any registry.
 
-Three images, written as one docker-archive (``ctr images import`` reads it):
+Four images, written as one docker-archive (``ctr images import`` reads it):
 
 * ``PAUSE``: the pod sandbox, a static Go program (``build/go/pause``) that
   holds the namespaces, reaps children and exits on TERM/INT. containerd's
   ``sandbox_image`` names it.
 * ``SHELL``: static busybox (Debian's busybox-static) with every applet linked
   into ``/bin``: sh, nc, httpd, wget, tar (``kubectl cp``), sleep...
+* ``WEBHOOK``: SHELL plus ``/bin/webhook`` (``build/go/webhook``), an HTTPS
+  admission and conversion webhook server, as operators run.
 * ``CONTROLLER``: SHELL plus the static kubectl the testbed builds and
   ``/bin/controller``, a loop that, with no flags (plain in-cluster config),
   prints who it is, lists the pods of its namespace and writes a ConfigMap
@@ -30,6 +32,7 @@ REGISTRY = "ak-testbed.local"
 PAUSE = f"{REGISTRY}/pause:1"
 SHELL = f"{REGISTRY}/shell:1"
 CONTROLLER = f"{REGISTRY}/controller:1"
+WEBHOOK = f"{REGISTRY}/webhook:1"
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
 GROUP = "root:x:0:\nnobody:x:65534:\n"
@@ -116,8 +119,9 @@ def _busybox_layer(busybox: Path) -> bytes:
     return _tar(entries)
 
 
-def images(pause: Path, busybox: Path, kubectl: Path) -> list[_Image]:
+def images(pause: Path, busybox: Path, kubectl: Path, webhook: Path) -> list[_Image]:
     shell = _busybox_layer(busybox)
+    server = _tar([("bin", None, 0o755, None), ("bin/webhook", webhook.read_bytes(), 0o755, None)])
     controller = _tar(
         [
             ("bin", None, 0o755, None),
@@ -129,6 +133,7 @@ def images(pause: Path, busybox: Path, kubectl: Path) -> list[_Image]:
         _Image(PAUSE, [_tar([("pause", pause.read_bytes(), 0o755, None)])], [], ["/pause"]),
         _Image(SHELL, [shell], ["/bin/sh"]),
         _Image(CONTROLLER, [shell, controller], ["/bin/controller"]),
+        _Image(WEBHOOK, [shell, server], ["/bin/webhook"]),
     ]
 
 
@@ -179,9 +184,11 @@ def main() -> None:
     p.add_argument("--pause", type=Path, required=True)
     p.add_argument("--busybox", type=Path, default=Path("/bin/busybox"))
     p.add_argument("--kubectl", type=Path, required=True)
+    p.add_argument("--webhook", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    print(write_archive(args.out, images(args.pause, args.busybox, args.kubectl)))
+    imgs = images(args.pause, args.busybox, args.kubectl, args.webhook)
+    print(write_archive(args.out, imgs))
 
 
 if __name__ == "__main__":

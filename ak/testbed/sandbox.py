@@ -27,6 +27,9 @@ import sys
 from ak.testbed.procs import die_with_parent
 
 HOST_IP = "192.0.2.1"
+# Local pod addresses (``--pod-address-range``) are all addresses of the
+# sandbox's own host, as an operator makes them on AK's host.
+POD_ADDRESSES = "10.250.0.0/16"
 ENV = "AK_SANDBOX"
 
 
@@ -52,6 +55,7 @@ def _init(argv: list[str]) -> int:
     """PID 1 of the sandbox: set up the network, run the command, reap orphans."""
     _run(["ip", "link", "set", "lo", "up"])
     _run(["ip", "addr", "add", f"{HOST_IP}/32", "dev", "lo"])
+    _run(["ip", "route", "add", "local", POD_ADDRESSES, "dev", "lo"])
     # Pods reach the API servers (on 127.0.0.1) through a DNAT of HOST_IP; a
     # routed packet may only be sent to 127/8 with route_localnet. Per network
     # namespace: the machine's own setting is untouched.

@@ -208,9 +208,14 @@ def test_is_own_service() -> None:
 def test_unsupported() -> None:
     assert unsupported(service({"selector": {"a": "b"}})) == []
     problems = unsupported(service(FULL_LOAD_BALANCER))
-    assert len(problems) == 5
+    assert len(problems) == 6  # its UDP port among them
     assert problems[0].startswith("type LoadBalancer is reflected as ClusterIP")
     assert unsupported(service({"type": "NodePort"}))[0].startswith("type NodePort")
+    dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    assert unsupported(service(dns)) == [
+        "port 53/UDP reaches pods on the AK node only from the remote cluster: AK carries "
+        "TCP only from the local cluster"
+    ]
 
 
 COPIED_SPEC = {

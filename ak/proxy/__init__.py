@@ -1,0 +1,1 @@
+"""Local addresses for pods on the AK node, and the listeners behind them."""

@@ -1,0 +1,233 @@
+"""Listen on each pod's local address and carry its connections to the remote pod.
+
+For every pod on the AK node whose local status shows an address of the pod
+address range, AK listens on that address at every port the pod serves
+(``proxied_ports``: declared container ports and the target ports of the
+Services selecting it). Each accepted connection becomes one port-forward
+WebSocket to the remote pod through the remote API server, as ``kubectl
+port-forward`` would open it, so it needs nothing but the API-server
+reachability AK already has.
+
+Listeners follow the pod: opened once the local status shows the address,
+changed when a Service's ports or selector change, closed when the pod
+finishes or goes. Readiness is not the listeners' business: the local
+endpoint controllers drop a NotReady pod from the endpoints, as they do for
+any pod, and a client that dials it anyway still reaches it (as on a node).
+
+The port-forward protocol (``v4.channel.k8s.io``) cannot half-close: when the
+local client shuts its sending side, AK keeps relaying the remote pod's
+answer until the remote side ends, which is what request/response protocols
+(HTTP, gRPC, webhooks) need.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from dataclasses import dataclass, field
+
+import trio
+
+from ak.core.names import remote_namespace
+from ak.core.pod_addresses import in_range, proxied_ports
+from ak.core.status import TERMINAL_PHASES
+from ak.core.types import Obj
+from ak.events import EventRecorder
+from ak.kube.client import KubeClient
+from ak.kubelet.portforward import pump_remote_to
+from ak.kubelet.remote import PORTFORWARD_PROTOCOLS, RemoteChannels, RemotePod, open_websocket
+from ak.kubelet.websocket import Rejected, WebSocketClosed
+from ak.metrics import PROXIED
+from ak.pods.controller import PodController
+from ak.proxy.addresses import PodAddresses
+from ak.services.controller import ServiceController
+from ak.sync.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+PodKey = tuple[str, str]
+REASON_LISTEN_FAILED = "PodAddressUnavailable"
+CHUNK = 65536
+CONNECT_TIMEOUT = 15
+
+
+@dataclass
+class _Listening:
+    address: str
+    ports: dict[int, trio.CancelScope] = field(default_factory=dict)
+
+
+class PodProxy:
+    def __init__(
+        self,
+        remote: KubeClient,
+        node_name: str,
+        addresses: PodAddresses,
+        *,
+        pods: PodController,
+        services: ServiceController,
+        events: EventRecorder,
+    ) -> None:
+        self.remote = remote
+        self.node_name = node_name
+        self.addresses = addresses
+        self.pods = pods
+        self.services = services
+        self.events = events
+        self.queue: WorkQueue[PodKey] = WorkQueue("pod-proxy")
+        self._listening: dict[PodKey, _Listening] = {}
+        # (uid, address, port) already told in an Event: once each.
+        self._told: set[tuple[str, str, int]] = set()
+        self._nursery: trio.Nursery | None = None
+        pods.listeners.append(self._on_pod)
+        services.listeners.append(self._on_service)
+
+    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        if obj is not None:
+            self.queue.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+
+    def _on_service(self, old: Obj | None, new: Obj | None) -> None:
+        """A Service changed: every pod of its namespace may serve other ports."""
+        obj = new or old
+        if obj is None:
+            return
+        ns = obj["metadata"]["namespace"]
+        for name in list(self.pods.local_by_ns.get(ns, ())):
+            self.queue.add((ns, name))
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self.pods.synced.wait()
+                for pod in self.pods.local_pods.values():
+                    self._on_pod(None, pod)
+                await self.queue.run_workers(1, self._sync)
+        finally:
+            self._nursery = None
+            self._listening.clear()
+
+    # -- what to listen on -----------------------------------------------------------
+    def _wanted(self, key: PodKey) -> tuple[str, frozenset[int]] | None:
+        pod = self.pods.local_pods.get(*key)
+        if pod is None:
+            return None
+        status = pod.get("status") or {}
+        address = status.get("podIP")
+        if status.get("phase") in TERMINAL_PHASES or not in_range(address, self.addresses.net):
+            return None
+        assert address is not None
+        names = list(self.services.by_ns.get(key[0], ()))
+        found = (self.services.local_services.get(key[0], name) for name in names)
+        services = [s for s in found if s is not None]
+        return address, proxied_ports(pod, services)
+
+    async def _sync(self, key: PodKey) -> float | None:
+        assert self._nursery is not None
+        wanted = self._wanted(key)
+        current = self._listening.get(key)
+        if current is not None and (wanted is None or wanted[0] != current.address):
+            for scope in current.ports.values():
+                scope.cancel()
+            del self._listening[key]
+            current = None
+        if wanted is None:
+            return None
+        address, ports = wanted
+        if current is None:
+            current = self._listening[key] = _Listening(address)
+        for port in set(current.ports) - ports:
+            current.ports.pop(port).cancel()
+        for port in sorted(ports - set(current.ports)):
+            scope = trio.CancelScope()
+            current.ports[port] = scope
+            self._nursery.start_soon(self._listen, key, address, port, scope)
+        return None
+
+    # -- listening -------------------------------------------------------------------
+    async def _listen(self, key: PodKey, address: str, port: int, scope: trio.CancelScope) -> None:
+        with scope:
+            try:
+                listeners = await trio.open_tcp_listeners(port, host=address)
+            except OSError as e:
+                await self._listen_failed(key, address, port, e)
+                return
+            log.debug("pod %s/%s: listening on %s port %d", *key, address, port)
+            async with trio.open_nursery() as nursery:
+                for listener in listeners:
+                    nursery.start_soon(self._accept, key, port, listener)
+
+    async def _accept(self, key: PodKey, port: int, listener: trio.SocketListener) -> None:
+        async with listener, trio.open_nursery() as nursery:
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(self._forward, key, port, stream)
+
+    async def _listen_failed(self, key: PodKey, address: str, port: int, e: OSError) -> None:
+        if e.errno == errno.EADDRNOTAVAIL:
+            why = (
+                f"{address} is not an address of AK's host: route the pod address range "
+                f"{self.addresses.net} to it (on AK's host: ip route add local "
+                f"{self.addresses.net} dev lo)"
+            )
+        else:
+            why = str(e)
+        message = (
+            f"cannot listen on {address} port {port}, so the local cluster cannot reach it: {why}"
+        )
+        log.error("pod %s/%s: %s", *key, message)
+        pod = self.pods.local_pods.get(*key)
+        if pod is None:
+            return
+        told = (pod["metadata"].get("uid", ""), address, port)
+        if told not in self._told:
+            self._told.add(told)
+            await self.events.record(pod, REASON_LISTEN_FAILED, message)
+
+    # -- one connection --------------------------------------------------------------
+    async def _forward(self, key: PodKey, port: int, stream: trio.SocketStream) -> None:
+        rp = RemotePod(remote_namespace(self.node_name, key[0]), key[1])
+        async with stream:
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    ws = await open_websocket(
+                        self.remote,
+                        rp.path("portforward"),
+                        [("ports", str(port))],
+                        PORTFORWARD_PROTOCOLS,
+                    )
+            except (Rejected, OSError, trio.TooSlowError) as e:
+                PROXIED.labels("refused").inc()
+                log.info("pod %s/%s port %d: remote port-forward refused: %s", *key, port, e)
+                return
+            PROXIED.labels("forwarded").inc()
+            remote = RemoteChannels(ws)
+            errors: list[bytes] = []
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_local_to_remote, stream, remote)
+
+                    async def on_error(data: bytes) -> None:
+                        errors.append(data)
+
+                    await pump_remote_to(remote, stream.send_all, on_error)
+                    nursery.cancel_scope.cancel()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, WebSocketClosed):
+                pass
+            finally:
+                with trio.CancelScope(shield=True):
+                    await remote.aclose()
+            if errors:
+                PROXIED.labels("failed").inc()
+                text = b"".join(errors).decode("utf-8", "replace")[:300]
+                log.info("pod %s/%s port %d: %s", *key, port, text)
+
+
+async def _local_to_remote(stream: trio.SocketStream, remote: RemoteChannels) -> None:
+    try:
+        while chunk := await stream.receive_some(CHUNK):
+            await remote.send(0, chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    # EOF: the remote side goes on answering until it ends (see the module docstring).

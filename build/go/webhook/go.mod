@@ -1,0 +1,3 @@
+module local.invalid/akbuild/webhook
+
+go 1.26.0
