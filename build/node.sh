@@ -2,7 +2,8 @@
 # The parts of a real testbed node (ak/testbed/realnode.py), cached like build/tools.sh:
 #   Debian's containerd, runc, CNI plugins, busybox-static, iptables and systemd (for the
 #   systemd host, ak/testbed/systemd_host.py), installed as root when missing;
-#   kubelet from the pinned k8s.io/kubernetes wrapper module (build/go/k8s);
+#   kubelet and kube-proxy from the pinned k8s.io/kubernetes wrapper module (build/go/k8s),
+#   CoreDNS from build/go/coredns;
 #   the pause program (build/go/pause) and the image archive (ak/testbed/images.py):
 #   pause, a busybox shell and a controller image with the static kubectl.
 # Prints the directory holding kubelet and images.tar as its last line.
@@ -47,6 +48,23 @@ if [ ! -x "$out/kubelet" ]; then
      -X k8s.io/component-base/version.gitTreeState=clean" -o "$out/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet)
   mv "$out/kubelet.tmp" "$out/kubelet"
   log "  kubelet done in $(( $(date +%s) - t ))s"
+fi
+
+# kube-proxy and CoreDNS give the remote real node ClusterIP Services and cluster DNS
+# (tests/cluster/test_real_east_west.py): kube-proxy from the same wrapper module,
+# CoreDNS from its own (build/go/coredns: only the plugins the tests use).
+if [ ! -x "$out/kube-proxy" ]; then
+  log "building kube-proxy $K8S_VERSION"
+  (cd "$here/go/k8s" && go build -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION" \
+     -o "$out/kube-proxy.tmp" k8s.io/kubernetes/cmd/kube-proxy)
+  mv "$out/kube-proxy.tmp" "$out/kube-proxy"
+fi
+dns_key=$(cat "$here/go/coredns/go.mod" "$here/go/coredns/main.go" | sha256sum | cut -c1-16)
+if [ ! -x "$out/coredns" ] || [ "$(cat "$out/coredns.key" 2>/dev/null)" != "$dns_key" ]; then
+  log "building CoreDNS (about a minute)"
+  (cd "$here/go/coredns" && go build -ldflags "-s -w" -o "$out/coredns.tmp" .)
+  mv "$out/coredns.tmp" "$out/coredns"
+  echo "$dns_key" >"$out/coredns.key"
 fi
 
 # The images are cheap: rebuilt whenever an input changes.

@@ -53,7 +53,7 @@ if ! grep -q "k8s.io/kubernetes $K8S_VERSION" "$mod/go.mod" 2>/dev/null; then
     echo ")"
     echo
     echo "tool ("
-    for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do echo "	k8s.io/kubernetes/cmd/$c"; done
+    for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do echo "	k8s.io/kubernetes/cmd/$c"; done
     echo ")"
   } >"$mod/go.mod"
   rm -f "$mod/go.sum"

@@ -58,10 +58,12 @@ class NodeUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class NodeTools:
-    """The kubelet binary and the image archive that ``build/node.sh`` makes."""
+    """The binaries and the image archive that ``build/node.sh`` makes."""
 
     kubelet: Path
     images: Path
+    kube_proxy: Path
+    coredns: Path
 
     @classmethod
     def find(cls) -> NodeTools:
@@ -75,7 +77,9 @@ class NodeTools:
                 raise NodeUnavailable(f"bash {script} exited {done.returncode}; see its output")
             d = done.stdout.strip().splitlines()[-1]
             os.environ["AK_NODE_TOOLS"] = d
-        return cls(Path(d) / "kubelet", Path(d) / "images.tar")
+        return cls(
+            Path(d) / "kubelet", Path(d) / "images.tar", Path(d) / "kube-proxy", Path(d) / "coredns"
+        )
 
 
 # --- the node -----------------------------------------------------------------
@@ -163,6 +167,9 @@ class RealNode:
             "volumePluginDir": str(d / "volume-plugins"),
             "resolvConf": str(d / "resolv.conf"),
             "clusterDomain": "cluster.local",
+            # The node's own address: where ``clusternet.ClusterDNS`` serves
+            # when a test starts it (until then, lookups just fail).
+            "clusterDNS": [self.ip],
             "serializeImagePulls": False,
             "podCIDR": self.pod_cidr,
             # The machine's disk and memory are not this node's to protect.

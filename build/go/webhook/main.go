@@ -9,15 +9,22 @@
 //   - GET /healthz: 200, or 503 while /tmp/unready exists (a readiness probe
 //     that an exec can flip).
 //   - GET /: "hello from <hostname>" (plain traffic through a Service).
+//
+// Two more modes for east-west tests, where Go's own resolver (it reads
+// resolv.conf's search list and ndots, which static busybox cannot) is the
+// point: "webhook http ADDR" serves GET / over plain HTTP on ADDR, and
+// "webhook get URL" prints the body of one GET (exit 1 on any error).
 package main
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 var host, _ = os.Hostname()
@@ -106,7 +113,34 @@ func convert(w http.ResponseWriter, r *http.Request) {
 	reply(w, rv)
 }
 
+func hello(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintf(w, "hello from %s\n", host)
+}
+
+func get(url string) {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	os.Stdout.Write(body)
+	if resp.StatusCode != http.StatusOK {
+		os.Exit(1)
+	}
+}
+
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		get(os.Args[2])
+		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == "http" {
+		log.Printf("%s serving plain HTTP on %s", host, os.Args[2])
+		log.Fatal(http.ListenAndServe(os.Args[2], http.HandlerFunc(hello)))
+	}
 	http.HandleFunc("/validate", validate)
 	http.HandleFunc("/convert", convert)
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -116,9 +150,7 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s\n", host)
-	})
+	http.HandleFunc("/", hello)
 	log.Printf("webhook %s listening on :8443", host)
 	log.Fatal(http.ListenAndServeTLS(":8443", "/tls/tls.crt", "/tls/tls.key", nil))
 }
