@@ -3,17 +3,22 @@
 Logs are an httpx stream; exec, attach and port-forward are WebSockets
 (``v5.channel.k8s.io`` preferred for exec/attach because it can half-close
 stdin, ``v4.channel.k8s.io`` otherwise), authenticated like every other
-remote call.
+remote call. The pod proxy's port-forwards are SPDY sessions instead
+(``open_spdy``): one session carries many connections, each a pair of streams,
+where a WebSocket carries one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
+
+import trio
 
 from ak.kube.client import KubeClient
 from ak.kubelet import channels
-from ak.kubelet.websocket import WebSocket, connect
+from ak.kubelet.spdy_session import SpdySession
+from ak.kubelet.websocket import Rejected, WebSocket, connect
 
 EXEC_PROTOCOLS = [channels.V5, channels.V4]
 PORTFORWARD_PROTOCOLS = [channels.V4]
@@ -44,6 +49,89 @@ async def open_websocket(
         headers=headers,
         server_hostname=client.config.tls_server_name,
     )
+
+
+MAX_RESPONSE_HEAD = 65536
+
+
+async def open_spdy(
+    client: KubeClient,
+    path: str,
+    query: list[tuple[str, str]],
+    protocol: str,
+    connect_timeout: float = 15,
+) -> SpdySession:
+    """A SPDY/3.1 client session upgraded from a POST to the remote API server
+    (``X-Stream-Protocol-Version: protocol``), not yet running: the caller runs
+    ``session.run`` in its nursery. Raises websocket.Rejected on an HTTP error,
+    OSError or trio.TooSlowError when the server cannot be reached."""
+    parts = urlsplit(client.config.server)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    target = path + ("?" + urlencode(query) if query else "")
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [
+        f"POST {target} HTTP/1.1",
+        f"Host: {netloc}",
+        "User-Agent: actual-kubelets",
+        "Connection: Upgrade",
+        "Upgrade: SPDY/3.1",
+        f"X-Stream-Protocol-Version: {protocol}",
+        "Content-Length: 0",
+    ]
+    token = client.config.token()
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    with trio.fail_after(connect_timeout):
+        tcp = await trio.open_tcp_stream(host, port)
+        stream = trio.SSLStream(
+            tcp,
+            client.config.ssl_context,
+            server_hostname=client.config.tls_server_name or host,
+            https_compatible=True,
+        )
+        try:
+            await stream.send_all(request)
+            head = bytearray()
+            while b"\r\n\r\n" not in head:
+                data = await stream.receive_some(65536)
+                if not data or len(head) > MAX_RESPONSE_HEAD:
+                    raise Rejected(502, b"connection closed during the upgrade")
+                head += data
+            raw, _, rest = bytes(head).partition(b"\r\n\r\n")
+            status = _status(raw)
+            if status != 101:
+                raise Rejected(status, await _body(stream, raw, rest))
+            return SpdySession(stream, rest, client=True)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            raise
+
+
+def _status(head: bytes) -> int:
+    try:
+        return int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return 502
+
+
+async def _body(stream: trio.SSLStream[trio.SocketStream], head: bytes, rest: bytes) -> bytes:
+    """The refusal's body, as much as Content-Length says (errors are small)."""
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            length = min(int(value.strip()), MAX_RESPONSE_HEAD)
+    body = bytearray(rest)
+    with trio.move_on_after(2):
+        while len(body) < length:
+            data = await stream.receive_some(65536)
+            if not data:
+                break
+            body += data
+    return bytes(body[:length] if length else body)
 
 
 class RemoteChannels:

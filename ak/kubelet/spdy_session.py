@@ -1,10 +1,12 @@
-"""A SPDY/3.1 server session on a trio stream: the codec in ak.kubelet.spdy, driven.
+"""A SPDY/3.1 session on a trio stream: the codec in ak.kubelet.spdy, driven.
 
 The reader task turns frames into per-stream byte queues; new streams arrive
 on ``incoming``; every write goes through one lock so compressed header
 blocks reach the wire in the order they were compressed. Streams the peer
 opens are accepted with an empty SYN_REPLY, as spdystream does; the handler
-decides afterwards whether to use or reset them.
+decides afterwards whether to use or reset them. As a client
+(``client=True``), ``open_stream`` opens streams of our own and waits for
+their SYN_REPLY, as spdystream's CreateStream does.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class SpdyStream:
         self.reset_status: int | None = None
         self.local_closed = False
         self.remote_closed = False
+        self.replied = trio.Event()  # our own streams: the peer's SYN_REPLY came
 
     def header(self, name: str) -> str | None:
         return spdy.header(self.headers, name)
@@ -85,12 +88,15 @@ class SpdyStream:
             self.reset_status = status
             self.local_closed = self.remote_closed = True
             self._send.close()
+        self.replied.set()  # nobody waits for a reply that will not come
 
 
 class SpdySession:
-    def __init__(self, transport: trio.abc.Stream, initial: bytes = b"") -> None:
+    def __init__(
+        self, transport: trio.abc.Stream, initial: bytes = b"", *, client: bool = False
+    ) -> None:
         self.transport = transport
-        self.conn = spdy.SpdyConnection()
+        self.conn = spdy.SpdyConnection(client=client)
         if initial:
             self.conn.receive_data(initial)
         self._lock = trio.Lock()
@@ -110,6 +116,26 @@ class SpdySession:
                 raise StreamReset(str(e)) from e
             await self._write(data)
             await self._write_owed()
+
+    async def open_stream(self, headers: spdy.Headers) -> SpdyStream:
+        """A stream of ours, once the peer accepted it; StreamReset if it refused."""
+        async with self._lock:
+            if self.closed.is_set():
+                raise StreamReset("session closed")
+            await self._write_owed()
+            stream_id = self.conn.next_stream_id()
+            stream = SpdyStream(self, stream_id, headers)
+            self.streams[stream_id] = stream
+            try:
+                data = self.conn.send(spdy.SynStream(stream_id, headers))
+            except spdy.LocalProtocolError as e:
+                self.streams.pop(stream_id, None)
+                raise StreamReset(str(e)) from e
+            await self._write(data)
+        await stream.replied.wait()
+        if stream.reset_status is not None:
+            raise StreamReset(f"stream {stream_id} refused ({stream.reset_status})")
+        return stream
 
     async def _write_owed(self) -> None:
         while self._owed:
@@ -171,6 +197,12 @@ class SpdySession:
                 except spdy.LocalProtocolError:
                     continue
                 self._incoming_send.send_nowait(stream)
+            elif isinstance(event, spdy.SynReply):
+                s = self.streams.get(event.stream_id)
+                if s is not None:
+                    s.replied.set()
+                    if event.fin:
+                        s._on_data(b"", True)
             elif isinstance(event, spdy.Data):
                 s = self.streams.get(event.stream_id)
                 if s is not None:

@@ -3,25 +3,21 @@
 For every pod on the AK node whose local status shows an address of the pod
 address range, AK listens on that address at every port the pod serves
 (``proxied_ports``: declared container ports and the target ports of the
-Services selecting it). Each accepted connection becomes one port-forward
-WebSocket to the remote pod through the remote API server, as ``kubectl
-port-forward`` would open it, so it needs nothing but the API-server
-reachability AK already has.
+Services selecting it). Each accepted connection becomes a pair of streams
+of the pod's port-forward session through the remote API server
+(``forwarder``), as ``kubectl port-forward`` opens them, so it needs nothing
+but the API-server reachability AK already has. Half-closes pass both ways.
 
 Listeners follow the pod: opened once the local status shows the address,
 changed when a Service's ports or selector change, closed when the pod
 finishes or goes. Readiness is not the listeners' business: the local
 endpoint controllers drop a NotReady pod from the endpoints, as they do for
 any pod, and a client that dials it anyway still reaches it (as on a node).
-
-The port-forward protocol (``v4.channel.k8s.io``) cannot half-close: when the
-local client shuts its sending side, AK keeps relaying the remote pod's
-answer until the remote side ends, which is what request/response protocols
-(HTTP, gRPC, webhooks) need.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 from dataclasses import dataclass, field
@@ -34,12 +30,13 @@ from ak.core.status import TERMINAL_PHASES
 from ak.core.types import Obj
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
-from ak.kubelet.portforward import pump_remote_to
-from ak.kubelet.remote import PORTFORWARD_PROTOCOLS, RemoteChannels, RemotePod, open_websocket
-from ak.kubelet.websocket import Rejected, WebSocketClosed
+from ak.kubelet.remote import RemotePod
+from ak.kubelet.spdy_session import SpdyStream, StreamReset
+from ak.kubelet.websocket import Rejected
 from ak.metrics import PROXIED
 from ak.pods.controller import PodController
 from ak.proxy.addresses import PodAddresses
+from ak.proxy.forwarder import Forwarder
 from ak.services.controller import ServiceController
 from ak.sync.queue import WorkQueue
 
@@ -75,6 +72,7 @@ class PodProxy:
         self.services = services
         self.events = events
         self.queue: WorkQueue[PodKey] = WorkQueue("pod-proxy")
+        self.forwarder = Forwarder(remote)
         self._listening: dict[PodKey, _Listening] = {}
         # (uid, address, port) already told in an Event: once each.
         self._told: set[tuple[str, str, int]] = set()
@@ -100,6 +98,7 @@ class PodProxy:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self.forwarder.run)
                 await self.pods.synced.wait()
                 for pod in self.pods.local_pods.values():
                     self._on_pod(None, pod)
@@ -133,6 +132,7 @@ class PodProxy:
             del self._listening[key]
             current = None
         if wanted is None:
+            await self.forwarder.close(self._remote_pod(key))
             return None
         address, ports = wanted
         if current is None:
@@ -187,47 +187,68 @@ class PodProxy:
 
     # -- one connection --------------------------------------------------------------
     async def _forward(self, key: PodKey, port: int, stream: trio.SocketStream) -> None:
-        rp = RemotePod(remote_namespace(self.node_name, key[0]), key[1])
+        rp = self._remote_pod(key)
         async with stream:
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
-                    ws = await open_websocket(
-                        self.remote,
-                        rp.path("portforward"),
-                        [("ports", str(port))],
-                        PORTFORWARD_PROTOCOLS,
-                    )
-            except (Rejected, OSError, trio.TooSlowError) as e:
+                    error, data = await self.forwarder.streams(rp, port)
+            except (Rejected, OSError, trio.TooSlowError, StreamReset) as e:
                 PROXIED.labels("refused").inc()
                 log.info("pod %s/%s port %d: remote port-forward refused: %s", *key, port, e)
                 return
             PROXIED.labels("forwarded").inc()
-            remote = RemoteChannels(ws)
-            errors: list[bytes] = []
+            problems: list[bytes] = []
             try:
+                await error.send_eof()  # nothing to say on it: only the kubelet writes there
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_local_to_remote, stream, remote)
-
-                    async def on_error(data: bytes) -> None:
-                        errors.append(data)
-
-                    await pump_remote_to(remote, stream.send_all, on_error)
-                    nursery.cancel_scope.cancel()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, WebSocketClosed):
-                pass
+                    nursery.start_soon(_collect, error, problems)
+                    nursery.start_soon(_local_to_remote, stream, data)
+                    if not await _remote_to_local(data, stream):
+                        nursery.cancel_scope.cancel()  # broken: the other way ends too
+            except StreamReset:
+                pass  # the error stream, before anything flowed
             finally:
                 with trio.CancelScope(shield=True):
-                    await remote.aclose()
-            if errors:
+                    for s in (error, data):
+                        if not (s.local_closed and s.remote_closed):
+                            await s.reset()
+            if problems:
                 PROXIED.labels("failed").inc()
-                text = b"".join(errors).decode("utf-8", "replace")[:300]
+                text = b"".join(problems).decode("utf-8", "replace")[:300]
                 log.info("pod %s/%s port %d: %s", *key, port, text)
 
+    def _remote_pod(self, key: PodKey) -> RemotePod:
+        return RemotePod(remote_namespace(self.node_name, key[0]), key[1])
 
-async def _local_to_remote(stream: trio.SocketStream, remote: RemoteChannels) -> None:
+
+async def _collect(error: SpdyStream, into: list[bytes]) -> None:
+    with contextlib.suppress(StreamReset):
+        while chunk := await error.receive_some():
+            into.append(chunk)
+
+
+async def _local_to_remote(stream: trio.SocketStream, data: SpdyStream) -> None:
+    """The client's bytes, then its half-close, which SPDY carries."""
     try:
         while chunk := await stream.receive_some(CHUNK):
-            await remote.send(0, chunk)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    # EOF: the remote side goes on answering until it ends (see the module docstring).
+            await data.send_all(chunk)
+        await data.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, StreamReset):
+        with contextlib.suppress(StreamReset):
+            await data.reset()
+
+
+async def _remote_to_local(data: SpdyStream, stream: trio.SocketStream) -> bool:
+    """The pod's bytes, then its half-close; False if either side broke. The
+    client may still be sending after a clean end: the connection ends when
+    both sides are done, as TCP's does."""
+    try:
+        while chunk := await data.receive_some():
+            await stream.send_all(chunk)
+        with contextlib.suppress(OSError):
+            await stream.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, StreamReset):
+        with contextlib.suppress(StreamReset):
+            await data.reset()
+        return False
+    return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -121,11 +122,11 @@ def _ready_addresses(cluster: Cluster, namespace: str, service: str) -> set[str]
     }
 
 
-def _proxied(node: AKNode) -> float:
+def _proxied(node: AKNode, result: str = "forwarded") -> float:
     text = httpx.get(f"http://127.0.0.1:{node.ak.metrics_port}/metrics", timeout=5).text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith('ak_pod_proxy_connections_total{result="forwarded"}'):
+        if line.startswith(f'ak_pod_proxy_connections_total{{result="{result}"}}'):
             total += float(line.split()[-1])
     return total
 
@@ -361,3 +362,36 @@ def test_the_address_outlives_an_ak_restart_and_goes_with_the_pod(
     kubectl(local_cluster, "-n", node.namespace, "scale", "deployment/hook", "--replicas=0")
     wait_until("the pod gone", lambda: not pods(local_cluster, node.namespace, "app=hook"), 60)
     wait_until("nothing listening on its address", lambda: _answers(address) is None, 30)
+
+
+def test_a_port_the_pod_does_not_serve_closes_at_once(
+    local_cluster: Cluster, ak_real_addressed: AKNode
+) -> None:
+    """A Service targeting a port nothing listens on in the pod: AK listens (it
+    cannot know), the remote kubelet cannot connect, and the client sees the
+    connection closed at once, not hanging; AK counts it as failed."""
+    node = ak_real_addressed
+    _webhook_app(local_cluster, node, "hook")
+    address = _ready_pod(local_cluster, node, "hook")["status"]["podIP"]
+    local_cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "nothing"},
+            "spec": {"selector": {"app": "hook"}, "ports": [{"port": 80, "targetPort": 9999}]},
+        },
+        node.namespace,
+    )
+
+    def closed_at_once() -> bool:
+        try:
+            with socket.create_connection((address, 9999), timeout=5) as s:
+                s.settimeout(10)
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return s.recv(100) == b""
+        except (ConnectionRefusedError, ConnectionResetError):
+            return False  # AK not listening yet, or reset: both not what we want
+
+    before = _proxied(node, "failed")
+    wait_until("a connection to 9999 closed by AK", closed_at_once, 60)
+    wait_until("counted as failed", lambda: _proxied(node, "failed") > before, 10)

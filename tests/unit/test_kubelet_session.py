@@ -167,3 +167,75 @@ async def test_upgrade_hands_over_the_raw_stream() -> None:
     stream, trailing = await conn.switch_protocols([("upgrade", "SPDY/3.1")])
     assert stream is right and trailing == b"\x80\x03\x00\x06"
     assert (await left.receive_some(65536)).startswith(b"HTTP/1.1 101 ")
+
+
+async def test_spdy_client_session_opens_streams_against_a_server_session() -> None:
+    """What the pod proxy does with the remote kubelet: our streams, their replies,
+    bytes both ways, half-closes both ways, and a refused stream."""
+    left, right = trio.testing.memory_stream_pair()
+    client = SpdySession(left, client=True)
+    server = SpdySession(right)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.run)
+        nursery.start_soon(server.run)
+        error = await client.open_stream((("streamtype", "error"), ("requestid", "1")))
+        data = await client.open_stream((("streamtype", "data"), ("requestid", "1")))
+        assert (error.stream_id, data.stream_id) == (1, 3)
+        theirs = [await server.incoming.receive(), await server.incoming.receive()]
+        assert [s.stream_type for s in theirs] == ["error", "data"]
+
+        await data.send_all(b"request")
+        await data.send_eof()
+        assert await theirs[1].receive_some() == b"request"
+        assert await theirs[1].receive_some() == b""  # our half-close arrived
+        await theirs[1].send_all(b"answer")
+        await theirs[1].send_eof()
+        assert await data.receive_some() == b"answer"
+        assert await data.receive_some() == b""
+        assert data.stream_id not in client.streams  # both sides done: forgotten
+
+        # The server accepts every stream, then resets one it does not want
+        # (as spdystream and the kubelet do): the reset reaches our reader.
+        refused = await client.open_stream((("streamtype", "bogus"),))
+        await (await server.incoming.receive()).reset(spdy.RstStatus.REFUSED_STREAM)
+        try:
+            await refused.receive_some()
+        except StreamReset:
+            pass
+        else:
+            raise AssertionError("a reset stream must raise StreamReset")
+
+        await server.aclose()
+        with trio.fail_after(5):
+            await client.closed.wait()
+        try:
+            await client.open_stream((("streamtype", "data"),))
+        except StreamReset:
+            pass
+        else:
+            raise AssertionError("no stream opens on an ended session")
+        nursery.cancel_scope.cancel()
+
+
+async def test_spdy_client_stream_refused_before_any_reply() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    client = SpdySession(left, client=True)
+    peer = spdy.SpdyConnection()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.run)
+
+        async def refuse() -> None:
+            (syn,) = await read_events(right, peer)
+            assert isinstance(syn, spdy.SynStream)
+            await right.send_all(
+                peer.send(spdy.RstStream(syn.stream_id, spdy.RstStatus.REFUSED_STREAM))
+            )
+
+        nursery.start_soon(refuse)
+        try:
+            await client.open_stream((("streamtype", "data"),))
+        except StreamReset as e:
+            assert "refused" in str(e)
+        else:
+            raise AssertionError("a stream reset before its reply must not open")
+        nursery.cancel_scope.cancel()
