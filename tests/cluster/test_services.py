@@ -17,7 +17,7 @@ from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, events_for, pod, pods, running, wait_until
-from tests.conftest import NODE_IP, AKNode, wait_for_node_ready
+from tests.conftest import NODE_IP, AKNode, ClusterFactory, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -219,30 +219,38 @@ def _copy_selects_own_pod_only(remote: Cluster, rns: str) -> None:
     )
 
 
-def test_two_nodes_keep_their_copies_apart(
-    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+def test_two_local_clusters_keep_their_copies_apart(
+    ak_node: AKNode,
+    local_cluster: Cluster,
+    remote_cluster: Cluster,
+    cluster_factory: ClusterFactory,
 ) -> None:
+    """Two local clusters, the same namespace and Service name, one remote."""
     ns = ak_node.namespace
-    other = AKProcess(local_cluster, remote_cluster, f"ak-{uuid.uuid4().hex[:5]}", node_ip=NODE_IP)
+    second = cluster_factory("local-2")
+    second.kubectl("create", "namespace", ns)
+    other = AKProcess(second, remote_cluster, f"ak-{uuid.uuid4().hex[:5]}", node_ip=NODE_IP)
     other.start()
     try:
         wait_for_node_ready(other)
         shared = {"tier": "shared"}
-        local_cluster.apply(
-            [
-                pod("a", ak_node.name) | {"metadata": {"name": "a", "labels": shared}},
-                pod("b", other.node_name) | {"metadata": {"name": "b", "labels": shared}},
-                service("shared", shared),
-            ],
-            ns,
-        )
+        for cluster, node, name in (
+            (local_cluster, ak_node.name, "a"),
+            (second, other.node_name, "b"),
+        ):
+            cluster.apply(
+                [
+                    pod(name, node) | {"metadata": {"name": name, "labels": shared}},
+                    service("shared", shared),
+                ],
+                ns,
+            )
         rns_a, rns_b = ak_node.remote_namespace, remote_namespace(other.node_name, ns)
         for rns in (rns_a, rns_b):
             _copy_selects_own_pod_only(remote_cluster, rns)
-        # One node's pod gone: only its copy goes.
-        local_cluster.kubectl("delete", "pod", "b", "-n", ns, "--wait=false")
+        # One cluster's pod gone: only its copy goes.
+        second.kubectl("delete", "pod", "b", "-n", ns, "--wait=false")
         wait_until("b's copy gone", lambda: remote_service(remote_cluster, rns_b, "shared") is None)
         assert remote_service(remote_cluster, rns_a, "shared") is not None
     finally:
         other.stop()
-        local_cluster.kubectl("delete", "node", other.node_name, "--wait=false", check=False)
