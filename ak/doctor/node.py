@@ -4,6 +4,7 @@ kubelet API, and the local API endpoint that remote pods are given."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ import trio
 
 from ak.core import kubelet_status
 from ak.core.names import node_label_value, remote_namespace
+from ak.core.pod_addresses import parse_range
 from ak.core.validation import is_dns_subdomain
 from ak.doctor.checklist import Checklist, _short
 from ak.kube.errors import KubeError, NotFound
@@ -31,6 +33,29 @@ class NodeChecks(Checklist):
         if label != name:
             detail += f"; label value {label} (longer than 63 characters)"
         self.add("node name", True, detail)
+
+    # -- pod addresses --------------------------------------------------------------
+    def pod_addresses(self) -> None:
+        """With a pod address range, AK listens on its addresses: AK's host must own them."""
+        text = self.config.pods.address_range
+        if not text:
+            return
+        net = parse_range(text)
+        probe = str(next(net.hosts()))
+        family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((probe, 0))
+        except OSError as e:
+            self.add(
+                "pod addresses",
+                False,
+                f"cannot listen on {probe} of {net}: {e.strerror or e}",
+                f"make the range local on this host (ip route add local {net} dev lo) "
+                "and route it here from the local cluster",
+            )
+            return
+        self.add("pod addresses", True, f"{net}: this host can listen on its addresses")
 
     # -- the node name is free, the endpoint remote pods use -------------------------------
     async def node_free(self) -> None:

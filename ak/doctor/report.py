@@ -21,6 +21,7 @@ class Doctor(ClusterChecks, NodeChecks):
     async def run(self) -> list[Check]:
         try:
             self.node_name()
+            self.pod_addresses()
             for side in (self.local, self.remote):
                 await self.connect(side)
             self.skew()

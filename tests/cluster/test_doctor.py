@@ -195,6 +195,21 @@ def test_local_endpoint_for_remote_pods(local_cluster: Cluster, remote_cluster: 
     assert "cannot connect" in line(lines, "local API endpoint")
 
 
+def test_pod_address_range_must_be_this_hosts(
+    local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    """The sandbox owns 10.250.0.0/16 (as an operator would make it), not 10.251/16."""
+    node = f"ak-doc-{uuid.uuid4().hex[:5]}"
+    kc = local_cluster.node_kubeconfig(node)
+    rc, lines = doctor(kc, remote_cluster.kubeconfig, node, "--pod-address-range=10.250.9.0/24")
+    assert rc == 0, "\n".join(lines)
+    assert "can listen" in line(lines, "pod addresses")
+    rc, lines = doctor(kc, remote_cluster.kubeconfig, node, "--pod-address-range=10.251.0.0/24")
+    assert rc == 1
+    assert line(lines, "pod addresses").startswith("✗ ")
+    assert "ip route add local 10.251.0.0/24 dev lo" in fix_after(lines, "pod addresses")
+
+
 def test_bad_setting_is_one_line_and_exit_2(local_cluster: Cluster) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "ak", "doctor", "--node-name=Not_Valid"],
