@@ -255,11 +255,7 @@ class PodController:
         outcome = await self.provider.update(local, twin)
         for notice in outcome.notices:
             await self._tell(key, local, notice)
-        status = self.provider.status(local, twin)
-        if self.addresses is not None:
-            address = self.addresses.address(key, local)
-            if address is not None:
-                status = with_address(status, address)
+        status = self._status(key, local, twin)
         held = self._hold_back(key, local, status)
         if held is None:
             await self._write_status(key, local, status)
@@ -274,7 +270,16 @@ class PodController:
         if not is_deleting(twin):
             grace = local["metadata"].get("deletionGracePeriodSeconds")
             await self.provider.delete(key, twin, grace)
-        await self._write_status(key, local, self.provider.status(local, twin))
+        await self._write_status(key, local, self._status(key, local, twin))
+
+    def _status(self, key: PodKey, local: Obj, twin: Obj) -> Obj:
+        """The local status the twin's makes, with the pod's local address if it has one."""
+        status = self.provider.status(local, twin)
+        if self.addresses is not None:
+            address = self.addresses.address(key, local)
+            if address is not None:
+                status = with_address(status, address)
+        return status
 
     async def _final_delete(self, key: PodKey, local: Obj) -> None:
         uid = local["metadata"]["uid"]

@@ -16,9 +16,11 @@ import trio.testing
 
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID
+from ak.core.pod_addresses import parse_range
 from ak.kube.errors import Conflict
 from ak.pods.controller import PENDING_QUIET, SETTLE_QUIET, PodController
 from ak.pods.provider import Notify, Outcome
+from ak.proxy.addresses import PodAddresses
 from ak.sync.queue import RetrySoon
 from tests.unit.fixtures import offline_client
 
@@ -388,3 +390,40 @@ async def test_a_status_written_from_a_stale_view_is_retried_soon(rig: Rig) -> N
     with pytest.raises(RetrySoon) as raised:
         await controller.sync(KEY)
     assert raised.value.delay < 0.1
+
+
+async def test_a_pod_keeps_its_local_address_through_deletion_and_restart() -> None:
+    """With a pod address range the local status shows the local address, never
+    the twin's IP: while running, while terminating (a regression: the
+    terminating status was the twin's, so endpoints and AK's own listener
+    moved to the remote IP), and after a restart that finds it in the status."""
+    local = offline_client("local")
+    provider, writes = MemoryProvider(), MemoryWrites()
+    controller = PodController(
+        local, "vk", provider, writes, addresses=PodAddresses(parse_range("10.250.0.0/24"))
+    )
+    try:
+        see(controller, local_pod())
+        await controller.sync(KEY)
+        await controller.sync(KEY)
+        address = writes.statuses[-1]["podIP"]
+        assert address.startswith("10.250.0.")
+        assert writes.statuses[-1]["podIPs"] == [{"ip": address}]
+
+        running = local_pod(phase="Running", podIP=address, podIPs=[{"ip": address}])
+        deleting = {**running, "metadata": {**running["metadata"]}}
+        deleting["metadata"]["deletionTimestamp"] = "2026-12-04T10:05:00Z"
+        see(controller, deleting)
+        writes.statuses.clear()
+        await controller.sync(KEY)
+        assert all(s.get("podIP", address) == address for s in writes.statuses), writes.statuses
+
+        # A restarted AK (a new controller) takes the address from the status.
+        after, held = MemoryWrites(), PodAddresses(parse_range("10.250.0.0/24"))
+        again = PodController(local, "vk", provider, after, addresses=held)
+        held.adopt(running)  # what run() does for every cached pod
+        see(again, running)
+        await again.sync(KEY)
+        assert after.statuses == []
+    finally:
+        await local.aclose()
