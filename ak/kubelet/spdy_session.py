@@ -119,23 +119,37 @@ class SpdySession:
 
     async def open_stream(self, headers: spdy.Headers) -> SpdyStream:
         """A stream of ours, once the peer accepted it; StreamReset if it refused."""
+        (stream,) = await self.open_streams([headers])
+        return stream
+
+    async def open_streams(self, headers: list[spdy.Headers]) -> list[SpdyStream]:
+        """Streams of ours, opened together (one round trip for all of their
+        replies), once the peer accepted each; StreamReset if it refused one."""
+        streams: list[SpdyStream] = []
         async with self._lock:
             if self.closed.is_set():
                 raise StreamReset("session closed")
             await self._write_owed()
-            stream_id = self.conn.next_stream_id()
-            stream = SpdyStream(self, stream_id, headers)
-            self.streams[stream_id] = stream
+            data = bytearray()
             try:
-                data = self.conn.send(spdy.SynStream(stream_id, headers))
+                for h in headers:
+                    stream_id = self.conn.next_stream_id()
+                    data += self.conn.send(spdy.SynStream(stream_id, h))
+                    stream = SpdyStream(self, stream_id, h)
+                    self.streams[stream_id] = stream
+                    streams.append(stream)
             except spdy.LocalProtocolError as e:
-                self.streams.pop(stream_id, None)
                 raise StreamReset(str(e)) from e
-            await self._write(data)
-        await stream.replied.wait()
-        if stream.reset_status is not None:
-            raise StreamReset(f"stream {stream_id} refused ({stream.reset_status})")
-        return stream
+            finally:
+                # Header blocks share one compression context: what was
+                # compressed must reach the peer, even if a later stream failed.
+                await self._write(bytes(data))
+        for stream in streams:
+            await stream.replied.wait()
+        for stream in streams:
+            if stream.reset_status is not None:
+                raise StreamReset(f"stream {stream.stream_id} refused ({stream.reset_status})")
+        return streams
 
     async def _write_owed(self) -> None:
         while self._owed:

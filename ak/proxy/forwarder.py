@@ -57,8 +57,10 @@ class Forwarder:
         session = await self._session(pod)
         request_id = str(next(self._ids))
         base = (("port", str(port)), ("requestid", request_id))
-        error = await session.open_stream((("streamtype", "error"), *base))
-        data = await session.open_stream((("streamtype", "data"), *base))
+        # Both at once: the kubelet pairs them by requestID, in either order.
+        error, data = await session.open_streams(
+            [(("streamtype", "error"), *base), (("streamtype", "data"), *base)]
+        )
         return error, data
 
     async def close(self, pod: RemotePod) -> None:
