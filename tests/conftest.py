@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ak.core.names import remote_namespace
+from ak.core.labels import LABEL_NODE
+from ak.core.names import node_label_value, remote_namespace
 from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess, real_node_args
 from ak.testbed.cluster import Cluster
@@ -169,6 +170,17 @@ def node_running(node: AKNode) -> Iterator[AKNode]:
         node.ak.stop()
         local.kubectl("delete", "namespace", node.namespace, "--wait=false", check=False)
         local.kubectl("delete", "node", node.ak.node_name, "--wait=false", check=False)
+        # With AK stopped nothing deletes the node's remote pods: a test's real
+        # containers (a busy loop among them) would run, and take the CPU, for
+        # the rest of the session.
+        node.ak.remote.kubectl(
+            "delete",
+            "namespace",
+            "-l",
+            f"{LABEL_NODE}={node_label_value(node.ak.node_name)}",
+            "--wait=false",
+            check=False,
+        )
 
 
 def wait_for_node_ready(ak: AKProcess, timeout: float = 60) -> None:
