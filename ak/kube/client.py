@@ -1,4 +1,7 @@
-"""Requests to one API server: JSON dicts over httpx, rate limited and counted."""
+"""Requests to one API server: JSON dicts, rate limited and counted.
+
+Plain requests go through ``http11`` (AK's own HTTP/1.1 client: most of AK's
+CPU is its requests); streams (watches, logs) through httpx."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import trio
@@ -16,12 +20,14 @@ from ak.core import codec
 from ak.core.types import Obj
 from ak.kube.config import ClusterConfig
 from ak.kube.errors import KubeError, Unreachable, api_error
+from ak.kube.http11 import Pool, Response, TransportError
 from ak.kube.transport import transport
 from ak.metrics import API_LATENCY, API_REQUESTS
 
 log = logging.getLogger(__name__)
 
 
+REQUEST_TIMEOUT = 30.0
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -90,19 +96,12 @@ class KubeClient:
         self.bucket = TokenBucket(qps, burst)
         self.counts: Counter[tuple[str, int]] = Counter()
         self._limiter = trio.CapacityLimiter(max_concurrency)
-        # Two pools: watches hold a connection each for minutes (one per watched
-        # Secret, too), and httpcore scans its whole pool on every request (a poll
-        # syscall per idle connection), so the request pool stays small and the
-        # streaming pool is unbounded. Measured against a loopback API server:
-        # 2.7 ms CPU per request with 16 connections, 2.2 with 8, 1.9 with 4; 8
-        # still keeps enough requests in flight for a remote cluster far away.
-        #
-        # Plain requests go straight to httpx's transport: AsyncClient's layers
-        # (cookie jar, redirects, auth flow, base URL merging) cost about a tenth
-        # of AK's CPU on a busy node and API servers need none of them.
+        # Two pools: plain requests on a few keep-alive connections of AK's own
+        # client, and watches (each holding a connection for minutes, one per
+        # watched Secret too) on httpx's, unbounded.
         self._base = config.server.rstrip("/")
         self._timeout = httpx.Timeout(30, connect=10)
-        # httpcore checks the certificate against (and sends as SNI) this name.
+        # The certificate is checked against (and SNI names) this name.
         self._sni: dict[str, Any] = (
             {"sni_hostname": config.tls_server_name} if config.tls_server_name else {}
         )
@@ -111,11 +110,11 @@ class KubeClient:
             "Accept": "application/json",
             "Accept-Encoding": "gzip" if config.compression else "identity",
         }
-        self._requests = transport(
+        self._requests = Pool(
+            config.server,
             config.ssl_context,
-            httpx.Limits(
-                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-            ),
+            server_hostname=config.tls_server_name,
+            max_idle=max_concurrency,
         )
         self._streams = httpx.AsyncClient(
             base_url=config.server,
@@ -148,25 +147,19 @@ class KubeClient:
         headers: dict[str, str],
         content: bytes | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout, not a cancel scope
-    ) -> httpx.Response:
+    ) -> Response:
         """One request and its whole body; transport failures become ``Unreachable``."""
-        url = httpx.URL(self._base + path, params=params)
-        limits = self._timeout if timeout is None else httpx.Timeout(timeout, connect=10)
-        request = httpx.Request(
-            method,
-            url,
-            headers={**self._fixed_headers, **headers},
-            content=content,
-            extensions={"timeout": limits.as_dict(), **self._sni},
-        )
+        target = path + ("?" + query(params) if params else "")
         try:
             async with self._limiter:
-                resp = await self._requests.handle_async_request(request)
-                try:
-                    await resp.aread()
-                finally:
-                    await resp.aclose()
-        except httpx.TransportError as e:
+                resp = await self._requests.request(
+                    method,
+                    target,
+                    {**self._fixed_headers, **headers},
+                    content,
+                    REQUEST_TIMEOUT if timeout is None else timeout,
+                )
+        except TransportError as e:
             self._count(method, 0, path)
             raise Unreachable(f"{self.name} API server {self.config.server}", e) from e
         self._count(method, resp.status_code, path)
@@ -250,6 +243,13 @@ class KubeClient:
                 yield resp
         except httpx.TransportError as e:
             raise Unreachable(f"{self.name} API server {self.config.server}", e) from e
+
+
+def query(params: dict[str, Any]) -> str:
+    """A query string as httpx writes one: booleans as true/false."""
+    return urlencode(
+        {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
+    )
 
 
 def path(
