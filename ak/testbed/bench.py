@@ -31,7 +31,8 @@ def _table(results: dict[str, Any]) -> str:
     nan = float("nan")
     rows = [
         "  pods | added latency, ms: create p50 p90 p99 max | running p50 p99 | "
-        "pods/s AK direct ratio | RSS MB | idle CPU % | restart s (ready s), re-created"
+        "pods/s AK direct ratio | AK CPU ms/pod | machine CPU ms/pod AK direct, busy | "
+        "RSS MB | idle CPU % | restart s (ready s), re-created"
     ]
     for n, r in results.items():
         c = r.get("added_latency_create") or {}
@@ -43,6 +44,11 @@ def _table(results: dict[str, Any]) -> str:
             f"{c.get('p99_ms', nan):6.1f} {c.get('max_ms', nan):7.1f} | "
             f"{ru.get('p50_ms', nan):6.1f} {ru.get('p99_ms', nan):6.1f} | "
             f"{ak:6.1f} {direct:6.1f} {ak / direct:.2f} | "
+            f"{r.get('ak_cpu_s_per_pod_lifecycle', nan) * 1000:5.1f} | "
+            f"{r.get('ak_machine_cpu_ms_per_pod_to_running', nan):5.1f} "
+            f"{r.get('direct_machine_cpu_ms_per_pod_to_running', nan):5.1f}, "
+            f"{r.get('ak_machine_busy_fraction', nan):.2f} "
+            f"{r.get('direct_machine_busy_fraction', nan):.2f} | "
             f"{r.get('settled_rss_mb', r.get('ak_rss_mb', nan)):5.0f} | "
             f"{r.get('idle_cpu_percent', nan):5.2f} | "
             f"{restart.get('converged_s', nan):5.1f} ({restart.get('ready_s', nan):4.1f}) "

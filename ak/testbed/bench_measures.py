@@ -60,6 +60,14 @@ def _proc_stats(pid: int) -> tuple[float, float]:
     return rss_kb / 1024, cpu
 
 
+def _machine_busy() -> float:
+    """CPU seconds this machine has spent busy (all cores, every process: API
+    servers, etcd, kwok, scheduler, controllers, AK and the benchmark)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def _metrics(port: int) -> dict[tuple[str, str, str], float]:
     """AK's API request counters: (cluster, verb, resource) -> count."""
     out: dict[tuple[str, str, str], float] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,14 @@ from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
 from ak.kube.informer import Informer
 from ak.testbed.akproc import AKProcess
-from ak.testbed.bench_measures import Stamps, _diff, _metrics, _percentiles, _proc_stats
+from ak.testbed.bench_measures import (
+    Stamps,
+    _diff,
+    _machine_busy,
+    _metrics,
+    _percentiles,
+    _proc_stats,
+)
 from ak.testbed.cluster import Cluster
 
 NODE = "ak-bench"
@@ -184,13 +192,16 @@ class Bench:
         profiler = self._profiler(pid, n)
         before = _metrics(self.ak.metrics_port)
         cpu0 = _proc_stats(pid)[1]
-        t0 = time.monotonic()
+        parts0 = self._parts()
+        busy0, t0 = _machine_busy(), time.monotonic()
         names = [f"p{i}" for i in range(n)]
         await _create_all(
             self.local, ns, [_pod(self.token, p, {"bench": run}, NODE) for p in names]
         )
         await _wait("all Running", lambda: all(p in local.running for p in names), 120 + n / 5)
         seconds = time.monotonic() - t0
+        busy = _machine_busy() - busy0
+        parts = self._parts_since(parts0, n)
         rss, _ = _proc_stats(pid)
         t1 = time.monotonic()
         await _delete_each(self.local, ns, names)
@@ -208,6 +219,32 @@ class Bench:
             "ak_rss_mb": rss,
             "ak_cpu_s_per_pod_lifecycle": (_proc_stats(pid)[1] - cpu0) / n,
             "requests_per_pod": {k: round(v / n, 2) for k, v in sorted(cost.items())},
+            **_machine("ak", busy, seconds, n),
+            "ak_cpu_ms_per_pod_to_running_by_process": parts,
+        }
+
+    def _processes(self) -> dict[str, int]:
+        """Every process of the testbed by name: where the machine's CPU goes."""
+        out = {"AK": self.ak.pid, "benchmark": os.getpid()}
+        for cluster in (self.local_cluster, self.remote_cluster):
+            for proc in cluster.procs:
+                out[f"{cluster.name} {proc.name}"] = proc.pid
+        out["etcd"] = self.local_cluster.etcd.proc.pid
+        return out
+
+    def _parts(self) -> dict[str, float]:
+        parts = {}
+        for name, pid in self._processes().items():
+            with contextlib.suppress(OSError):
+                parts[name] = _proc_stats(pid)[1]
+        return parts
+
+    def _parts_since(self, before: dict[str, float], n: int) -> dict[str, float]:
+        now = self._parts()
+        return {
+            name: round((now[name] - cpu) * 1000 / n, 2)
+            for name, cpu in before.items()
+            if name in now
         }
 
     def _profiler(self, pid: int, n: int | str) -> subprocess.Popen[bytes] | None:
@@ -223,15 +260,23 @@ class Bench:
 
     async def direct(self, ns: str, run: str, n: int, direct: Stamps) -> dict[str, Any]:
         """The same N pods straight on the remote API server: this machine's limit."""
-        t0 = time.monotonic()
+        parts0 = self._parts()
+        busy0, t0 = _machine_busy(), time.monotonic()
         names = [f"p{i}" for i in range(n)]
         await _create_all(
             self.remote, ns, [_pod(self.token, p, {"bench": run}, None) for p in names]
         )
         await _wait("all Running", lambda: all(p in direct.running for p in names), 120 + n / 5)
         seconds = time.monotonic() - t0
+        busy = _machine_busy() - busy0
+        parts = self._parts_since(parts0, n)
         await _delete_each(self.remote, ns, names)
-        return {"direct_pods_per_s": n / seconds, "direct_seconds_to_all_running": seconds}
+        return {
+            "direct_pods_per_s": n / seconds,
+            "direct_seconds_to_all_running": seconds,
+            **_machine("direct", busy, seconds, n),
+            "direct_cpu_ms_per_pod_to_running_by_process": parts,
+        }
 
     async def settled(
         self,
@@ -312,6 +357,16 @@ class Bench:
             "writes": {" ".join(k): n for k, n in writes.items()},
             "recreated": recreated,
         }
+
+
+def _machine(prefix: str, busy: float, seconds: float, n: int) -> dict[str, float]:
+    """The whole machine's CPU until all N pods ran: per pod, and how busy it was
+    (1.0: every core all the time, so nothing could have gone faster)."""
+    cores = os.cpu_count() or 1
+    return {
+        f"{prefix}_machine_cpu_ms_per_pod_to_running": busy * 1000 / n,
+        f"{prefix}_machine_busy_fraction": busy / (seconds * cores),
+    }
 
 
 def _median_restart(runs: list[dict[str, Any]]) -> dict[str, Any]:
