@@ -119,6 +119,7 @@ class Provider:
             preparers=[self.deps, self.tokens],
         )
         self.tokens.twin = self.remote_pods.get
+        self.remote_pods.leftovers = lambda rns: self.tokens.identities_by_ns.get(rns, 0) > 0
         self.addresses = (
             PodAddresses(parse_range(config.pods.address_range))
             if config.pods.address_range

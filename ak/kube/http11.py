@@ -176,13 +176,14 @@ class Pool:
         try:
             with trio.fail_after(timeout):
                 conn = await self._take()
+                bodyless = method == "HEAD"
                 try:
-                    return await self._exchange(conn, head, body)
+                    return await self._exchange(conn, head, body, bodyless)
                 except _Closed:
                     if not conn.used:
                         raise
                 # A reused connection the server had closed: once more, on a new one.
-                return await self._exchange(await self._connect(), head, body)
+                return await self._exchange(await self._connect(), head, body, bodyless)
         except trio.TooSlowError:
             raise TransportError(f"no response within {timeout:g} s") from None
 
@@ -225,13 +226,15 @@ class Pool:
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as e:
             raise TransportError(f"cannot connect: {e}") from e
 
-    async def _exchange(self, conn: _Conn, head: bytes, body: bytes | None) -> Response:
+    async def _exchange(
+        self, conn: _Conn, head: bytes, body: bytes | None, bodyless: bool
+    ) -> Response:
         reusable = False
         conn.started = False
         try:
             try:
                 await conn.stream.send_all(head + body if body else head)
-                status, headers, content, reusable = await self._response(conn)
+                status, headers, content, reusable = await self._response(conn, bodyless)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
                 if not conn.started:
                     raise _Closed() from e
@@ -245,13 +248,17 @@ class Pool:
                 await conn.aclose()
         return Response(status, headers, content)
 
-    async def _response(self, conn: _Conn) -> tuple[int, dict[str, str], bytes, bool]:
+    async def _response(
+        self, conn: _Conn, bodyless: bool
+    ) -> tuple[int, dict[str, str], bytes, bool]:
         while True:
             status, headers = _parse_head(await conn.read_until(b"\r\n\r\n", MAX_HEAD))
             if not 100 <= status < 200:
                 break  # 1xx (none expected: AK sends no Expect) are skipped
         framing = headers.get("transfer-encoding", "").lower()
-        if "chunked" in framing:
+        if bodyless or status in (204, 304):
+            content = b""  # a HEAD answer's Content-Length describes a body not sent
+        elif "chunked" in framing:
             content = await self._chunked(conn)
         elif "content-length" in headers:
             try:
@@ -259,8 +266,6 @@ class Pool:
             except ValueError:
                 raise TransportError("bad Content-Length") from None
             content = await conn.read_exactly(length)
-        elif status in (204, 304):
-            content = b""
         else:
             content = await conn.read_to_end()
             headers["connection"] = "close"

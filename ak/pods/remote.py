@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 PodKey = tuple[str, str]
 
 EPHEMERAL_RETRY = 10.0
+LEFTOVERS_RECHECK = 5.0  # s between looks at a namespace the garbage collector is emptying
 """Seconds until an ephemeral container that waits for a Secret/ConfigMap is tried again."""
 
 
@@ -94,6 +95,9 @@ class RemoteCluster:
         self._tracked_all = trio.Event()
         self._notify: Notify = lambda key, obj: None
         self._local_in_use: Callable[[str], bool] = _no_pods
+        # Whether a remote namespace still holds objects of AK's pods (their
+        # identity Secrets, until the garbage collector deletes them).
+        self.leftovers: Callable[[str], bool] = lambda remote_ns: False
         # Ephemeral containers the remote refused, per pod incarnation (uid).
         self._refused_ephemeral: dict[PodKey, tuple[str, set[str]]] = {}
         PODS.labels("remote").set_function(self.remote_pods.size)
@@ -158,6 +162,12 @@ class RemoteCluster:
 
     async def _sync_namespace(self, local_ns: str) -> float | None:
         in_use = bool(self._local_in_use(local_ns) or self.remote_by_ns.get(local_ns))
+        if not in_use and self.leftovers(self.namespaces.name(local_ns)):
+            # Deleting a namespace that still holds thousands of Secrets the garbage
+            # collector has yet to reach keeps it Terminating for minutes, and a pod
+            # created meanwhile waits (seen: 3.3 s for the first pod of a 10,000-pod
+            # burst). Empty, its deletion takes a moment.
+            return LEFTOVERS_RECHECK
         return await self.namespaces.sync(local_ns, in_use)
 
     # -- lifecycle -----------------------------------------------------------------

@@ -32,6 +32,7 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,6 +123,10 @@ class TokenController:
         self.s = settings
         self.wall = wall
         self.rand = rand
+        # Identity Secrets per remote namespace: the remote garbage collector
+        # deletes them some time after their pods, and a remote namespace is not
+        # deleted while they remain (``RemoteCluster.leftovers``).
+        self.identities_by_ns: Counter[str] = Counter()
         self.identities = Informer(
             remote,
             "/api/v1/secrets",
@@ -230,6 +235,11 @@ class TokenController:
     # -- remote identity Secrets ---------------------------------------------------------
     def _on_identity(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
+        if obj is not None and (old is None) != (new is None):
+            ns = obj["metadata"].get("namespace", "")
+            self.identities_by_ns[ns] += 1 if old is None else -1
+            if self.identities_by_ns[ns] <= 0:
+                del self.identities_by_ns[ns]
         key = identity_key(obj, self.s.node_name) if obj is not None else None
         if key is None:
             return

@@ -103,6 +103,15 @@ async def test_requests_share_a_keep_alive_connection() -> None:
         assert p.requests[-1].endswith(b'\r\n\r\n{"a":1}')
 
 
+async def test_head_answers_have_no_body() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"
+    async with peer(lambda c, r: head if r == 0 else ok()) as (p, pool):
+        resp = await pool.request("HEAD", "/x", {}, None, 5)
+        assert (resp.status_code, resp.content) == (200, b"")
+        assert await get(pool) == b'{"ok":true}'  # the connection stayed in step
+        assert p.connections == 1
+
+
 async def test_chunked_gzip_and_trailers() -> None:
     body = b'{"items":[' + b",".join(b'{"i":%d}' % i for i in range(5000)) + b"]}"
     packed = gzip.compress(body)
