@@ -99,7 +99,6 @@ class KubeClient:
         # Two pools: plain requests on a few keep-alive connections of AK's own
         # client, and watches (each holding a connection for minutes, one per
         # watched Secret too) on httpx's, unbounded.
-        self._base = config.server.rstrip("/")
         self._timeout = httpx.Timeout(30, connect=10)
         # The certificate is checked against (and SNI names) this name.
         self._sni: dict[str, Any] = (

@@ -112,7 +112,8 @@ class _Closed(TransportError):
         super().__init__("connection closed by the server before responding")
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    """Status and headers (lower-case names) of a response head without its CRLFCRLF."""
     lines = head.split(b"\r\n")
     parts = lines[0].split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
@@ -252,7 +253,7 @@ class Pool:
         self, conn: _Conn, bodyless: bool
     ) -> tuple[int, dict[str, str], bytes, bool]:
         while True:
-            status, headers = _parse_head(await conn.read_until(b"\r\n\r\n", MAX_HEAD))
+            status, headers = parse_head(await conn.read_until(b"\r\n\r\n", MAX_HEAD))
             if not 100 <= status < 200:
                 break  # 1xx (none expected: AK sends no Expect) are skipped
         framing = headers.get("transfer-encoding", "").lower()

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import trio
 
 from ak.kube.client import KubeClient
+from ak.kube.http11 import TransportError, parse_head
 from ak.kubelet import channels
 from ak.kubelet.spdy_session import SpdySession
 from ak.kubelet.websocket import Rejected, WebSocket, connect
@@ -100,9 +101,14 @@ async def open_spdy(
                     raise Rejected(502, b"connection closed during the upgrade")
                 head += data
             raw, _, rest = bytes(head).partition(b"\r\n\r\n")
-            status = _status(raw)
+            try:
+                status, headers = parse_head(raw)
+            except TransportError:
+                status, headers = 502, {}
             if status != 101:
-                raise Rejected(status, await _body(stream, raw, rest))
+                length = headers.get("content-length", "")
+                size = int(length) if length.isdigit() else 0
+                raise Rejected(status, await _body(stream, size, rest))
             return SpdySession(stream, rest, client=True)
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -110,20 +116,9 @@ async def open_spdy(
             raise
 
 
-def _status(head: bytes) -> int:
-    try:
-        return int(head.split(b" ", 2)[1])
-    except (IndexError, ValueError):
-        return 502
-
-
-async def _body(stream: trio.SSLStream[trio.SocketStream], head: bytes, rest: bytes) -> bytes:
+async def _body(stream: trio.SSLStream[trio.SocketStream], length: int, rest: bytes) -> bytes:
     """The refusal's body, as much as Content-Length says (errors are small)."""
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length" and value.strip().isdigit():
-            length = min(int(value.strip()), MAX_RESPONSE_HEAD)
+    length = min(length, MAX_RESPONSE_HEAD)
     body = bytearray(rest)
     with trio.move_on_after(2):
         while len(body) < length:

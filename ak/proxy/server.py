@@ -21,6 +21,7 @@ import contextlib
 import errno
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -65,7 +66,6 @@ class PodProxy:
         services: ServiceController,
         events: EventRecorder,
     ) -> None:
-        self.remote = remote
         self.node_name = node_name
         self.addresses = addresses
         self.pods = pods
@@ -81,8 +81,9 @@ class PodProxy:
         services.listeners.append(self._on_service)
 
     def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+        # Most pod events are status changes that move no listener.
         obj = new or old
-        if obj is not None:
+        if obj is not None and _listening_view(old) != _listening_view(new):
             self.queue.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
     def _on_service(self, old: Obj | None, new: Obj | None) -> None:
@@ -101,7 +102,7 @@ class PodProxy:
                 nursery.start_soon(self.forwarder.run)
                 await self.pods.synced.wait()
                 for pod in self.pods.local_pods.values():
-                    self._on_pod(None, pod)
+                    self.queue.add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
                 await self.queue.run_workers(1, self._sync)
         finally:
             self._nursery = None
@@ -154,15 +155,7 @@ class PodProxy:
                 await self._listen_failed(key, address, port, e)
                 return
             log.debug("pod %s/%s: listening on %s port %d", *key, address, port)
-            async with trio.open_nursery() as nursery:
-                for listener in listeners:
-                    nursery.start_soon(self._accept, key, port, listener)
-
-    async def _accept(self, key: PodKey, port: int, listener: trio.SocketListener) -> None:
-        async with listener, trio.open_nursery() as nursery:
-            while True:
-                stream = await listener.accept()
-                nursery.start_soon(self._forward, key, port, stream)
+            await trio.serve_listeners(partial(self._forward, key, port), listeners)
 
     async def _listen_failed(self, key: PodKey, address: str, port: int, e: OSError) -> None:
         if e.errno == errno.EADDRNOTAVAIL:
@@ -219,6 +212,22 @@ class PodProxy:
 
     def _remote_pod(self, key: PodKey) -> RemotePod:
         return RemotePod(remote_namespace(self.node_name, key[0]), key[1])
+
+
+def _listening_view(pod: Obj | None) -> tuple[object, ...] | None:
+    """What ``_wanted`` reads of a pod: its address, phase, labels (Service
+    selection) and containers (declared ports)."""
+    if pod is None:
+        return None
+    status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    return (
+        status.get("podIP"),
+        status.get("phase"),
+        pod["metadata"].get("labels"),
+        spec.get("containers"),
+        spec.get("initContainers"),
+    )
 
 
 async def _collect(error: SpdyStream, into: list[bytes]) -> None:
