@@ -144,9 +144,16 @@ def new_ephemeral_containers(local: Obj, remote: Obj, extra_env: list[Obj]) -> l
     """The local pod's ephemeral containers the remote pod lacks, translated.
 
     Ephemeral containers can only be added, never changed or removed, so
-    those the remote already has (by name) are left as they are.
+    those the remote already has (by name) are left as they are. One the
+    local status shows terminated without the remote having it was refused
+    there (``status.with_refused_ephemeral``): it has ended for good, as a
+    kubelet never starts an ephemeral container twice, and an AK restarted
+    since does not ask again.
     """
     have = {c.get("name") for c in (remote.get("spec") or {}).get("ephemeralContainers") or []}
+    for entry in (local.get("status") or {}).get("ephemeralContainerStatuses") or []:
+        if "terminated" in (entry.get("state") or {}):
+            have.add(entry.get("name"))
     wanted: list[Obj] = (local.get("spec") or {}).get("ephemeralContainers") or []
     missing = [c for c in wanted if c.get("name") not in have]
     if not missing:

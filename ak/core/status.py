@@ -9,21 +9,25 @@ Ownership of conditions:
 * Readiness-gate conditions belong to the local cluster (the remote pod has
   no gates). As the kubelet does, a pod whose gates are not all True is not
   Ready, whatever the remote says.
-* ``Ready``, ``ContainersReady``, ``Initialized`` and
-  ``PodReadyToStartContainers`` are the kubelet's: always the remote's, and
-  dropped locally when the remote has none yet (so a stale error from
-  ``pending_status_for_error`` does not outlive the error).
+* ``Ready``, ``ContainersReady``, ``Initialized``,
+  ``PodReadyToStartContainers`` and the resize conditions
+  (``PodResizePending``, ``PodResizeInProgress``) are the kubelet's: always
+  the remote's, and dropped locally when the remote has none (so a stale
+  error from ``pending_status_for_error``, or a resize the remote has since
+  done, does not outlive its cause).
 * Any other local condition type (set by local controllers) is kept.
 
 ``observedGeneration`` is dropped: the remote's generation counts remote
 updates, which is not what the local field claims to report.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from ak.core.codec import clone
 from ak.core.conditions import find_condition, set_condition
+from ak.core.resize import RESIZE_CONDITIONS
 from ak.core.timefmt import format_time
 from ak.core.types import Obj
 
@@ -42,8 +46,9 @@ _COPIED_FROM_REMOTE = (
     "message",
 )
 LOCAL_CONDITIONS = frozenset({"PodScheduled", "DisruptionTarget"})
-KUBELET_CONDITIONS = frozenset(
-    {"Ready", "ContainersReady", "Initialized", "PodReadyToStartContainers"}
+KUBELET_CONDITIONS = (
+    frozenset({"Ready", "ContainersReady", "Initialized", "PodReadyToStartContainers"})
+    | RESIZE_CONDITIONS
 )
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -54,6 +59,8 @@ MESSAGE_REMOTE_POD_MISSING = (
 REASON_CONTAINER_UNKNOWN = "ContainerStatusUnknown"
 REASON_GATES_NOT_READY = "ReadinessGatesNotReady"
 EXIT_CODE_UNKNOWN = 137  # what the kubelet reports for containers it lost track of
+REASON_START_ERROR = "StartError"
+EXIT_CODE_NOT_STARTED = 128  # what the kubelet reports for a container the runtime could not start
 
 
 def _gate_types(local: Obj) -> list[str]:
@@ -132,6 +139,12 @@ def local_status(remote: Obj, local: Obj) -> Obj:
         status.pop(field, None)
         if field in remote_status:
             status[field] = clone(remote_status[field])
+    refused = _never_started_ephemeral(old, remote_status)
+    if refused:
+        status["ephemeralContainerStatuses"] = [
+            *(status.get("ephemeralContainerStatuses") or []),
+            *refused,
+        ]
     # The API server defaults phase on create, so only a hand-made remote
     # object lacks one; never write a phase-less status.
     status.setdefault("phase", old.get("phase", "Pending"))
@@ -146,6 +159,18 @@ def local_status(remote: Obj, local: Obj) -> Obj:
     if conditions:
         status["conditions"] = conditions
     return status
+
+
+def _never_started_ephemeral(old: Obj, remote_status: Obj) -> list[Obj]:
+    """The local pod's terminated ephemeral container statuses the remote has
+    no entry for: AK's verdict on containers the remote refused
+    (``with_refused_ephemeral``), which stands as a kubelet's would."""
+    theirs = {e.get("name") for e in remote_status.get("ephemeralContainerStatuses") or []}
+    return [
+        clone(e)
+        for e in old.get("ephemeralContainerStatuses") or []
+        if e.get("name") not in theirs and "terminated" in (e.get("state") or {})
+    ]
 
 
 _LIST_KEYS = {
@@ -314,3 +339,45 @@ def pending_status_for_error(local: Obj, reason: str, message: str, now: datetim
             ]
     status["conditions"] = _not_ready(status.get("conditions") or [], reason, message, ts)
     return status
+
+
+def with_refused_ephemeral(
+    status: Obj, local: Obj, refused: Mapping[str, str], now: datetime
+) -> Obj:
+    """``status`` with a terminated entry for each of the local pod's ephemeral
+    containers the remote refused (``refused``: name -> the remote's message).
+
+    A kubelet that cannot start a container says so in its status, and
+    everything that waits on one (``kubectl debug``, ``kubectl wait``,
+    ``kubectl attach``) ends on that. An ephemeral container is never
+    restarted, so a refused one has terminated for good: ``StartError``, exit
+    code 128, as for one the runtime could not start, and the remote's
+    message. An entry the status already has (the remote's, or AK's earlier
+    verdict) stands.
+    """
+    wanted = (local.get("spec") or {}).get("ephemeralContainers") or []
+    have = {e.get("name") for e in status.get("ephemeralContainerStatuses") or []}
+    added: list[Obj] = []
+    ts = format_time(now)
+    for container in wanted:
+        name = container.get("name")
+        if name not in refused or name in have:
+            continue
+        entry = _blank_status(container)
+        entry["state"] = {
+            "terminated": {
+                "exitCode": EXIT_CODE_NOT_STARTED,
+                "reason": REASON_START_ERROR,
+                "message": refused[name],
+                "finishedAt": ts,
+            }
+        }
+        added.append(entry)
+    if not added:
+        return status
+    result = dict(status)
+    result["ephemeralContainerStatuses"] = [
+        *(status.get("ephemeralContainerStatuses") or []),
+        *added,
+    ]
+    return result

@@ -73,6 +73,8 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("pods", ("get",), subresource="log"),
     # `kubectl debug` on a local pod adds its ephemeral container remotely.
     Permission("pods", ("patch",), subresource="ephemeralcontainers"),
+    # An in-place resize of a local pod resizes its twin.
+    Permission("pods", ("patch",), subresource="resize"),
     Permission("pods", ("get", "create"), subresource="exec"),
     Permission("pods", ("get", "create"), subresource="attach"),
     Permission("pods", ("get", "create"), subresource="portforward"),

@@ -229,6 +229,12 @@ class KubeletAPI:
     # -- logs -----------------------------------------------------------------------------
     async def _logs(self, conn: HTTPConnection, route: routes.ContainerLogs) -> None:
         rp = self._remote_pod(route.pod, route.container)
+        pod = self.local_pods.get(route.pod.namespace, route.pod.pod)
+        why = podviews.never_ran(pod, route.container) if pod is not None else None
+        if why is not None and not route.options.previous:
+            # The remote has no such container (it refused it): say why, as the
+            # kubelet does, so `kubectl logs` and `kubectl debug` end on the reason.
+            raise HTTPProblem(400, why)
         params = route.options.remote_params(route.container)
         what = f"logs {route.pod.namespace}/{route.pod.pod}/{route.container}"
         # A follow lasts as long as the client stays; a plain read that stalls

@@ -26,6 +26,35 @@ def pod_list(pods: Iterable[Obj]) -> Obj:
     return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
 
 
+_STATUS_LISTS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+
+
+def never_ran(pod: Obj, container: str) -> str | None:
+    """Why ``container`` of local ``pod`` has no logs, if its status says it
+    never ran: terminated with no container ID and no earlier run, as AK
+    reports a container the remote refused. The kubelet answers "is
+    terminated" then; the reason and message say why. None: ask the remote."""
+    status = pod.get("status") or {}
+    for key in _STATUS_LISTS:
+        for entry in status.get(key) or []:
+            if entry.get("name") != container:
+                continue
+            terminated = (entry.get("state") or {}).get("terminated")
+            if (
+                terminated is None
+                or entry.get("containerID")
+                or terminated.get("containerID")
+                or (entry.get("lastState") or {}).get("terminated")
+            ):
+                return None
+            why = ": ".join(x for x in (terminated.get("reason"), terminated.get("message")) if x)
+            name = pod["metadata"]["name"]
+            return f'container "{container}" in pod "{name}" is terminated' + (
+                f": {why}" if why else ""
+            )
+    return None
+
+
 def local_ref(node_name: str, remote: Obj) -> tuple[str, str, str] | None:
     """(namespace, name, uid) of the local pod a remote pod runs for, or None."""
     meta = remote.get("metadata") or {}

@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import trio
 
@@ -25,7 +26,8 @@ from ak.core.namespaces import Template
 from ak.core.placement import NONE as NO_PLACEMENT
 from ak.core.placement import Placement
 from ak.core.pods import new_ephemeral_containers, remote_pod_patch, to_remote_pod
-from ak.core.status import local_status
+from ak.core.resize import patch_key, resize_patch, resize_problem, with_refused_resize
+from ak.core.status import TERMINAL_PHASES, local_status, with_refused_ephemeral
 from ak.core.types import Obj
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, NotFound
@@ -98,8 +100,14 @@ class RemoteCluster:
         # Whether a remote namespace still holds objects of AK's pods (their
         # identity Secrets, until the garbage collector deletes them).
         self.leftovers: Callable[[str], bool] = lambda remote_ns: False
-        # Ephemeral containers the remote refused, per pod incarnation (uid).
-        self._refused_ephemeral: dict[PodKey, tuple[str, set[str]]] = {}
+        # Ephemeral containers the remote refused, per pod incarnation (uid):
+        # name -> the remote's message, for the local status.
+        self._refused_ephemeral: dict[PodKey, tuple[str, dict[str, str]]] = {}
+        # The resize the remote refused, per pod incarnation: (uid, the resize
+        # as ``patch_key`` has it, the remote's message).
+        self._refused_resize: dict[PodKey, tuple[str, str, str]] = {}
+        # The remote kubelet's last resize problem logged, per pod: (uid, problem).
+        self._resize_logged: dict[PodKey, tuple[str, tuple[str, str]]] = {}
         PODS.labels("remote").set_function(self.remote_pods.size)
 
     # -- the view ------------------------------------------------------------------
@@ -222,8 +230,48 @@ class RemoteCluster:
                     )
                 )
         await self._add_ephemeral_containers(key, local, remote, outcome)
+        await self._resize(key, local, remote, outcome)
         self.track(local)
         return outcome
+
+    async def _resize(self, key: PodKey, local: Obj, remote: Obj, outcome: Outcome) -> None:
+        """``kubectl patch --subresource resize`` on the local pod: the same on the twin.
+
+        A resize the remote refuses is reported once (Event, log line, and
+        ``PodResizePending``/``Infeasible`` in the local status) and not tried
+        again until the local pod asks for another one.
+        """
+        uid = local["metadata"]["uid"]
+        patch = resize_patch(local, remote)
+        if patch is None:
+            self._refused_resize.pop(key, None)
+            self._log_resize_problem(key, uid, remote)
+            return
+        wanted = patch_key(patch)
+        refused = self._refused_resize.get(key)
+        if refused is not None and refused[:2] == (uid, wanted):
+            return
+        target = path("pods", namespace=self.remote_ns(key), name=key[1], subresource="resize")
+        try:
+            # Strategic merge: containers merge by name, resources key by key.
+            await self.remote.patch(target, patch, content_type=STRATEGIC)
+        except (Invalid, Forbidden) as e:
+            message = f"remote cluster refused the resize: {e.message}"
+            self._refused_resize[key] = (uid, wanted, message)
+            outcome.notices.append(Notice("ProviderResizeFailed", message))
+            return
+        self._refused_resize.pop(key, None)
+        log.info("pod %s/%s: resize sent to the remote pod: %s", *key, wanted)
+
+    def _log_resize_problem(self, key: PodKey, uid: str, remote: Obj) -> None:
+        # The remote kubelet's own Warning (ResizeInfeasible, ResizeDeferred...) is
+        # mirrored onto the local pod with its Events; AK's log says it too, once.
+        problem = resize_problem(remote)
+        if problem is None:
+            self._resize_logged.pop(key, None)
+        elif self._resize_logged.get(key) != (uid, problem):
+            self._resize_logged[key] = (uid, problem)
+            log.warning("pod %s/%s: remote resize %s: %s", *key, *problem)
 
     async def _add_ephemeral_containers(
         self, key: PodKey, local: Obj, remote: Obj, outcome: Outcome
@@ -236,7 +284,7 @@ class RemoteCluster:
         """
         uid = local["metadata"]["uid"]
         entry = self._refused_ephemeral.get(key)
-        refused = entry[1] if entry is not None and entry[0] == uid else set()
+        refused = entry[1] if entry is not None and entry[0] == uid else {}
         containers = [
             c
             for c in new_ephemeral_containers(local, remote, self.s.extra_env)
@@ -264,11 +312,12 @@ class RemoteCluster:
                 patch = {"spec": {"ephemeralContainers": [container]}}
                 await self.remote.patch(target, patch, content_type=STRATEGIC)
             except (Invalid, Forbidden) as e:
-                refused.add(container["name"])
+                message = (
+                    f"remote cluster refused ephemeral container {container['name']!r}: {e.message}"
+                )
+                refused[container["name"]] = message
                 self._refused_ephemeral[key] = (uid, refused)  # kept only for pods with one
-                message = f"remote cluster refused ephemeral container {container['name']!r}"
-                log.warning("pod %s/%s: %s: %s", *key, message, e.message)
-                outcome.notices.append(Notice("ProviderUpdateFailed", f"{message}: {e.message}"))
+                outcome.notices.append(Notice("ProviderUpdateFailed", message))
                 continue
             log.info("pod %s/%s: ephemeral container %s added remotely", *key, container["name"])
 
@@ -295,7 +344,20 @@ class RemoteCluster:
             pass
 
     def status(self, local: Obj, remote: Obj) -> Obj:
-        return local_status(remote, local)
+        status = local_status(remote, local)
+        if status.get("phase") in TERMINAL_PHASES:
+            return status
+        key, uid = _key(local), local["metadata"]["uid"]
+        now = datetime.now(UTC)
+        ephemeral = self._refused_ephemeral.get(key)
+        if ephemeral is not None and ephemeral[0] == uid:
+            status = with_refused_ephemeral(status, local, ephemeral[1], now)
+        resize = self._refused_resize.get(key)
+        if resize is not None and resize[0] == uid:
+            patch = resize_patch(local, remote)
+            if patch is not None and patch_key(patch) == resize[1]:
+                status = with_refused_resize(status, local.get("status") or {}, resize[2], now)
+        return status
 
     def track(self, local: Obj) -> None:
         for preparer in self.preparers:
@@ -303,6 +365,8 @@ class RemoteCluster:
 
     def release(self, key: PodKey) -> None:
         self._refused_ephemeral.pop(key, None)
+        self._refused_resize.pop(key, None)
+        self._resize_logged.pop(key, None)
         for preparer in self.preparers:
             preparer.release(key)
         self.ns_queue.add(key[0])

@@ -74,6 +74,14 @@ def test_ak_identities_cannot_touch_each_other(
         == 0
     )
 
+    victim = {"name": "v", "image": "x", "resources": {"requests": {"cpu": "100m"}}}
+    body: dict[str, object] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "v"}}
+    # Never scheduled, so nothing but the policy can refuse its resize.
+    body["spec"] = {"containers": [victim], "nodeSelector": {"nowhere": "true"}}
+    assert kubectl_as(remote, kc_two, "-n", rns_two, "create", "-f", "-", body=body)[0] == 0
+    debug = {"spec": {"ephemeralContainers": [{"name": "d", "image": "x"}]}}
+    resize = {"spec": {"containers": [{"name": "v", "resources": {"requests": {"cpu": "200m"}}}]}}
+
     # AK-1 can do none of this to AK-2's namespace, nor work outside AK namespaces.
     denied = [
         kubectl_as(
@@ -105,6 +113,16 @@ def test_ak_identities_cannot_touch_each_other(
     ]
     for code, text in denied:
         assert code != 0 and ("denied" in text or "forbidden" in text.lower()), text
+    # Nor to AK-2's pods through their subresources: `kubectl debug`, an in-place resize.
+    for subresource, patch in (("ephemeralcontainers", debug), ("resize", resize)):
+        code, text = kubectl_as(
+            remote, kc_one, "-n", rns_two, "patch", "pod", "v", f"--subresource={subresource}",
+            "--type=strategic", "-p", json.dumps(patch),
+        )  # fmt: skip
+        assert code != 0 and "may only act in namespaces labelled" in text, text
+    assert (
+        "ephemeralContainers" not in remote.get_json(f"/api/v1/namespaces/{rns_two}/pods/v")["spec"]
+    )
     assert remote.get_json(f"/api/v1/namespaces/{rns_two}/secrets/s")["metadata"]["name"] == "s"
     labels = remote.get_json(f"/api/v1/namespaces/{rns_two}")["metadata"]["labels"]
     assert labels["actual.vk/node-name"] == two

@@ -213,3 +213,25 @@ def test_empty_node_metrics() -> None:
     # Families without samples are left out, as the kubelet leaves them out.
     assert list(_metrics(exposition)) == ["scrape_error"]
     assert _metrics(exposition)["scrape_error"].samples == [Sample("scrape_error", {}, 0.0, None)]
+
+
+def test_logs_of_a_container_that_never_ran_say_why() -> None:
+    terminated = {"exitCode": 128, "reason": "StartError", "message": "remote cluster refused it"}
+    local = {
+        "metadata": {"name": "app", "namespace": "ns"},
+        "status": {
+            "containerStatuses": [
+                {"name": "c", "containerID": "containerd://1", "state": {"running": {}}}
+            ],
+            "ephemeralContainerStatuses": [
+                {"name": "dbg", "state": {"terminated": terminated}},
+                {"name": "ran", "state": {"terminated": {**terminated, "containerID": "cri://2"}}},
+            ],
+        },
+    }
+    assert podviews.never_ran(local, "dbg") == (
+        'container "dbg" in pod "app" is terminated: StartError: remote cluster refused it'
+    )
+    # Those that ran, and those it knows nothing of, are the remote's to answer.
+    for name in ("c", "ran", "other"):
+        assert podviews.never_ran(local, name) is None

@@ -5,12 +5,14 @@ from typing import Any
 import pytest
 
 from ak.core.conditions import find_condition
+from ak.core.pods import new_ephemeral_containers
 from ak.core.status import (
     failed_status_for_missing_remote,
     is_plain_pending,
     local_status,
     pending_status_for_error,
     status_changed,
+    with_refused_ephemeral,
 )
 from ak.core.types import Obj
 from tests.unit.fixtures import deployment_pod, remote_running_status
@@ -439,3 +441,68 @@ def test_ephemeral_container_statuses_flow_back() -> None:
 )
 def test_plain_pending(status: dict[str, Any], plain: bool) -> None:
     assert is_plain_pending(status) is plain
+
+
+# --- ephemeral containers the remote refused ----------------------------------
+
+
+def debugged_pod() -> Obj:
+    local = deployment_pod()
+    local["spec"]["ephemeralContainers"] = [
+        {"name": "ok", "image": "busybox:1", "targetContainerName": "crossplane"},
+        {"name": "ptrace", "image": "busybox:1", "targetContainerName": "crossplane"},
+    ]
+    return local
+
+
+REFUSAL = (
+    "remote cluster refused ephemeral container 'ptrace': pods \"x\" is forbidden: "
+    'violates PodSecurity "baseline:latest": non-default capabilities'
+)
+
+
+def test_refused_ephemeral_container_is_terminated_with_the_remotes_message() -> None:
+    local = debugged_pod()
+    remote_status = remote_running_status()
+    running_ok = {"name": "ok", "state": {"running": {"startedAt": NOW_S}}, "ready": False}
+    remote_status["ephemeralContainerStatuses"] = [running_ok]
+    status = local_status(remote_pod(remote_status), local)
+    status = with_refused_ephemeral(status, local, {"ptrace": REFUSAL}, NOW)
+    by_name = {e["name"]: e for e in status["ephemeralContainerStatuses"]}
+    assert by_name["ok"] == running_ok  # the remote's, untouched
+    refused = by_name["ptrace"]
+    assert refused["state"] == {
+        "terminated": {
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": REFUSAL,
+            "finishedAt": NOW_S,
+        }
+    }
+    assert (refused["image"], refused["ready"], refused["restartCount"]) == ("busybox:1", False, 0)
+    assert "containerID" not in refused
+
+
+def test_refused_ephemeral_verdict_stands_without_the_memory_of_it() -> None:
+    """After a restart AK no longer remembers the refusal: the local status keeps
+    its verdict (the remote has no entry), and the container is not asked for again."""
+    local = debugged_pod()
+    status = with_refused_ephemeral(
+        local_status(remote_pod(), local), local, {"ptrace": REFUSAL}, NOW
+    )
+    local["status"] = status
+    again = local_status(remote_pod(), local)
+    assert not status_changed(again, status)
+    assert [e["name"] for e in again["ephemeralContainerStatuses"]] == ["ptrace"]
+    # Nor does a later refusal of the same one write a new time.
+    later = with_refused_ephemeral(again, local, {"ptrace": "other"}, NOW.replace(hour=5))
+    assert later == again
+    remote = {"spec": {"ephemeralContainers": [{"name": "ok", "image": "busybox:1"}]}}
+    assert new_ephemeral_containers(local, remote, []) == []
+
+
+def test_no_refusals_leave_the_status_alone() -> None:
+    local = debugged_pod()
+    status = local_status(remote_pod(), local)
+    assert with_refused_ephemeral(status, local, {}, NOW) is status
+    assert "ephemeralContainerStatuses" not in status
