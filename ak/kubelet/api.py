@@ -232,9 +232,11 @@ class KubeletAPI:
         pod = self.local_pods.get(route.pod.namespace, route.pod.pod)
         why = podviews.never_ran(pod, route.container) if pod is not None else None
         if why is not None and not route.options.previous:
-            # The remote has no such container (it refused it): say why, as the
-            # kubelet does, so `kubectl logs` and `kubectl debug` end on the reason.
-            raise HTTPProblem(400, why)
+            # The remote has no such container (it refused it): say why, in plain
+            # text as the kubelet does (the API server passes it on as the error's
+            # message), so `kubectl logs` and `kubectl debug` end on the reason.
+            await conn.respond(400, why.encode(), "text/plain; charset=utf-8")
+            return
         params = route.options.remote_params(route.container)
         what = f"logs {route.pod.namespace}/{route.pod.pod}/{route.container}"
         # A follow lasts as long as the client stays; a plain read that stalls

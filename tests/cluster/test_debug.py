@@ -50,6 +50,24 @@ def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
         ],
     )
     assert "PodSecurity" in refused[0]["message"]
+    # ...and so does its status: it ended without running, with the remote's
+    # message, so whatever waits for it (kubectl debug -it, kubectl wait) ends.
+    ptrace = wait_until(
+        "ptrace's status on the local pod",
+        lambda: {
+            s["name"]: s
+            for s in local_cluster.get_json(local_path)["status"].get(
+                "ephemeralContainerStatuses", []
+            )
+        }.get("ptrace"),
+    )
+    terminated = ptrace["state"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("StartError", 128)
+    assert terminated["message"] == refused[0]["message"]
+    assert not ptrace.get("containerID")
+    logs = local_cluster.kubectl("-n", ns, "logs", "app", "-c", "ptrace", check=False)
+    assert logs.returncode != 0 and "is terminated: StartError" in logs.stderr, logs.stderr
+    assert "PodSecurity" in logs.stderr
 
     # The refused one does not hold back the next.
     debug("dbg", "baseline")
@@ -60,11 +78,13 @@ def test_kubectl_debug_runs_remotely_and_a_refusal_is_an_event(
     assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"  # the local API server, as for "c"
     assert "ptrace" not in remote_ephemeral()
 
-    statuses = wait_until(
-        "dbg's status on the local pod",
-        lambda: local_cluster.get_json(local_path)["status"].get("ephemeralContainerStatuses"),
-    )
-    assert [s["name"] for s in statuses] == ["dbg"] and "running" in statuses[0]["state"]
+    def ephemeral_statuses() -> dict[str, dict[str, object]]:
+        status = local_cluster.get_json(local_path)["status"]
+        return {s["name"]: s for s in status.get("ephemeralContainerStatuses", [])}
+
+    dbg = wait_until("dbg's status on the local pod", lambda: ephemeral_statuses().get("dbg"))
+    assert "running" in dbg["state"]  # type: ignore[operator]
+    assert sorted(ephemeral_statuses()) == ["dbg", "ptrace"]
     logs = local_cluster.kubectl("-n", ns, "logs", "app", "-c", "dbg", check=False)
     assert logs.returncode == 0, logs.stderr
     # Nothing was re-created on either side, and the refusal was reported once.
