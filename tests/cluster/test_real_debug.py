@@ -1,0 +1,76 @@
+"""`kubectl debug -i --target=c` itself, against a pod of the AK node whose
+containers run on a real remote kubelet: it ends, with the remote's reason
+when the remote refuses the debug container, and attaches when it does not."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ak.testbed import images
+from ak.testbed.cluster import Cluster
+from tests.cluster.realutil import kubectl, local_pod, run, shell_pod
+from tests.cluster.util import Obj
+from tests.conftest import AKNode
+
+pytestmark = pytest.mark.cluster
+
+# kubectl waits for the debug container with no timeout of its own: a hang
+# shows as this expiring (subprocess.TimeoutExpired), never as a slow pass.
+KUBECTL_DEBUG_TIMEOUT = 90
+
+
+def _debug(local: Cluster, node: AKNode, *profile: str) -> subprocess.CompletedProcess[str]:
+    return kubectl(
+        local,
+        "-n", node.namespace, "debug", "-i", "app", f"--image={images.SHELL}",
+        "--image-pull-policy=Never", "--target=c", *profile,
+        # It waits for kubectl's input, so its answer comes through the attach
+        # and not only after it (a container quicker than the attach is missed).
+        "--", "sh", "-c", "read x; echo debugged-$x",
+        input="42\n",
+        timeout=KUBECTL_DEBUG_TIMEOUT,
+    )  # fmt: skip
+
+
+def _ephemeral_statuses(local: Cluster, node: AKNode) -> dict[str, Obj]:
+    status = local_pod(local, node, "app").get("status", {})
+    return {s["name"]: s for s in status.get("ephemeralContainerStatuses", [])}
+
+
+def test_kubectl_debug_ends_with_the_remotes_refusal_and_runs_when_allowed(
+    ak_real: AKNode, local_cluster: Cluster
+) -> None:
+    run(local_cluster, ak_real, shell_pod(ak_real, "app", "while true; do sleep 1; done"))
+
+    # kubectl's default profile ("general") adds SYS_PTRACE for --target; the
+    # remote namespace's PodSecurity baseline refuses it. kubectl must end and say so.
+    refused = _debug(local_cluster, ak_real)
+    out = refused.stdout + refused.stderr
+    print(f"\nkubectl debug (default profile) exited {refused.returncode}:\n{out}")
+    assert refused.returncode != 0, out
+    assert "PodSecurity" in out and "SYS_PTRACE" in out, out
+    # Its status on the local pod says the same, for `kubectl wait` and describe.
+    spec = local_pod(local_cluster, ak_real, "app")["spec"]["ephemeralContainers"]
+    assert len(spec) == 1
+    name = spec[0]["name"]
+    terminated = _ephemeral_statuses(local_cluster, ak_real)[name]["state"]["terminated"]
+    assert terminated["reason"] == "StartError" and terminated["exitCode"] == 128
+    assert "PodSecurity" in terminated["message"], terminated
+    waited = local_cluster.kubectl(
+        "-n", ak_real.namespace, "wait", "pod/app", "--timeout=30s",
+        f"--for=jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{name}\")]"
+        ".state.terminated.reason}=StartError", check=False,
+    )  # fmt: skip
+    assert waited.returncode == 0, waited.stderr
+
+    # The baseline profile adds nothing the remote refuses: it runs, remotely.
+    allowed = _debug(local_cluster, ak_real, "--profile=baseline")
+    out = allowed.stdout + allowed.stderr
+    assert allowed.returncode == 0, out
+    assert "debugged-42" in allowed.stdout, out
+    statuses = _ephemeral_statuses(local_cluster, ak_real)
+    assert len(statuses) == 2
+    ran = next(s for n, s in statuses.items() if n != name)
+    assert ran.get("containerID"), ran  # a real container on the remote node
