@@ -55,6 +55,15 @@ def test_template_applied_kept_in_step_and_privileged_pods_refused(
         )
         assert "baseline" in refused[0]["message"] and "privileged" in refused[0]["message"]
         assert not [p for p in pods(remote_cluster, rns) if p["metadata"]["name"] == "root"]
+        # Its container says so too, where `kubectl get`, `describe` and `wait` look.
+        waiting = wait_until(
+            "the refusal in the container's status",
+            lambda: local_cluster.get_json(f"/api/v1/namespaces/{ns}/pods/root")["status"][
+                "containerStatuses"
+            ][0]["state"].get("waiting"),
+        )
+        assert waiting["reason"] == "ProviderCreateFailed"
+        assert waiting["message"] == refused[0]["message"]
 
         # A changed template reaches existing namespaces after a restart.
         ak.stop()
