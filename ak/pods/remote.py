@@ -255,7 +255,9 @@ class RemoteCluster:
         try:
             # Strategic merge: containers merge by name, resources key by key.
             await self.remote.patch(target, patch, content_type=STRATEGIC)
-        except (Invalid, Forbidden) as e:
+        except (Invalid, Forbidden, NotFound) as e:
+            # NotFound: a remote API server without the subresource (before 1.33);
+            # or the twin just went, and then nothing is left to report on.
             message = f"remote cluster refused the resize: {e.message}"
             self._refused_resize[key] = (uid, wanted, message)
             outcome.notices.append(Notice("ProviderResizeFailed", message))
