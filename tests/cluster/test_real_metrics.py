@@ -83,13 +83,16 @@ def test_kubectl_top_agrees_with_the_remote_kubelet(
     # kubelet's figures of the moment. With the node's samples stamped with the
     # scrape's time, the node read 251m, 257m, 165m, 1m for a steady ~155m.
     readings: list[tuple[float, float, float, float]] = []
-    last_node_time = ""
+    seen: set[str] = set()
+
+    def new_window() -> bool:
+        got = local_cluster.get_json(f"/apis/metrics.k8s.io/v1beta1/nodes/{ak_real.name}")
+        fresh = got["timestamp"] not in seen
+        seen.add(got["timestamp"])
+        return fresh
+
     while len(readings) < 3:
-        node_metrics = local_cluster.get_json(f"/apis/metrics.k8s.io/v1beta1/nodes/{ak_real.name}")
-        if node_metrics["timestamp"] == last_node_time:
-            time.sleep(1)
-            continue
-        last_node_time = node_metrics["timestamp"]
+        wait_until("a new window of the node's metrics", new_window, 45, 1)
         pod_row = _top(local_cluster, "pod", "burn", "-n", ns)
         node_row = _top(local_cluster, "node", ak_real.name)
         remote = _remote_usage(remote_cluster, ak_real, remote_node)
