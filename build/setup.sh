@@ -24,6 +24,8 @@ AK_TOOLS_BIN=$(bash build/tools.sh | tail -n 1)
 # tests/cluster/test_vk_e2e.py runs it; built here so a clean machine (.ci/run)
 # has it before the tests, which then only find it in the cache.
 bash build/vk-e2e.sh >/dev/null
+# tests/cluster/test_real_metrics.py runs it (kubectl top, HPA on an AK node).
+bash build/metrics-server.sh >/dev/null
 # The real-node parts (kubelet, containerd & co., test images); they need root.
 if [ "$(id -u)" = 0 ]; then
   AK_NODE_TOOLS=$(bash build/node.sh | tail -n 1)

@@ -55,7 +55,12 @@ def local_cluster(testbed: Testbed) -> Cluster:
     # The local API server calls webhooks at their endpoints' addresses, standing
     # in for kube-proxy on a control-plane host (which routes the Service's
     # ClusterIP to the same addresses).
-    return testbed.cluster("local", apiserver_args=["--enable-aggregator-routing=true"])
+    # HPAs are synced every 5 s instead of 15 (tests/cluster/test_real_metrics.py).
+    return testbed.cluster(
+        "local",
+        apiserver_args=["--enable-aggregator-routing=true"],
+        kcm_args=["--horizontal-pod-autoscaler-sync-period=5s"],
+    )
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from ak.kubelet.auth import Authenticator, Authorizer
 from ak.kubelet.certs import ServingCertificate, TLSSettings
 from ak.kubelet.health import KubeletAPIHealth, describe
 from ak.kubelet.http import ConnectionDone, HTTPConnection, Request
+from ak.kubelet.nodecpu import NodeCPU
 from ak.kubelet.remote import RemotePod
 from ak.kubelet.routes import HTTPProblem
 from ak.kubelet.streaming import StreamingEndpoints, _problem_from_remote
@@ -77,6 +78,8 @@ class KubeletAPI:
         self.authn = Authenticator(local)
         self.authz = Authorizer(local, node_name)
         self.started = datetime.now(UTC)
+        # The node's CPU counter, carried from scrape to scrape (ak/kubelet/nodecpu.py).
+        self.node_cpu: NodeCPU | None = None
         # streaming requests in progress, for tests and debugging
         self.active: Counter[str] = Counter()
         self.streaming = StreamingEndpoints(remote, self.active)
@@ -171,7 +174,7 @@ class KubeletAPI:
             if name == "stats":
                 await self._json(conn, stats)
             else:
-                body = podviews.resource_metrics(stats, failed, datetime.now(UTC))
+                body = podviews.resource_metrics(stats, failed)
                 await conn.respond(200, body, CONTENT_TYPE_PLAIN_0_0_4)
 
     async def _json(self, conn: HTTPConnection, body: Obj) -> None:
@@ -201,8 +204,11 @@ class KubeletAPI:
         async with trio.open_nursery() as nursery:
             for node in nodes:
                 nursery.start_soon(fetch, node)
-        stats = podviews.summary(
-            self.node_name, self.started, datetime.now(UTC), remote_pods, found
+        # No await between reading the node's CPU counter and storing it: two
+        # scrapes at once each advance it whole (ak/kubelet/nodecpu.py).
+        now = datetime.now(UTC)
+        stats, self.node_cpu = podviews.summary(
+            self.node_name, self.started, now, remote_pods, found, node_cpu=self.node_cpu
         )
         return stats, any(v is None for v in found.values())
 

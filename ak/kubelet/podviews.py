@@ -8,7 +8,7 @@ what whoever asks this node knows them by.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,6 +18,7 @@ from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE
 from ak.core.names import remote_namespace
 from ak.core.timefmt import format_time, parse_time
 from ak.core.types import Obj
+from ak.kubelet import nodecpu
 
 
 def pod_list(pods: Iterable[Obj]) -> Obj:
@@ -102,6 +103,16 @@ def _sum(values: Iterable[float | int | None]) -> int | None:
     return int(sum(present)) if present else None
 
 
+def _seconds(stamp: str | None) -> float | None:
+    """A stats timestamp in seconds since the epoch; None if absent or unreadable."""
+    if not stamp:
+        return None
+    try:
+        return parse_time(stamp).timestamp()
+    except ValueError:
+        return None
+
+
 def _pod_stats_fallback(remote: Obj, ref: tuple[str, str, str]) -> Obj:
     status = remote.get("status") or {}
     containers = []
@@ -120,19 +131,31 @@ def _pod_stats_fallback(remote: Obj, ref: tuple[str, str, str]) -> Obj:
     return out
 
 
+def _cpu_sample(entry: Obj) -> nodecpu.Sample | None:
+    """A pod's cumulative CPU as its remote kubelet measured it, if it has one with a time."""
+    cpu = entry.get("cpu") or {}
+    time = _seconds(cpu.get("time"))
+    if time is None or cpu.get("usageCoreNanoSeconds") is None:
+        return None
+    return nodecpu.Sample(time, int(cpu["usageCoreNanoSeconds"]), _seconds(entry.get("startTime")))
+
+
 def summary(
     node_name: str,
     started: datetime,
     now: datetime,
     remote_pods: Iterable[Obj],
     remote_summaries: Mapping[str, Obj | None],
-) -> Obj:
-    """``/stats/summary`` for this node.
+    *,
+    node_cpu: nodecpu.NodeCPU | None = None,
+) -> tuple[Obj, nodecpu.NodeCPU]:
+    """``/stats/summary`` for this node, and its CPU counter for the next call.
 
     ``remote_summaries`` maps each remote node our pods run on to its own
     summary (None if it could not be read): our pods' entries are taken from
     there and renamed; pods without stats get an entry without usage. The
-    node's usage is the sum of its pods'.
+    node's usage is the sum of its pods', at one time (see ``nodecpu``):
+    ``node_cpu`` is what the previous call returned.
     """
     by_key: dict[tuple[str, str], Obj] = {}
     for node_summary in remote_summaries.values():
@@ -140,42 +163,56 @@ def summary(
             ref = entry.get("podRef") or {}
             by_key[(ref.get("namespace", ""), ref.get("name", ""))] = entry
     pods = []
+    samples: dict[str, nodecpu.Sample] = {}
+    alive: set[str] = set()
     for remote in remote_pods:
         ref = local_ref(node_name, remote)
         if ref is None:
             continue
         meta = remote["metadata"]
+        key = meta.get("uid") or f"{meta['namespace']}/{meta['name']}"
+        alive.add(key)
         entry = by_key.get((meta["namespace"], meta["name"]))
         if entry is None:
             pods.append(_pod_stats_fallback(remote, ref))
-        else:
-            pods.append({**entry, "podRef": {"name": ref[1], "namespace": ref[0], "uid": ref[2]}})
+            continue
+        pods.append({**entry, "podRef": {"name": ref[1], "namespace": ref[0], "uid": ref[2]}})
+        sample = _cpu_sample(entry)
+        if sample is not None:
+            samples[key] = sample
     pods.sort(key=lambda p: (p["podRef"]["namespace"], p["podRef"]["name"]))
-    stamp = format_time(now)
+    node_cpu = nodecpu.advance(node_cpu, samples, alive, now.timestamp())
+    # CPU and memory carry the same time: metrics-server keeps one time per
+    # node, the memory sample's, and rates the CPU counter over it.
+    stamp = format_time(datetime.fromtimestamp(node_cpu.time, UTC))
     cpu = [p.get("cpu") or {} for p in pods]
     memory = [p.get("memory") or {} for p in pods]
     node: Obj = {"nodeName": node_name, "startTime": format_time(started), "systemContainers": []}
-    node_cpu = {
-        "time": stamp,
-        "usageNanoCores": _sum(c.get("usageNanoCores") for c in cpu),
-        "usageCoreNanoSeconds": _sum(c.get("usageCoreNanoSeconds") for c in cpu),
-    }
-    node_memory = {
-        "time": stamp,
+    node_cpu_stats: Obj = {}
+    if samples or node_cpu.core_ns:
+        node_cpu_stats = {
+            "time": stamp,
+            "usageNanoCores": _sum(c.get("usageNanoCores") for c in cpu),
+            "usageCoreNanoSeconds": node_cpu.core_ns,
+        }
+    node_memory: Obj = {
         "usageBytes": _sum(m.get("usageBytes") for m in memory),
         "workingSetBytes": _sum(m.get("workingSetBytes") for m in memory),
         "rssBytes": _sum(m.get("rssBytes") for m in memory),
     }
-    node["cpu"] = {k: v for k, v in node_cpu.items() if v is not None}
+    if any(v is not None for v in node_memory.values()):
+        node_memory["time"] = stamp
+    node["cpu"] = {k: v for k, v in node_cpu_stats.items() if v is not None}
     node["memory"] = {k: v for k, v in node_memory.items() if v is not None}
-    return {"node": node, "pods": pods}
+    return {"node": node, "pods": pods}, node_cpu
 
 
 # --- /metrics/resource ------------------------------------------------------------------
 # The real kubelet's resource metrics collector, by name, type, labels and HELP
-# text: metrics-server and `kubectl top` read this endpoint. Each sample is
-# timestamped with its stats' own time (now when the stats have none), except
-# container_start_time_seconds, which has none.
+# text: metrics-server and `kubectl top` read this endpoint. Each sample carries
+# the time its value was measured (its stats' own time); a value without one
+# is left out, since a rate over it would be a guess. container_start_time_seconds
+# has no timestamp, as the kubelet gives it none.
 
 _CONTAINER = ("container", "namespace", "pod")
 _POD = ("namespace", "pod")
@@ -226,37 +263,26 @@ def _families() -> dict[str, CounterMetricFamily | GaugeMetricFamily]:
     return {f.name + ("_total" if f.type == "counter" else ""): f for f in families}
 
 
-def _seconds(stamp: str | None, default: float) -> float:
-    """A stats timestamp in seconds since the epoch; ``default`` if absent or unreadable."""
-    if not stamp:
-        return default
-    try:
-        return parse_time(stamp).timestamp()
-    except ValueError:
-        return default
-
-
 class _ResourceMetrics(Collector):
     """One summary as the kubelet's resource metrics: the samples exist for one scrape."""
 
-    def __init__(self, stats: Obj, scrape_error: bool, now: datetime) -> None:
+    def __init__(self, stats: Obj, scrape_error: bool) -> None:
         self.stats = stats
         self.scrape_error = scrape_error
-        self.now = now.timestamp()
 
     def collect(self) -> Iterator[Metric]:
         families = _families()
-        now = self.now
+
+        def add(name: str, labels: list[str], stats: Obj, field: str, unit: float) -> None:
+            time = _seconds(stats.get("time"))
+            if field in stats and time is not None:
+                families[name].add_metric(labels, stats[field] / unit, timestamp=time)
 
         def cpu(name: str, labels: list[str], stats: Obj) -> None:
-            if "usageCoreNanoSeconds" in stats:
-                value = stats["usageCoreNanoSeconds"] / 1e9
-                families[name].add_metric(labels, value, timestamp=_seconds(stats.get("time"), now))
+            add(name, labels, stats, "usageCoreNanoSeconds", 1e9)
 
         def memory(name: str, labels: list[str], stats: Obj) -> None:
-            if "workingSetBytes" in stats:
-                value = stats["workingSetBytes"]
-                families[name].add_metric(labels, value, timestamp=_seconds(stats.get("time"), now))
+            add(name, labels, stats, "workingSetBytes", 1)
 
         node = self.stats.get("node") or {}
         cpu("node_cpu_usage_seconds_total", [], node.get("cpu") or {})
@@ -269,20 +295,20 @@ class _ResourceMetrics(Collector):
                 labels = [c["name"], ns, name]
                 cpu("container_cpu_usage_seconds_total", labels, c.get("cpu") or {})
                 memory("container_memory_working_set_bytes", labels, c.get("memory") or {})
-                if c.get("startTime"):
-                    started = _seconds(c["startTime"], 0)
+                started = _seconds(c.get("startTime"))
+                if started is not None:
                     families["container_start_time_seconds"].add_metric(labels, started)
         families["scrape_error"].add_metric([], 1 if self.scrape_error else 0)
         # A family without samples is left out, as the kubelet leaves it out.
         return (f for f in families.values() if f.samples)
 
 
-def resource_metrics(stats: Obj, scrape_error: bool, now: datetime) -> bytes:
+def resource_metrics(stats: Obj, scrape_error: bool) -> bytes:
     """``/metrics/resource`` (Prometheus text 0.0.4) from a summary.
 
     A private registry: AK's own metrics (``/metrics`` on the metrics port)
     stay out, as the kubelet keeps its own out of this endpoint.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ResourceMetrics(stats, scrape_error, now))
+    registry.register(_ResourceMetrics(stats, scrape_error))
     return generate_latest(registry)

@@ -147,6 +147,13 @@ class Cluster:
             client=True,
         )
         self.sa = write_service_account_keys(self.pki_dir)
+        # The aggregation layer, as kubeadm sets it up: the API server proxies
+        # to extension API servers (metrics-server) with a client certificate
+        # of a CA of its own, the front proxy's, and the user in headers.
+        self.front_proxy_ca = CertificateAuthority(self.pki_dir / "front-proxy", "front-proxy-ca")
+        self.front_proxy_client = self.front_proxy_ca.issue(
+            "front-proxy-client", "front-proxy-client", client=True
+        )
         self.kubeconfig = self.write_kubeconfig("admin", self.admin)
 
     def write_kubeconfig(self, stem: str, cert: CertPair | None, token: str | None = None) -> Path:

@@ -1,7 +1,8 @@
 """The command lines of a testbed cluster's processes: kube-apiserver with
 authentication and authorization on as in production (Node,RBAC,
-NodeRestriction), kube-controller-manager signing CSRs with the cluster's CA,
-kube-scheduler, and kwok simulating the remote cluster's nodes."""
+NodeRestriction) and the aggregation layer (front proxy),
+kube-controller-manager signing CSRs with the cluster's CA, kube-scheduler,
+and kwok simulating the remote cluster's nodes."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def apiserver(c: Cluster) -> list[str]:
         f"--kubelet-client-key={c.kubelet_client.key}",
         f"--kubelet-certificate-authority={c.ca.pair.cert}",
         "--kubelet-preferred-address-types=InternalIP,Hostname",
+        f"--requestheader-client-ca-file={c.front_proxy_ca.pair.cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={c.front_proxy_client.cert}",
+        f"--proxy-client-key-file={c.front_proxy_client.key}",
         "--allow-privileged=true",
         "--profiling=false",
         "--enable-priority-and-fairness=false",

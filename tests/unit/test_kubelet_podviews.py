@@ -85,7 +85,7 @@ def test_summary_renames_remote_stats_and_sums_the_node() -> None:
             }
         ],
     }
-    summary = podviews.summary(
+    summary, _ = podviews.summary(
         NODE, NOW, NOW, pods, {"kwok-0": {"pods": [remote_a]}, "kwok-1": None}
     )
     assert summary["node"]["nodeName"] == NODE
@@ -100,19 +100,14 @@ def test_summary_renames_remote_stats_and_sums_the_node() -> None:
         "containers": [{"name": "c", "startTime": "2026-11-22T11:00:00Z"}],
         "startTime": "2026-11-22T11:00:00Z",
     }
-    families = _metrics(podviews.resource_metrics(summary, True, NOW))
+    families = _metrics(podviews.resource_metrics(summary, True))
     assert families["pod_cpu_usage_seconds_total"].samples == [
         Sample("pod_cpu_usage_seconds_total", {"namespace": "ns", "pod": "a"}, 2.0, STATS_TIME)
     ]
-    assert families["container_memory_working_set_bytes"].samples == [
-        # The container's stats have no time of their own: the scrape's.
-        Sample(
-            "container_memory_working_set_bytes",
-            {"container": "c", "namespace": "ns", "pod": "a"},
-            90.0,
-            NOW.timestamp(),
-        )
-    ]
+    # The container's stats have no time: when its values held is unknown, so
+    # they are left out rather than stamped with the scrape's time.
+    assert "container_memory_working_set_bytes" not in families
+    assert "container_cpu_usage_seconds_total" not in families
     assert families["container_start_time_seconds"].samples == [
         Sample(
             "container_start_time_seconds",
@@ -122,8 +117,13 @@ def test_summary_renames_remote_stats_and_sums_the_node() -> None:
         )
         for name in ("a", "b")
     ]
+    # The node's samples carry the time its pods' values were measured, not
+    # the scrape's.
     assert families["node_memory_working_set_bytes"].samples == [
-        Sample("node_memory_working_set_bytes", {}, 100.0, NOW.timestamp())
+        Sample("node_memory_working_set_bytes", {}, 100.0, STATS_TIME)
+    ]
+    assert families["node_cpu_usage_seconds_total"].samples == [
+        Sample("node_cpu_usage_seconds_total", {}, 2.0, STATS_TIME)
     ]
     assert families["scrape_error"].samples == [Sample("scrape_error", {}, 1.0, None)]
 
@@ -143,7 +143,7 @@ def test_resource_metrics_are_the_kubelets() -> None:
             }
         ],
     }
-    text = podviews.resource_metrics(summary, False, NOW).decode()
+    text = podviews.resource_metrics(summary, False).decode()
     families = _metrics(text.encode())
     container, pod = ["container", "namespace", "pod"], ["namespace", "pod"]
     want = {
@@ -197,19 +197,24 @@ def test_resource_metrics_label_values_are_escaped() -> None:
         "pods": [
             {
                 "podRef": {"name": "p", "namespace": "ns", "uid": "u"},
-                "containers": [{"name": 'we"ird\\\n', "memory": {"workingSetBytes": 1}}],
+                "containers": [
+                    {
+                        "name": 'we"ird\\\n',
+                        "memory": {"workingSetBytes": 1, "time": "2026-11-22T11:59:59Z"},
+                    }
+                ],
             }
         ],
     }
-    families = _metrics(podviews.resource_metrics(summary, False, NOW))
+    families = _metrics(podviews.resource_metrics(summary, False))
     (sample,) = families["container_memory_working_set_bytes"].samples
     assert sample.labels["container"] == 'we"ird\\\n'
 
 
 def test_empty_node_metrics() -> None:
-    summary = podviews.summary(NODE, NOW, NOW, [], {})
+    summary, _ = podviews.summary(NODE, NOW, NOW, [], {})
     assert summary["pods"] == []
-    exposition = podviews.resource_metrics(summary, False, NOW)
+    exposition = podviews.resource_metrics(summary, False)
     # Families without samples are left out, as the kubelet leaves them out.
     assert list(_metrics(exposition)) == ["scrape_error"]
     assert _metrics(exposition)["scrape_error"].samples == [Sample("scrape_error", {}, 0.0, None)]
