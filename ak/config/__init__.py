@@ -40,7 +40,7 @@ can only be set in the file. The file uses the seed's Helm value names::
     cpu = "100"
     [namespaces.isolation]               # a NetworkPolicy in every remote namespace
     enabled = true
-    ingressFrom = [{ namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = "ingress-nginx" } } }]
+    ingressFrom = [{ namespaceSelector = { matchLabels = { team = "ingress" } } }]
     [kubelet]
     tlsCertFile = "/etc/ak/kubelet.crt"  # both unset => a CSR to the local cluster
     tlsPrivateKeyFile = "/etc/ak/kubelet.key"

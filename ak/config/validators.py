@@ -310,7 +310,13 @@ def _selector(value: object, entry: str) -> dict[str, Any]:
 
 
 def _peers(value: object) -> tuple[dict[str, Any], ...]:
-    """NetworkPolicyPeer tables: ``[{namespaceSelector = {matchLabels = {...}}}]``."""
+    """NetworkPolicyPeer tables: ``[{namespaceSelector = {matchLabels = {...}}}]``, or
+    the same list as a JSON string (what the Helm chart renders)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _Bad(f"{_show(value)} is not a JSON list of NetworkPolicy peers") from None
     if not isinstance(value, list):
         raise _Bad(f"{_show(value)} is not a list of NetworkPolicy peers")
     out = []

@@ -336,6 +336,19 @@ def _reaches_api(rule: Obj, ctx: Context) -> bool:
     )
 
 
+def _admits_dns(rule: Obj, ctx: Context) -> bool:
+    """An egress rule that lets the pod resolve names locally: it names port 53,
+    or admits every port of a peer in the local kube-system namespace."""
+    ports = rule.get("ports") or []
+    if ports:
+        return any(_port_admits(p, DNS_PORT, proto, {}) for p in ports for proto in ("UDP", "TCP"))
+    system = ctx.namespaces.get("kube-system")
+    return system is not None and any(
+        p.get("namespaceSelector") is not None and selector_matches(p["namespaceSelector"], system)
+        for p in rule.get("to") or []
+    )
+
+
 def _endpoint_rule(endpoint: Endpoint) -> Obj | None:
     try:
         ip = ipaddress.ip_address(endpoint.host)
@@ -379,7 +392,7 @@ def _rules(rules: list[Obj], ctx: Context, egress: bool, problems: list[str]) ->
                     )
                 elif endpoint_rule not in extra:
                     extra.append(endpoint_rule)
-            if ports_admit(rule, DNS_PORT, "UDP") or ports_admit(rule, DNS_PORT, "TCP"):
+            if _admits_dns(rule, ctx):
                 dns = {
                     "to": [dict(p) for p in ctx.dns_peers],
                     "ports": [
