@@ -459,3 +459,15 @@ def test_isolation_is_on_by_default_and_takes_peers(tmp_path: Path) -> None:
 def test_bad_isolation_peers_are_refused(tmp_path: Path, peers: str) -> None:
     path = write(tmp_path, f'node-name = "n"\n[namespaces.isolation]\ningressFrom = {peers}\n')
     assert "[namespaces.isolation" in error_of({"config": path})
+
+
+def test_readme_isolation_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("[namespaces.isolation]\nenabled = true")
+    example = readme[start : readme.index("```", start)]
+    config = load_config({"config": write(tmp_path, 'node-name = "n"\n' + example)}, {})
+    assert config.namespaces.isolation is True
+    assert len(config.namespaces.isolation_peers) == 2
+    assert config.namespaces.isolation_dns[0]["podSelector"] == {
+        "matchLabels": {"k8s-app": "kube-dns"}
+    }
