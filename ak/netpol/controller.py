@@ -176,6 +176,9 @@ class NetworkPolicyController:
             lookup=lambda key: self.policies.get(*key),
         )
         self.by_ns: dict[str, set[str]] = defaultdict(set)
+        # The policies as objects, for the check on every new connection: decoding
+        # them from the informer's cache cost ~20 µs each per connection.
+        self._decoded: dict[PolicyKey, Obj] = {}
         self.copies_by_ns: dict[str, set[str]] = defaultdict(set)  # remote ns -> names
         self.queue: WorkQueue[PolicyKey] = WorkQueue("policy-selection")
         self.cover_queue: WorkQueue[PodKey] = WorkQueue("policy-cover")
@@ -224,8 +227,10 @@ class NetworkPolicyController:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if new is None:
             self.by_ns[key[0]].discard(key[1])
+            self._decoded.pop(key, None)
         else:
             self.by_ns[key[0]].add(key[1])
+            self._decoded[key] = new
         self.queue.add(key)
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
@@ -379,9 +384,7 @@ class NetworkPolicyController:
         pod = self.pods.local_pods.get(*key)
         if pod is None:
             return False
-        policies = [
-            p for n in list(self.by_ns.get(key[0], ())) if (p := self.policies.get(key[0], n))
-        ]
+        policies = [p for n in self.by_ns.get(key[0], ()) if (p := self._decoded.get((key[0], n)))]
         if not policies:
             return True
         return netpol.admits(policies, pod, port, self.peer(peer_ip))
