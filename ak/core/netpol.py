@@ -329,6 +329,10 @@ def _reaches_api(rule: Obj, ctx: Context) -> bool:
     """An egress rule that lets the pod reach the local API server by address."""
     if not any(ports_admit(rule, p, "TCP") for p in ctx.api_ports):
         return False
+    if not rule.get("to"):
+        # Every destination on the API server's port: the remote pod's endpoint
+        # may be another port (a load balancer's 443 before the server's 6443).
+        return True
     return any(
         peer.get("ipBlock") is not None and _ip_in_block(a, peer["ipBlock"])
         for peer in rule.get("to") or []
@@ -361,6 +365,32 @@ def _endpoint_rule(endpoint: Endpoint) -> Obj | None:
     }
 
 
+def _egress_extras(rule: Obj, ctx: Context, problems: list[str], extra: list[Obj]) -> None:
+    """What an egress rule lets the pod reach locally that lives elsewhere for
+    the remote pod: the local API server's endpoint, the DNS."""
+    if ctx.endpoint is not None and _reaches_api(rule, ctx):
+        endpoint_rule = _endpoint_rule(ctx.endpoint)
+        if endpoint_rule is None:
+            _say(
+                problems,
+                f"the local API server is given to remote pods as {ctx.endpoint}, a "
+                "name: a NetworkPolicy cannot admit it by name; set local.apiserverHost "
+                "to an address",
+            )
+        elif endpoint_rule not in extra:
+            extra.append(endpoint_rule)
+    if rule.get("to") and ctx.dns_peers and _admits_dns(rule, ctx):
+        dns = {
+            "to": [dict(p) for p in ctx.dns_peers],
+            "ports": [
+                {"protocol": "UDP", "port": DNS_PORT},
+                {"protocol": "TCP", "port": DNS_PORT},
+            ],
+        }
+        if dns not in extra:
+            extra.append(dns)
+
+
 def _rules(rules: list[Obj], ctx: Context, egress: bool, problems: list[str]) -> list[Obj]:
     key = "to" if egress else "from"
     out: list[Obj] = []
@@ -371,6 +401,8 @@ def _rules(rules: list[Obj], ctx: Context, egress: bool, problems: list[str]) ->
         translated: Obj = {}
         if ports:
             translated["ports"] = ports
+        if egress:
+            _egress_extras(rule, ctx, problems, extra)
         if not peers:
             if not egress and ctx.any_source is not None:
                 # The tenant's "anyone" is its own cluster: this node's namespaces,
@@ -380,28 +412,6 @@ def _rules(rules: list[Obj], ctx: Context, egress: bool, problems: list[str]) ->
             out.append(translated)
             continue
         remote = [p for p in (_peer(p, ctx, egress, problems) for p in peers) if p is not None]
-        if egress:
-            if ctx.endpoint is not None and _reaches_api(rule, ctx):
-                endpoint_rule = _endpoint_rule(ctx.endpoint)
-                if endpoint_rule is None:
-                    _say(
-                        problems,
-                        f"the local API server is given to remote pods as {ctx.endpoint}, a "
-                        "name: a NetworkPolicy cannot admit it by name; set local.apiserverHost "
-                        "to an address",
-                    )
-                elif endpoint_rule not in extra:
-                    extra.append(endpoint_rule)
-            if _admits_dns(rule, ctx):
-                dns = {
-                    "to": [dict(p) for p in ctx.dns_peers],
-                    "ports": [
-                        {"protocol": "UDP", "port": DNS_PORT},
-                        {"protocol": "TCP", "port": DNS_PORT},
-                    ],
-                }
-                if ctx.dns_peers and dns not in extra:
-                    extra.append(dns)
         if not remote:
             # Every peer selects nothing here: the rule admits nothing. Kept
             # without peers it would admit everything.

@@ -336,6 +336,22 @@ def test_egress_to_the_local_api_server_reaches_its_remote_endpoint() -> None:
         assert len(egress) == 1, rule
 
 
+def test_egress_anywhere_on_the_api_port_reaches_the_endpoint_s_port() -> None:
+    # Locally any destination on 6443; remote pods are given 203.0.113.5:443.
+    spec = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 6443}]}]}
+    egress = translate(spec).policy["spec"]["egress"]
+    assert egress == [
+        {"ports": [{"protocol": "TCP", "port": 6443}]},
+        {
+            "to": [{"ipBlock": {"cidr": "203.0.113.5/32"}}],
+            "ports": [{"protocol": "TCP", "port": 443}],
+        },
+    ]
+    # Any destination on another port: not the API server.
+    other = {**spec, "egress": [{"ports": [{"port": 5432}]}]}
+    assert len(translate(other).policy["spec"]["egress"]) == 1
+
+
 def test_an_api_endpoint_given_by_name_cannot_be_admitted_and_is_said() -> None:
     ctx = netpol.Context(
         node_label=NODE,
