@@ -68,7 +68,7 @@ STATUS_LATENCY = Histogram(
 )
 REPLICATED = Gauge(
     "ak_replicated_objects",
-    "Secrets, ConfigMaps and Services copied to the remote cluster.",
+    "Secrets, ConfigMaps, Services and NetworkPolicies copied to the remote cluster.",
     ["kind"],
     registry=REGISTRY,
 )
@@ -94,7 +94,8 @@ PROXIED = Counter(
     "ak_pod_proxy_connections_total",
     "Connections to pods' local addresses, by result: forwarded (a port-forward to the "
     "remote pod opened), refused (the remote API server would not open one), failed (of "
-    "the forwarded, those the remote kubelet could not connect to the pod's port).",
+    "the forwarded, those the remote kubelet could not connect to the pod's port), denied (a "
+    "NetworkPolicy of the pod's namespace does not admit the peer; AK enforces them there).",
     ["result"],
     registry=REGISTRY,
 )

@@ -28,6 +28,7 @@ from ak.kube.client import KubeClient
 from ak.kubelet import api as kubelet_api
 from ak.kubelet.health import KubeletAPIHealth
 from ak.metrics_server import serve_metrics
+from ak.netpol.controller import NetworkPolicyController
 from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.node.leader import LeaderElector, LeadershipLost
@@ -102,14 +103,16 @@ class Provider:
         self.events = EventRecorder(local, node.name)
         self.kubelet_health = KubeletAPIHealth(report=self._node_warning)
         self.deps = DependencyController(local, remote, node.name, label)
-        self.tokens = TokenController(local, remote, token_settings(config, local.config.server))
+        tokens = token_settings(config, local.config.server)
+        self.tokens = TokenController(local, remote, tokens)
+        template = Template(**dataclasses.asdict(config.namespaces))
         self.remote_pods = RemoteCluster(
             remote,
             PodSettings(
                 node_name=node.name,
                 node_label=label,
                 extra_env=[{"name": k, "value": v} for k, v in config.pods.env],
-                namespace_template=Template(**dataclasses.asdict(config.namespaces)),
+                namespace_template=template,
                 placement=Placement(
                     config.pods.node_selector,
                     config.pods.tolerations,
@@ -136,6 +139,23 @@ class Provider:
         self.services = ServiceController(
             local, remote, node.name, label, pods=self.pods, events=self.events
         )
+        self.policies = (
+            NetworkPolicyController(
+                local,
+                remote,
+                node.name,
+                label,
+                pods=self.pods,
+                remote_pods=self.remote_pods,
+                services=self.services,
+                events=self.events,
+                template=template,
+                endpoint=tokens.endpoint,
+                peers=self.addresses is not None,
+            )
+            if config.pods.network_policies
+            else None
+        )
         self.proxy = (
             PodProxy(
                 remote,
@@ -144,6 +164,7 @@ class Provider:
                 pods=self.pods,
                 services=self.services,
                 events=self.events,
+                admits=self.policies.admits if self.policies is not None else None,
             )
             if self.addresses is not None
             else None
@@ -189,6 +210,8 @@ class Provider:
             sup.start("dependency-sync", self.deps.run)
             sup.start("pod-sync", self.pods.run)
             sup.start("service-sync", self.services.run)
+            if self.policies is not None:
+                sup.start("network-policy-sync", self.policies.run)
             if self.proxy is not None:
                 sup.start("pod-proxy", self.proxy.run)
             sup.start("event-mirror", self.event_mirror.run)

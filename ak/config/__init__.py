@@ -19,7 +19,7 @@ AK_TOKEN_MAX_AGE, AK_METRICS_PORT,
 AK_LOG_LEVEL, AK_LOG_FORMAT, AK_TLS_CERT_FILE, AK_TLS_PRIVATE_KEY_FILE,
 AK_CLIENT_CA_FILE, AK_CERT_DIR, AK_AUTO_CAPACITY,
 AK_AUTO_CAPACITY_SELECTOR, AK_AUTO_CAPACITY_FRACTION, AK_LEADER_ELECT,
-AK_LEADER_ELECT_IDENTITY.
+AK_LEADER_ELECT_IDENTITY, AK_NAMESPACE_ISOLATION, AK_NETWORK_POLICIES.
 
 Node labels, resources and the environment injected into pods are maps and
 can only be set in the file. The file uses the seed's Helm value names::
@@ -38,6 +38,9 @@ can only be set in the file. The file uses the seed's Helm value names::
     runtimeClassName = "gvisor"
     [node.resources.allocatable]
     cpu = "100"
+    [namespaces.isolation]               # a NetworkPolicy in every remote namespace
+    enabled = true
+    ingressFrom = [{ namespaceSelector = { matchLabels = { team = "ingress" } } }]
     [kubelet]
     tlsCertFile = "/etc/ak/kubelet.crt"  # both unset => a CSR to the local cluster
     tlsPrivateKeyFile = "/etc/ak/kubelet.key"

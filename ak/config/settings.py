@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from ak.core.netpol import DEFAULT_DNS_PEERS
+
 DEFAULT_RESOURCES: Mapping[str, str] = {"cpu": "100", "memory": "512Gi", "pods": "1000"}
 
 
@@ -75,6 +77,9 @@ class PodSettings:
     # Service-account tokens are refreshed at 80 % of their lifetime or once this
     # old (seconds), whichever comes first: the kubelet's 24 h.
     token_max_age: int = 86400
+    # The local NetworkPolicies selecting the node's pods are copied to their
+    # remote namespaces, and their ingress rules enforced at the pod addresses.
+    network_policies: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,13 @@ class NamespaceSettings:
     quota: dict[str, str] = field(default_factory=dict)
     limit_default: dict[str, str] = field(default_factory=dict)
     limit_default_request: dict[str, str] = field(default_factory=dict)
+    # [namespaces.isolation] (ak/core/netpol.py): a NetworkPolicy in every remote
+    # namespace admitting ingress only from the same node's namespaces and the
+    # operator's peers (NetworkPolicyPeer tables); the remote DNS the tenant's
+    # egress rules admitting port 53 are given.
+    isolation: bool = True
+    isolation_peers: tuple[dict[str, Any], ...] = ()
+    isolation_dns: tuple[dict[str, Any], ...] = DEFAULT_DNS_PEERS
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ak.config.validators import (
     _node_labels,
     _node_name,
     _optional,
+    _peers,
     _port,
     _port_or_zero,
     _positive,
@@ -134,6 +135,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("namespaces.limit_default_request", _resources, None,
             "LimitRange container default requests per remote namespace",
             ("namespaces.limit_range.default_request",)),
+    Setting("namespaces.isolation", _boolean, "--namespace-isolation",
+            "a NetworkPolicy in every remote namespace admitting ingress only from the "
+            "node's own remote namespaces and the operator's peers",
+            ("namespaces.isolation.enabled",)),
+    Setting("namespaces.isolation_peers", _peers, None,
+            "NetworkPolicy peers every remote pod admits ingress from (ingress controller, "
+            "monitoring)", ("namespaces.isolation.ingress_from",)),
+    Setting("namespaces.isolation_dns", _peers, None,
+            "NetworkPolicy peers of the remote DNS, admitted where a tenant's egress admits DNS",
+            ("namespaces.isolation.dns",)),
+    Setting("pods.network_policies", _boolean, "--network-policies",
+            "copy the local NetworkPolicies selecting the node's pods to the remote cluster and "
+            "enforce their ingress rules at the pod addresses"),
     Setting("leader_elect", _boolean, "--leader-elect",
             "run as one of several replicas of the node; only the leader acts"),
     Setting("leader_elect_identity", _optional, "--leader-elect-identity",

@@ -271,3 +271,72 @@ def _runtime_class(value: object) -> str | None:
     if name is not None and not is_dns_subdomain(name):
         raise _Bad(f"{_show(name)} is not a valid RuntimeClass name")
     return name
+
+
+_PEER_KEYS = frozenset({"podSelector", "namespaceSelector", "ipBlock"})
+_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
+
+
+def _selector(value: object, entry: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) - {"matchLabels", "matchExpressions"}:
+        raise _Bad("a selector has only matchLabels and matchExpressions", entry=entry)
+    out: dict[str, Any] = {}
+    if "matchLabels" in value:
+        try:
+            out["matchLabels"] = _labels(value["matchLabels"])
+        except _Bad as e:
+            raise _Bad(f"matchLabels {e.entry or ''}: {e}", entry=entry) from None
+    exprs = value.get("matchExpressions")
+    if exprs is not None:
+        if not isinstance(exprs, list):
+            raise _Bad("matchExpressions is not a list", entry=entry)
+        out["matchExpressions"] = []
+        for expr in exprs:
+            op = expr.get("operator") if isinstance(expr, dict) else None
+            values = expr.get("values", []) if isinstance(expr, dict) else None
+            if (
+                op not in _OPERATORS
+                or not isinstance(expr.get("key"), str)
+                or not is_qualified_name(expr["key"])
+                or not isinstance(values, list)
+                or bool(values) != (op in ("In", "NotIn"))
+                or not all(isinstance(v, str) and is_label_value(v) for v in values)
+            ):
+                raise _Bad(f"{_show(expr)} is not a label selector requirement", entry=entry)
+            out["matchExpressions"].append(
+                {"key": expr["key"], "operator": op, **({"values": values} if values else {})}
+            )
+    return out
+
+
+def _peers(value: object) -> tuple[dict[str, Any], ...]:
+    """NetworkPolicyPeer tables: ``[{namespaceSelector = {matchLabels = {...}}}]``, or
+    the same list as a JSON string (what the Helm chart renders)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _Bad(f"{_show(value)} is not a JSON list of NetworkPolicy peers") from None
+    if not isinstance(value, list):
+        raise _Bad(f"{_show(value)} is not a list of NetworkPolicy peers")
+    out = []
+    for i, item in enumerate(value, 1):
+        entry = f"entry {i}"
+        if not isinstance(item, dict) or not item or set(item) - _PEER_KEYS:
+            raise _Bad(
+                "a peer is a table of podSelector, namespaceSelector or ipBlock", entry=entry
+            )
+        if "ipBlock" in item:
+            block = item["ipBlock"]
+            if len(item) > 1 or not isinstance(block, dict) or set(block) - {"cidr", "except"}:
+                raise _Bad("ipBlock stands alone and has cidr and except", entry=entry)
+            try:
+                cidrs = [block["cidr"], *block.get("except", [])]
+                for cidr in cidrs:
+                    ipaddress.ip_network(cidr, strict=False)
+            except (KeyError, TypeError, ValueError):
+                raise _Bad(f"{_show(block)} is not an ipBlock", entry=entry) from None
+            out.append({"ipBlock": dict(block)})
+            continue
+        out.append({k: _selector(v, entry) for k, v in item.items()})
+    return tuple(out)

@@ -78,11 +78,19 @@ ANNOTATION_LOCAL_APISERVER_ENV: Final = "actual.vk/local-apiserver-env"
 API server; the pod then sees the remote cluster's values. Tokens, CA and
 namespace files are still the local ones."""
 
+LABEL_INGRESS_COVERED: Final = "actual.vk/ingress-covered"
+"""On a remote pod: one of the tenant's translated NetworkPolicies with Ingress
+selects it, so the namespace's default isolation policy steps aside for it
+(``ak/core/netpol.py``). Set and removed by AK alone; a local pod's own label
+of that key is not copied."""
+
 TAINT_KEY: Final = "virtual-kubelet.io/provider"
 TAINT_VALUE: Final = "actual-kubelets"
 TAINT_EFFECT: Final = "NoSchedule"
 
-AK_POD_LABELS: Final = frozenset({LABEL_NODE, LABEL_NAMESPACE, LABEL_MANAGED_BY})
+AK_POD_LABELS: Final = frozenset(
+    {LABEL_NODE, LABEL_NAMESPACE, LABEL_MANAGED_BY, LABEL_INGRESS_COVERED}
+)
 AK_POD_ANNOTATIONS: Final = frozenset({ANNOTATION_LOCAL_UID, ANNOTATION_PROPAGATED_KEYS})
 
 

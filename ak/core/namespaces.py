@@ -28,6 +28,11 @@ class Template:
     quota: dict[str, str] = field(default_factory=dict)
     limit_default: dict[str, str] = field(default_factory=dict)
     limit_default_request: dict[str, str] = field(default_factory=dict)
+    # The default NetworkPolicies (ak/core/netpol.py); off unless configured
+    # (the configuration's default is on).
+    isolation: bool = False
+    isolation_peers: tuple[Obj, ...] = ()
+    isolation_dns: tuple[Obj, ...] = ()
 
 
 def _record(t: Template) -> str:

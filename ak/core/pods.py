@@ -94,7 +94,9 @@ def _remote_metadata(local: Obj, node_name: str, remote_namespace: str) -> Obj:
     local_labels: dict[str, str] = metadata.get("labels") or {}
     local_annotations: dict[str, str] = metadata.get("annotations") or {}
     ours = ownership_labels(node_label_value(node_name), metadata["namespace"])
-    labels = {**local_labels, **ours}
+    # AK's own keys are AK's: a local pod's label cannot make the default
+    # isolation policy step aside for it (LABEL_INGRESS_COVERED).
+    labels = {**{k: v for k, v in local_labels.items() if k not in AK_POD_LABELS}, **ours}
     annotations = {
         **local_annotations,
         ANNOTATION_LOCAL_UID: metadata["uid"],

@@ -56,6 +56,7 @@ class Source:
     resource: str  # "secrets", "configmaps"
     name: str
     copy_name: str
+    group_version: str = "v1"
 
 
 class CopySpec(Protocol[K_contra]):
@@ -128,7 +129,7 @@ class Replicator(Generic[K]):
         src = self.spec.source(key)
         informer = Informer(
             self.local,
-            path(src.resource, namespace=src.namespace),
+            path(src.resource, namespace=src.namespace, group_version=src.group_version),
             field_selector=f"metadata.name={src.name}",
             handler=lambda old, new: self.queue.add(key),
             name=f"local {src.resource} {src.namespace}/{src.name}",
@@ -166,7 +167,9 @@ class Replicator(Generic[K]):
     async def _sync_locked(self, key: K) -> None:
         src = self.spec.source(key)
         rns = remote_namespace(self.node_name, src.namespace)
-        copy_path = path(src.resource, namespace=rns, name=src.copy_name)
+        copy_path = path(
+            src.resource, namespace=rns, name=src.copy_name, group_version=src.group_version
+        )
         current = self.current(key, rns)
         if key not in self.users:
             self.watches.remove(key)
@@ -188,7 +191,7 @@ class Replicator(Generic[K]):
                 return
         if self.spec.needs_replace(desired, current):
             await self.remote.delete(copy_path)
-            await self.remote.create(path(src.resource, namespace=rns), desired)
+            await self.remote.create(_collection(src, rns), desired)
             log.info("replaced copy %s/%s", rns, src.copy_name)
         elif self.spec.needs_update(desired, current):
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -204,14 +207,20 @@ class Replicator(Generic[K]):
     async def _create_or_adopt(self, key: K, src: Source, rns: str, desired: Obj) -> Obj | None:
         """Create the copy, or return the object already there if it is AK's to manage."""
         try:
-            await self.remote.create(path(src.resource, namespace=rns), desired)
+            await self.remote.create(_collection(src, rns), desired)
             log.info("replicated %s %s/%s to %s", src.resource, src.namespace, src.name, rns)
             return None
         except Conflict as e:
             if not e.already_exists:
                 raise
-        existing = await self.remote.get(path(src.resource, namespace=rns, name=src.copy_name))
+        existing = await self.remote.get(
+            path(src.resource, namespace=rns, name=src.copy_name, group_version=src.group_version)
+        )
         if not self.spec.is_own(existing, key):
             raise self.spec.conflict(key, rns)
         log.info("adopting existing copy %s/%s", rns, src.copy_name)
         return existing
+
+
+def _collection(src: Source, rns: str) -> str:
+    return path(src.resource, namespace=rns, group_version=src.group_version)

@@ -15,7 +15,9 @@ equivalent RBAC (the Helm chart's ClusterRole). Also: the node name (valid, the
 label value and remote namespace names it gives, not taken by a real node),
 the version skew between the clusters, the local API endpoint that remote
 pods are given and, when AK already runs as the node, whether its kubelet
-API serves (the node's ``KubeletAPIUnavailable`` condition).
+API serves (the node's ``KubeletAPIUnavailable`` condition), and how the
+tenants' pods are isolated on the remote network (``isolation``: what AK
+writes is visible, whether the remote network plugin enforces it is not).
 
 The permission tables (``permissions``) are what AK's controllers call; the
 Helm chart's ClusterRole and ``packaging/remote-rbac.yaml`` grant exactly
@@ -32,6 +34,8 @@ from ak.doctor.checklist import Check, Checklist, Side
 from ak.doctor.clusters import MAX_MINOR_SKEW, ClusterChecks
 from ak.doctor.node import NodeChecks
 from ak.doctor.permissions import (
+    LOCAL_NETWORK_POLICY_PERMISSIONS,
+    LOCAL_PEER_PERMISSIONS,
     LOCAL_PERMISSIONS,
     REMOTE_PERMISSIONS,
     REMOTE_RBAC_HINT,
@@ -40,6 +44,8 @@ from ak.doctor.permissions import (
 from ak.doctor.report import Doctor, diagnose, main, report
 
 __all__ = [
+    "LOCAL_NETWORK_POLICY_PERMISSIONS",
+    "LOCAL_PEER_PERMISSIONS",
     "LOCAL_PERMISSIONS",
     "MAX_MINOR_SKEW",
     "REMOTE_PERMISSIONS",

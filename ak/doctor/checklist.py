@@ -17,6 +17,8 @@ class Check:
     ok: bool | None
     detail: str = ""
     fix: str = ""
+    # Passed, but something could not be told: shown with "!" and its fix line.
+    warn: bool = False
 
 
 @dataclass
@@ -47,8 +49,10 @@ class Checklist:
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
-    def add(self, name: str, ok: bool | None, detail: str = "", fix: str = "") -> None:
-        self.checks.append(Check(name, ok, detail, fix))
+    def add(
+        self, name: str, ok: bool | None, detail: str = "", fix: str = "", *, warn: bool = False
+    ) -> None:
+        self.checks.append(Check(name, ok, detail, fix, warn))
 
 
 def _short(e: BaseException) -> str:

@@ -11,7 +11,13 @@ import trio
 
 from ak import __version__
 from ak.doctor.checklist import Checklist, Side, _short
-from ak.doctor.permissions import REMOTE_RBAC_HINT, Permission
+from ak.doctor.permissions import (
+    LOCAL_NETWORK_POLICY_HINT,
+    LOCAL_NETWORK_POLICY_PERMISSIONS,
+    LOCAL_PEER_PERMISSIONS,
+    REMOTE_RBAC_HINT,
+    Permission,
+)
 from ak.errors import ConfigError
 from ak.kube import config as kubeconfig
 from ak.kube.client import KubeClient
@@ -185,6 +191,8 @@ class ClusterChecks(Checklist):
             detail = "denied: " + ", ".join(denied) + (f" ({errors.pop()})" if errors else "")
             if side.label == "remote":
                 fix = REMOTE_RBAC_HINT
+            elif perm in LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_PEER_PERMISSIONS:
+                fix = LOCAL_NETWORK_POLICY_HINT
             else:
                 fix = (
                     "give AK a node identity (system:node:<name> in system:nodes) or install the "

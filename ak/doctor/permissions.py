@@ -63,6 +63,24 @@ LOCAL_PERMISSIONS: tuple[Permission, ...] = (
     Permission("subjectaccessreviews", ("create",), group="authorization.k8s.io"),
 )
 
+# Beyond a kubelet: the tenant's NetworkPolicies are copied to the remote cluster
+# ([pods] networkPolicies), their namespaceSelectors resolved against the local
+# namespaces' labels, and (with a pod address range) their ingress rules enforced
+# at the pod addresses, where a peer's address must name the local pod it is.
+# A node identity gets them from packaging/local-network-policies.yaml (or the
+# Helm chart), the chart's ServiceAccount from its ClusterRole.
+LOCAL_NETWORK_POLICY_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("networkpolicies", ("list", "watch"), group="networking.k8s.io"),
+    Permission("namespaces", ("list", "watch")),
+)
+LOCAL_PEER_PERMISSIONS: tuple[Permission, ...] = (Permission("pods", ("list", "watch")),)
+"""Every local pod's address and labels: only with a pod address range."""
+
+LOCAL_NETWORK_POLICY_HINT = (
+    "grant packaging/local-network-policies.yaml on the local cluster (the Helm chart "
+    "does), or set [pods] networkPolicies = false"
+)
+
 # What AK does on the REMOTE cluster: one namespace per local namespace, the pods
 # in them, copies of Secrets/ConfigMaps/Services, and the kubelet API's logs, exec,
 # attach and port-forward (both verbs: WebSocket upgrades are GETs that newer
@@ -85,6 +103,13 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
     # The namespace template's quota and limits.
     Permission("resourcequotas", ("get", "create", "update", "delete")),
     Permission("limitranges", ("get", "create", "update", "delete")),
+    # The default isolation policies, the tenant's policies copied, and the label
+    # that makes the default step aside for the pods those select.
+    Permission(
+        "networkpolicies",
+        ("get", "list", "watch", "create", "update", "delete"),
+        group="networking.k8s.io",
+    ),
     # Capacity "auto" sums the remote nodes' allocatable.
     Permission("nodes", ("get", "list", "watch")),
 )

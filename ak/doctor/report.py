@@ -11,11 +11,17 @@ import trio
 from ak.config import Config
 from ak.doctor.checklist import Check
 from ak.doctor.clusters import ClusterChecks
+from ak.doctor.isolation import IsolationChecks
 from ak.doctor.node import NodeChecks
-from ak.doctor.permissions import LOCAL_PERMISSIONS, REMOTE_PERMISSIONS
+from ak.doctor.permissions import (
+    LOCAL_NETWORK_POLICY_PERMISSIONS,
+    LOCAL_PEER_PERMISSIONS,
+    LOCAL_PERMISSIONS,
+    REMOTE_PERMISSIONS,
+)
 
 
-class Doctor(ClusterChecks, NodeChecks):
+class Doctor(ClusterChecks, NodeChecks, IsolationChecks):
     """Runs every check; ``checks`` is the report in order."""
 
     async def run(self) -> list[Check]:
@@ -27,10 +33,16 @@ class Doctor(ClusterChecks, NodeChecks):
             self.skew()
             await self.local_identity()
             await self.remote_identity()
-            for side, perms in ((self.local, LOCAL_PERMISSIONS), (self.remote, REMOTE_PERMISSIONS)):
+            local = LOCAL_PERMISSIONS
+            if self.config.pods.network_policies:
+                local += LOCAL_NETWORK_POLICY_PERMISSIONS
+                if self.config.pods.address_range:
+                    local += LOCAL_PEER_PERMISSIONS
+            for side, perms in ((self.local, local), (self.remote, REMOTE_PERMISSIONS)):
                 await self.permissions(side, perms)
             await self.node_free()
             await self.local_endpoint()
+            await self.isolation()
         finally:
             with trio.CancelScope(shield=True):
                 for side in (self.local, self.remote):
@@ -51,12 +63,15 @@ def report(checks: Sequence[Check], out: TextIO) -> None:
     good, bad = _marks(out)
     width = max((len(c.name) for c in checks), default=0)
     for c in checks:
-        mark = good if c.ok else bad if c.ok is False else "-"
+        mark = ("!" if c.warn else good) if c.ok else bad if c.ok is False else "-"
         out.write(f"{mark} {c.name.ljust(width)}  {c.detail}".rstrip() + "\n")
-        if c.ok is False and c.fix:
+        if (c.ok is False or c.warn) and c.fix:
             out.write(f"    fix: {c.fix}\n")
     failed = sum(1 for c in checks if c.ok is False)
     skipped = sum(1 for c in checks if c.ok is None)
+    warned = sum(1 for c in checks if c.ok and c.warn)
+    if warned:
+        out.write(f"{warned} passed with a warning (!): read its fix line\n")
     if failed or skipped:
         out.write(f"{failed} failed, {skipped} skipped of {len(checks)} checks\n")
     else:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 import trio
 
+from ak.core import netpol
 from ak.core.errors import Notice, TranslationError
-from ak.core.names import remote_namespace
+from ak.core.names import node_label_value, remote_namespace
 from ak.core.namespaces import (
     Template,
     limit_range_object,
@@ -19,7 +21,7 @@ from ak.core.namespaces import (
 )
 from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
-from ak.kube.errors import Conflict, NotFound
+from ak.kube.errors import Conflict, Forbidden, NotFound
 from ak.kube.informer import Informer
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class RemoteNamespaces:
             log.info("remote namespace %s created for %s", rns, local_ns)
         except Conflict:
             return
-        await self._ensure_policies(rns, created["metadata"].get("uid", ""))
+        await self._ensure_policies(rns, created["metadata"].get("uid", ""), local_ns)
 
     async def sync(self, local_ns: str, in_use: bool) -> float | None:
         """Keep a used namespace in step with the template; delete one unused for
@@ -127,10 +129,10 @@ class RemoteNamespaces:
         if patch is not None:
             await self.remote.patch(path("namespaces", name=rns), patch)
             log.info("remote namespace %s updated to the template", rns)
-        await self._ensure_policies(rns, existing["metadata"].get("uid", ""))
+        await self._ensure_policies(rns, existing["metadata"].get("uid", ""), local_ns)
         return None
 
-    async def _ensure_policies(self, rns: str, uid: str) -> None:
+    async def _ensure_policies(self, rns: str, uid: str, local_ns: str) -> None:
         if uid and uid in self._policies_ok:
             return
         for resource, desired in (
@@ -138,15 +140,56 @@ class RemoteNamespaces:
             ("limitranges", limit_range_object(rns, self.template)),
         ):
             await self._ensure_one(rns, resource, desired)
+        try:
+            await self._ensure_isolation(rns, local_ns)
+        except Forbidden as e:
+            # Fail closed: a pod of a shared remote cluster does not run unisolated
+            # because AK's remote RBAC predates NetworkPolicies.
+            raise TranslationError(
+                "RemoteIsolationFailed",
+                f"cannot write the isolation NetworkPolicy in remote namespace {rns}: "
+                f"{e.message}; apply packaging/remote-rbac.yaml (and "
+                "remote-confinement.yaml) again, or set [namespaces.isolation] enabled = false",
+            ) from e
         if uid:
             self._policies_ok.add(uid)
 
-    async def _ensure_one(self, rns: str, resource: str, desired: Obj | None) -> None:
-        one = path(resource, namespace=rns, name="actual-kubelets")
+    async def _ensure_isolation(self, rns: str, local_ns: str) -> None:
+        """The default NetworkPolicies (``ak/core/netpol.py``), when isolation is on;
+        when it is off, those AK made before are removed (and nothing else)."""
+        t = self.template
+        label = node_label_value(self.node_name)
+        wanted = netpol.isolation_policies(rns, label, local_ns, t.isolation_peers)
+        for name, desired in wanted.items():
+            await self._ensure_one(
+                rns,
+                "networkpolicies",
+                desired if t.isolation else None,
+                name=name,
+                group_version=netpol.GROUP_VERSION,
+                differs=netpol.default_needs_update,
+                owned=lambda obj: netpol.is_default_policy(obj, label),
+            )
+
+    async def _ensure_one(
+        self,
+        rns: str,
+        resource: str,
+        desired: Obj | None,
+        *,
+        name: str = "actual-kubelets",
+        group_version: str = "v1",
+        differs: Callable[[Obj, Obj], bool] = spec_differs,
+        owned: Callable[[Obj], bool] = lambda obj: True,
+    ) -> None:
+        one = path(resource, namespace=rns, name=name, group_version=group_version)
         try:
             current = await self.remote.get(one)
         except NotFound:
             current = None
+        if current is not None and not owned(current):
+            log.warning("remote %s %s/%s was not made by AK: left alone", resource, rns, name)
+            return
         if desired is None:
             if current is not None:
                 with contextlib.suppress(NotFound):
@@ -154,7 +197,9 @@ class RemoteNamespaces:
             return
         if current is None:
             with contextlib.suppress(Conflict):
-                await self.remote.create(path(resource, namespace=rns), desired)
-        elif spec_differs(desired, current):
+                await self.remote.create(
+                    path(resource, namespace=rns, group_version=group_version), desired
+                )
+        elif differs(desired, current):
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await self.remote.replace(one, desired)

@@ -92,6 +92,8 @@ class RemoteCluster:
         self.ns_queue: WorkQueue[str] = WorkQueue("namespaces")
         # Others that follow AK's remote namespaces (the event mirror).
         self.namespace_listeners: list[Callable[[Obj | None, Obj | None], None]] = []
+        # Others that follow the remote pods, by local key (the network policies).
+        self.pod_listeners: list[Callable[[PodKey, Obj | None, Obj | None], None]] = []
         self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
         self.synced = trio.Event()
         self._tracked_all = trio.Event()
@@ -124,6 +126,8 @@ class RemoteCluster:
         key = self._local_key(obj) if obj else None
         if key is None:
             return
+        for listener in self.pod_listeners:
+            listener(key, old, new)
         if new is None:
             self.remote_by_ns[key[0]].discard(key[1])
             self.ns_queue.add(key[0])

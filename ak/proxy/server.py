@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -65,8 +66,12 @@ class PodProxy:
         pods: PodController,
         services: ServiceController,
         events: EventRecorder,
+        admits: Callable[[PodKey, int, str], bool] | None = None,
     ) -> None:
         self.node_name = node_name
+        # The local ingress NetworkPolicies, which AK enforces here itself: no
+        # network plugin sees these connections (ak/netpol/controller.py).
+        self.admits = admits
         self.addresses = addresses
         self.pods = pods
         self.services = services
@@ -182,6 +187,12 @@ class PodProxy:
     async def _forward(self, key: PodKey, port: int, stream: trio.SocketStream) -> None:
         rp = self._remote_pod(key)
         async with stream:
+            if self.admits is not None:
+                peer = _peer_ip(stream)
+                if not self.admits(key, port, peer):
+                    PROXIED.labels("denied").inc()
+                    log.info("pod %s/%s port %d: %s denied by NetworkPolicy", *key, port, peer)
+                    return
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     error, data = await self.forwarder.streams(rp, port)
@@ -212,6 +223,14 @@ class PodProxy:
 
     def _remote_pod(self, key: PodKey) -> RemotePod:
         return RemotePod(remote_namespace(self.node_name, key[0]), key[1])
+
+
+def _peer_ip(stream: trio.SocketStream) -> str:
+    try:
+        name = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(name[0]) if isinstance(name, tuple) else ""
 
 
 def _listening_view(pod: Obj | None) -> tuple[object, ...] | None:

@@ -9,9 +9,27 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ak.testbed import realnode, sandbox
 from ak.testbed.cluster import Cluster
 from ak.testbed.procs import Proc, free_port
+from ak.testbed.tools import REPO
+
+LOCAL_NETWORK_POLICY_RBAC = REPO / "packaging" / "local-network-policies.yaml"
+
+
+def grant_network_policy_reads(local: Cluster, node_name: str) -> None:
+    """What a kubelet identity lacks for the tenant's NetworkPolicies, granted as
+    the docs say: ``packaging/local-network-policies.yaml`` for this node."""
+    text = LOCAL_NETWORK_POLICY_RBAC.read_text().replace("NODE_NAME", node_name)
+    base = "/apis/rbac.authorization.k8s.io/v1"
+    with local.http() as c:
+        for doc in yaml.safe_load_all(text):
+            collection = "clusterroles" if doc["kind"] == "ClusterRole" else "clusterrolebindings"
+            r = c.post(f"{base}/{collection}", json=doc)
+            if r.status_code != 409:  # the ClusterRole is shared by every node
+                r.raise_for_status()
 
 
 def real_node_args(local: Cluster) -> list[str]:
@@ -60,6 +78,7 @@ class AKProcess:
         serving_cert: bool = True,
         node_ip: str = "127.0.0.1",
         env: dict[str, str] | None = None,
+        grant_network_policies: bool = True,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -87,6 +106,8 @@ class AKProcess:
                 f"--tls-private-key-file={pair.key}",
             ]
         self.env = env  # None: this process's environment
+        # The local grant beyond the node identity (packaging/local-network-policies.yaml).
+        self.grant_network_policies = grant_network_policies
         self.proc: Proc | None = None
         self.starts = 0
 
@@ -107,6 +128,8 @@ class AKProcess:
         ]
 
     def start(self) -> AKProcess:
+        if self.grant_network_policies and self.starts == 0:
+            grant_network_policy_reads(self.local, self.node_name)
         self.starts += 1
         with self.log.open("a") as f:
             f.write(f"\n===== start {self.starts} at {time.strftime('%H:%M:%S')} =====\n")

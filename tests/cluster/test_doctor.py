@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ak.testbed.akproc import grant_network_policy_reads
 from ak.testbed.cluster import Cluster, kubeconfig_dict
 from ak.testbed.procs import free_port
 from ak.testbed.tools import REPO
@@ -55,6 +56,12 @@ def fix_after(lines: list[str], name: str) -> str:
     return lines[i + 1]
 
 
+def node_kubeconfig(cluster: Cluster, node: str) -> Path:
+    """A kubelet identity with the grant for the tenant's NetworkPolicies."""
+    grant_network_policy_reads(cluster, node)
+    return cluster.node_kubeconfig(node)
+
+
 def token_kubeconfig(cluster: Cluster, stem: str, token: str) -> Path:
     return cluster.write_kubeconfig(stem, None, token)
 
@@ -63,11 +70,23 @@ def test_node_identity_and_remote_admin_pass(
     local_cluster: Cluster, remote_cluster: Cluster
 ) -> None:
     node = f"ak-doc-{uuid.uuid4().hex[:5]}"
-    rc, lines = doctor(local_cluster.node_kubeconfig(node), remote_cluster.kubeconfig, node)
+    rc, lines = doctor(node_kubeconfig(local_cluster, node), remote_cluster.kubeconfig, node)
     assert rc == 0, "\n".join(lines)
     assert lines[-1].startswith("all ") and lines[-1].endswith(" checks passed")
-    checks = lines[:-1]
+    # kwok runs no network plugin: enforcement cannot be told, which is said.
+    enforcement = line(lines, "remote NetworkPolicy enforcement")
+    assert enforcement.startswith("! ") and "cannot tell" in enforcement
+    assert "enforces NetworkPolicy" in fix_after(lines, "remote NetworkPolicy enforcement")
+    assert lines[-2] == "1 passed with a warning (!): read its fix line"
+    checks = [
+        entry
+        for entry in lines[:-2]
+        if not entry.startswith(("    fix: ", "! remote NetworkPolicy enforcement"))
+    ]
     assert all(entry.startswith("✓ ") for entry in checks), "\n".join(lines)
+    assert "only from this node's remote namespaces" in line(lines, "remote network isolation")
+    assert "copied to the remote namespaces" in line(lines, "local NetworkPolicies")
+    assert line(lines, "local can networkpolicies.networking.k8s.io").startswith("✓ ")
     assert f"accepted as system:node:{node}" in line(lines, "local credentials")
     assert "system:nodes" in line(lines, "local credentials")
     assert "v1." in line(lines, "local API server")
@@ -75,6 +94,22 @@ def test_node_identity_and_remote_admin_pass(
     assert "no node" in line(lines, "node name free")
     # Both clusters are on this host in the harness, so a loopback endpoint is fine.
     assert "127.0.0.1" in line(lines, "local API endpoint for remote pods")
+
+
+def test_node_identity_without_the_network_policy_grant_is_told_how(
+    local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    node = f"ak-doc-{uuid.uuid4().hex[:5]}"
+    kc = local_cluster.node_kubeconfig(node)
+    rc, lines = doctor(kc, remote_cluster.kubeconfig, node)
+    assert rc == 1
+    for name in ("local can networkpolicies.networking.k8s.io", "local can namespaces"):
+        assert line(lines, name).startswith("✗ "), name
+        assert "local-network-policies.yaml" in fix_after(lines, name)
+    # Switched off, nothing beyond the kubelet's is asked for, and that is said.
+    rc, lines = doctor(kc, remote_cluster.kubeconfig, node, "--no-network-policies")
+    assert rc == 0, "\n".join(lines)
+    assert line(lines, "local NetworkPolicies").startswith("! ")
 
 
 def test_wrong_node_identity(local_cluster: Cluster, remote_cluster: Cluster) -> None:
@@ -114,7 +149,7 @@ def test_remote_rbac_manifest_is_enough_and_no_more(
     ).stdout.strip()
     remote_kc = token_kubeconfig(remote_cluster, "ak-remote-sa", token)
     node = f"ak-doc-{uuid.uuid4().hex[:5]}"
-    rc, lines = doctor(local_cluster.node_kubeconfig(node), remote_kc, node)
+    rc, lines = doctor(node_kubeconfig(local_cluster, node), remote_kc, node)
     assert rc == 0, "\n".join(lines)
     assert f"accepted as {sa}" in line(lines, "remote credentials")
 
@@ -134,6 +169,7 @@ def test_remote_rbac_manifest_is_enough_and_no_more(
         ("list", "events", "-A"),
         ("list", "nodes"),  # capacity "auto"
         ("create", "resourcequotas", "-n", "any"),  # the namespace template
+        ("update", "networkpolicies.networking.k8s.io", "-n", "any"),  # isolation
     ):
         assert can_i(*allowed), allowed
     # `kubectl auth can-i VERB TYPE/NAME`: subresources need --subresource.
@@ -174,7 +210,7 @@ def test_unreachable_server_skips_what_depends_on_it(
 
 def test_local_endpoint_for_remote_pods(local_cluster: Cluster, remote_cluster: Cluster) -> None:
     node = f"ak-doc-{uuid.uuid4().hex[:5]}"
-    local_kc = local_cluster.node_kubeconfig(node)
+    local_kc = node_kubeconfig(local_cluster, node)
     rc, lines = doctor(
         local_kc,
         remote_cluster.kubeconfig,
@@ -200,7 +236,7 @@ def test_pod_address_range_must_be_this_hosts(
 ) -> None:
     """The sandbox owns 10.250.0.0/16 (as an operator would make it), not 10.251/16."""
     node = f"ak-doc-{uuid.uuid4().hex[:5]}"
-    kc = local_cluster.node_kubeconfig(node)
+    kc = node_kubeconfig(local_cluster, node)
     rc, lines = doctor(kc, remote_cluster.kubeconfig, node, "--pod-address-range=10.250.9.0/24")
     assert rc == 0, "\n".join(lines)
     assert "can listen" in line(lines, "pod addresses")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ak.config import load_config
-from ak.doctor import LOCAL_PERMISSIONS
+from ak.doctor import LOCAL_NETWORK_POLICY_PERMISSIONS, LOCAL_PEER_PERMISSIONS, LOCAL_PERMISSIONS
 from ak.kube.config import load_kubeconfig
 from ak.testbed.cluster import Cluster
 from ak.testbed.tools import REPO
@@ -179,7 +179,19 @@ def test_node_identity_mode(helm: str, tmp_path: Path) -> None:
         helm, "r2", "ak", "-f", str(CI_VALUES), "--set-file", f"local.kubeconfig={node_kubeconfig}"
     )
     kinds = by_kind(objs)
-    assert "ClusterRole" not in kinds and "Role" not in kinds
+    # No kubelet permission is granted; only the read-only NetworkPolicy reads a
+    # kubelet may not do, to the node's own identity.
+    assert "Role" not in kinds
+    (role,) = kinds["ClusterRole"]
+    assert rbac_triples(role["rules"]) == {
+        (p.group, p.resource, verb) for p in LOCAL_NETWORK_POLICY_PERMISSIONS for verb in p.verbs
+    }
+    (binding,) = kinds["ClusterRoleBinding"]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:vk-ak-r2"}
+    ]
+    config = load_config({"config": str(ak_toml(objs, tmp_path))}, {})
+    assert config.pods.network_policies is True and config.namespaces.isolation is True
     assert sorted(s["metadata"]["name"] for s in kinds["Secret"]) == [
         "r2-actual-kubelets-local",
         "r2-actual-kubelets-remote",
@@ -207,7 +219,7 @@ def test_chart_rbac_mirrors_doctor(helm: str) -> None:
     )
     wanted = {
         (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, verb)
-        for p in LOCAL_PERMISSIONS
+        for p in LOCAL_PERMISSIONS + LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_PEER_PERMISSIONS
         for verb in p.verbs
     }
     assert granted == wanted

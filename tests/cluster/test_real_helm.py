@@ -201,7 +201,8 @@ def test_seed_quick_start_on_a_real_node(
         "--set-json", f"pods.placement={json.dumps(remote_placement)}",
     ]  # fmt: skip
     if identity == "kubelet":
-        # The least-privilege path: a kubelet identity, no ClusterRole.
+        # The least-privilege path: a kubelet identity; the only ClusterRole is
+        # the read-only one for the tenant's NetworkPolicies.
         kubeconfig = _pod_kubeconfig(local_cluster, node, local_cluster.dir / f"{release}.kc")
         values += ["--set-file", f"local.kubeconfig={kubeconfig}"]
     t0 = time.monotonic()
@@ -247,7 +248,9 @@ def test_seed_quick_start_on_a_real_node(
     roles = local_cluster.kubectl(
         "get", "clusterrole", "-l", f"app.kubernetes.io/instance={release}", "-o", "name"
     ).stdout.split()
-    assert len(roles) == (0 if identity == "kubelet" else 1), roles
+    assert len(roles) == 1, roles
+    if identity == "kubelet":
+        assert roles[0].endswith("-network-policies"), roles
 
     # A Deployment scheduled to the virtual node runs in the remote real node's containers.
     ns = f"app-{release}"

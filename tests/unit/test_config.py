@@ -409,3 +409,65 @@ def test_node_labels_a_node_may_not_set_are_refused_at_load(tmp_path: Path) -> N
         load_config({"config": str(f)}, {})
     f.write_text('node-name = "n"\n[node]\nlabels = { "kubernetes.io/arch" = "arm64" }\n')
     assert load_config({"config": str(f)}, {}).node.labels == {"kubernetes.io/arch": "arm64"}
+
+
+def test_isolation_is_on_by_default_and_takes_peers(tmp_path: Path) -> None:
+    config = load_config({"node_name": "n"}, {})
+    assert config.namespaces.isolation is True
+    assert config.namespaces.isolation_peers == ()
+    assert config.pods.network_policies is True
+    path = write(
+        tmp_path,
+        'node-name = "n"\n'
+        "[namespaces.isolation]\n"
+        "enabled = false\n"
+        'ingressFrom = [{ namespaceSelector = { matchLabels = { team = "ingress" } } },\n'
+        '  { ipBlock = { cidr = "192.0.2.0/24", except = ["192.0.2.0/28"] } },\n'
+        '  { namespaceSelector = { matchExpressions = [{ key = "x", operator = "Exists" }] }, '
+        'podSelector = { matchLabels = { app = "prom" } } }]\n'
+        "[pods]\nnetworkPolicies = false\n",
+    )
+    config = load_config({"config": path}, {})
+    assert config.namespaces.isolation is False
+    assert config.pods.network_policies is False
+    assert config.namespaces.isolation_peers == (
+        {"namespaceSelector": {"matchLabels": {"team": "ingress"}}},
+        {"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.0/28"]}},
+        {
+            "namespaceSelector": {"matchExpressions": [{"key": "x", "operator": "Exists"}]},
+            "podSelector": {"matchLabels": {"app": "prom"}},
+        },
+    )
+    assert (
+        load_config({"node_name": "n"}, {"AK_NAMESPACE_ISOLATION": "false"}).namespaces.isolation
+        is False
+    )
+
+
+@pytest.mark.parametrize(
+    "peers",
+    [
+        '[{ namespaceSelector = { matchLabels = { team = "a b" } } }]',
+        '[{ podSelector = { matchExpressions = [{ key = "x", operator = "In" }] } }]',
+        '[{ ipBlock = { cidr = "not-a-cidr" } }]',
+        '[{ ipBlock = { cidr = "10.0.0.0/8" }, podSelector = {} }]',
+        "[{ serviceSelector = {} }]",
+        "[{}]",
+        '"everyone"',
+    ],
+)
+def test_bad_isolation_peers_are_refused(tmp_path: Path, peers: str) -> None:
+    path = write(tmp_path, f'node-name = "n"\n[namespaces.isolation]\ningressFrom = {peers}\n')
+    assert "[namespaces.isolation" in error_of({"config": path})
+
+
+def test_readme_isolation_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("[namespaces.isolation]\nenabled = true")
+    example = readme[start : readme.index("```", start)]
+    config = load_config({"config": write(tmp_path, 'node-name = "n"\n' + example)}, {})
+    assert config.namespaces.isolation is True
+    assert len(config.namespaces.isolation_peers) == 2
+    assert config.namespaces.isolation_dns[0]["podSelector"] == {
+        "matchLabels": {"k8s-app": "kube-dns"}
+    }

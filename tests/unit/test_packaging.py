@@ -12,20 +12,29 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
 
 from ak.cli import main
 from ak.config import load_config
-from ak.doctor import REMOTE_PERMISSIONS
+from ak.doctor import (
+    LOCAL_NETWORK_POLICY_PERMISSIONS,
+    LOCAL_PEER_PERMISSIONS,
+    REMOTE_PERMISSIONS,
+    Permission,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "ak.service"
 EXAMPLE = REPO / "systemd" / "ak.toml.example"
 REMOTE_RBAC = REPO / "packaging" / "remote-rbac.yaml"
+LOCAL_NETPOL_RBAC = REPO / "packaging" / "local-network-policies.yaml"
+CONFINEMENT = REPO / "packaging" / "remote-confinement.yaml"
 
 
 def unit_directives() -> dict[str, list[str]]:
@@ -94,27 +103,68 @@ def test_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
         assert path.rpartition("/")[2] in creds
 
 
-def test_remote_rbac_is_exactly_what_doctor_checks() -> None:
-    docs = list(yaml.safe_load_all(REMOTE_RBAC.read_text()))
-    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    granted = {
+def _granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
         (group, resource, verb)
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    wanted = {
+
+
+def _wanted(perms: Sequence[Permission]) -> set[tuple[str, str, str]]:
+    return {
         (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, verb)
-        for p in REMOTE_PERMISSIONS
+        for p in perms
         for verb in p.verbs
     }
-    assert granted == wanted
+
+
+def test_remote_rbac_is_exactly_what_doctor_checks() -> None:
+    docs = list(yaml.safe_load_all(REMOTE_RBAC.read_text()))
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert _granted(role) == _wanted(REMOTE_PERMISSIONS)
     (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
     (sa,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "actual-kubelets"}
     ]
+
+
+def test_local_network_policy_rbac_is_exactly_what_doctor_checks() -> None:
+    docs = list(yaml.safe_load_all(LOCAL_NETPOL_RBAC.read_text()))
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert _granted(role) == _wanted(LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_PEER_PERMISSIONS)
+    assert {verb for _, _, verb in _granted(role)} == {"list", "watch"}  # read-only
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:NODE_NAME"}
+    ]
+
+
+def test_confinement_covers_every_resource_ak_writes_remotely() -> None:
+    """Every remote resource AK may write is one the confinement policy confines
+    (reads and the pods' streaming subresources aside)."""
+    (policy,) = [
+        d
+        for d in yaml.safe_load_all(CONFINEMENT.read_text())
+        if d["kind"] == "ValidatingAdmissionPolicy"
+    ]
+    confined = {
+        (group, resource)
+        for rule in policy["spec"]["matchConstraints"]["resourceRules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    writes = {"create", "update", "patch", "delete"}
+    written = {
+        (p.group, p.resource)
+        for p in REMOTE_PERMISSIONS
+        if not p.subresource and writes & set(p.verbs)
+    }
+    assert written <= confined, written - confined
+    assert ("networking.k8s.io", "networkpolicies") in confined
 
 
 # --- build/oci.py --------------------------------------------------------------
