@@ -157,9 +157,7 @@ class SpdySession:
     ) -> None:
         self.transport = transport
         self.window = window
-        self.conn = spdy.SpdyConnection(
-            client=client, window=window, session_window=session_window
-        )
+        self.conn = spdy.SpdyConnection(client=client, window=window, session_window=session_window)
         if initial:
             self.conn.receive_data(initial)
         self._lock = trio.Lock()
