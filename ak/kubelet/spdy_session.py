@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 WINDOW = 128 * 1024  # per stream: what a peer may send ahead of our reader
 SESSION_WINDOW = 1024 * 1024  # all streams together, for a peer that keeps windows
 MAX_DATA_FRAME = 64 * 1024  # what one DATA frame of ours carries at most
+MAX_OWED = 256 * 1024  # owed frames (PING echoes...) before the reader waits for the flusher
 
 
 class StreamReset(Exception):
@@ -165,6 +166,7 @@ class SpdySession:
         # preface (our windows) goes first.
         self._owed = bytearray(self.conn.preface())
         self._owed_lot = ParkingLot()  # the flusher, waiting for owed frames
+        self._owed_drained = ParkingLot()  # the reader, waiting for the flusher
         self._window_opened = ParkingLot()  # senders, waiting for the peer's window
         self.streams: dict[int, SpdyStream] = {}
         # Unbounded in count only: each stream is a few hundred bytes until its
@@ -248,6 +250,7 @@ class SpdySession:
             data = bytes(self._owed)
             self._owed.clear()
             await self._write(data)
+        self._owed_drained.unpark_all()
 
     async def _write(self, data: bytes) -> None:
         if not data:
@@ -291,6 +294,10 @@ class SpdySession:
         try:
             await self._process()  # bytes that came with the upgrade request
             while not self.closed.is_set():
+                # A peer that makes us answer (PINGs) and does not read the
+                # answers is not read either.
+                while len(self._owed) > MAX_OWED and not self.closed.is_set():
+                    await self._owed_drained.park()
                 try:
                     data = await self.transport.receive_some(65536)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -352,6 +359,7 @@ class SpdySession:
         if self.closed.is_set():
             return
         self.closed.set()
+        self._owed_drained.unpark_all()
         for s in self.streams.values():
             s._on_reset(spdy.RstStatus.CANCEL)
         self._window_opened.unpark_all()

@@ -163,6 +163,25 @@ async def test_streaming_stops_when_the_client_leaves() -> None:
     assert gone
 
 
+async def test_streaming_does_not_buffer_what_a_client_sends_meanwhile() -> None:
+    """During a log stream the client may send a goodbye or a pipelined head;
+    a client that keeps sending is dropped, not buffered."""
+    left, right = trio.testing.memory_stream_pair()
+    conn = HTTPConnection(right)
+    await left.send_all(b"GET /containerLogs/a/b/c?follow=true HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert await conn.next_request() is not None
+    gone = False
+    try:
+        async with conn.streaming() as out:
+            await out.send(b"x")
+            for _ in range(100):  # 6.4 MB of junk
+                await left.send_all(b"j" * 65536)
+            await trio.testing.wait_all_tasks_blocked()
+    except Exception as e:
+        gone = type(e).__name__ == "ConnectionDone"
+    assert gone
+
+
 async def test_upgrade_hands_over_the_raw_stream() -> None:
     left, right = trio.testing.memory_stream_pair()
     conn = HTTPConnection(right)

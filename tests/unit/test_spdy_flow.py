@@ -17,7 +17,7 @@ import trio.testing
 
 from ak.kubelet import spdy
 from ak.kubelet.spdy.flow import DEFAULT_WINDOW, MAX_WINDOW, RecvWindow
-from ak.kubelet.spdy_session import SpdySession, SpdyStream, StreamReset
+from ak.kubelet.spdy_session import MAX_OWED, SpdySession, SpdyStream, StreamReset
 
 
 def feed(conn: spdy.SpdyConnection, data: bytes) -> list[spdy.Event]:
@@ -255,4 +255,26 @@ async def test_a_reset_stream_frees_a_blocked_reader_and_sender() -> None:
         # The session is still good for the other stream.
         await theirs_other.send_all(b"still here")
         assert await other.receive_some() == b"still here"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_floods_pings_and_reads_nothing_is_not_read_either() -> None:
+    left, right = trio.testing.lockstep_stream_pair()
+    session = SpdySession(right)
+    peer = spdy.SpdyConnection(client=True)
+    batch = b"".join(peer.send(spdy.Ping(2 * i + 1)) for i in range(1000))  # 12 KB
+    sent = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.run)
+
+        async def flood() -> None:
+            nonlocal sent
+            for _ in range(200):
+                await left.send_all(batch)
+                sent += len(batch)
+
+        nursery.start_soon(flood)
+        await trio.testing.wait_all_tasks_blocked()
+        # Echoes are as long as pings: what the session holds is what it read.
+        assert sent <= MAX_OWED + 2 * 65536 + len(batch)
         nursery.cancel_scope.cancel()
