@@ -16,6 +16,7 @@ Figures (idle, peak, throughput of the fast part) are printed (-s).
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 import threading
@@ -35,7 +36,9 @@ pytestmark = pytest.mark.cluster
 
 MiB = 1 << 20
 SEQ = 30_000_000  # `seq 1 SEQ`: 258,888,897 bytes
-PAUSE = 10  # seconds the reader stops after its first MiB
+# Seconds the reader stops after its first MiB; AK_BACKPRESSURE_PAUSE=0 makes
+# these tests throughput benchmarks of the three paths.
+PAUSE = float(os.environ.get("AK_BACKPRESSURE_PAUSE", "10"))
 BOUND = 16 * MiB  # what AK's RSS may grow by, whatever the payload
 SERVER = f"exec nc -ll -p 8080 -e seq 1 {SEQ}"  # a new `seq` per connection
 
