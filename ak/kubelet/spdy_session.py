@@ -120,7 +120,11 @@ class SpdyStream:
             while self.buffered and self.buffered + len(data) > self.session.window:
                 if self._eof:
                     break
-                await self._room.park()
+                self.session.stalled = True
+                try:
+                    await self._room.park()
+                finally:
+                    self.session.stalled = False
             if self._eof:  # reset meanwhile: nobody will read it
                 self.session._consumed(self.stream_id, len(data))
             else:
@@ -174,6 +178,9 @@ class SpdySession:
         self._incoming_send, self.incoming = trio.open_memory_channel[SpdyStream](math.inf)
         self.closed = trio.Event()
         self.error: str | None = None
+        # The reader waits for a stream's consumer (a peer that ignores windows
+        # sent past one): nothing else on this session moves meanwhile.
+        self.stalled = False
 
     async def send(self, event: spdy.Event) -> None:
         async with self._lock:

@@ -83,15 +83,20 @@ def _seq_digest(n: int) -> tuple[int, str]:
     return int(out.stderr.strip()), out.stdout.split()[0]
 
 
-def _read_slowly(read: Callable[[int], bytes], total: int) -> tuple[str, int, float]:
-    """(sha256, bytes, seconds of the fast part): one MiB, a pause, then the
-    rest as fast as it comes, up to ``total`` bytes or the end."""
+def _read_slowly(
+    read: Callable[[int], bytes], total: int, meanwhile: Callable[[], None]
+) -> tuple[str, int, float]:
+    """(sha256, bytes, seconds of the fast part): one MiB, a pause (during
+    which ``meanwhile`` runs), then the rest as fast as it comes, up to
+    ``total`` bytes or the end."""
     digest = hashlib.sha256()
     got = 0
     started = 0.0
     while got < total:
         if got >= MiB and not started:
-            time.sleep(PAUSE)
+            paused = time.monotonic()
+            meanwhile()
+            time.sleep(max(0.0, PAUSE - (time.monotonic() - paused)))
             started = time.monotonic()
         chunk = read(min(65536, total - got))
         if not chunk:
@@ -101,11 +106,19 @@ def _read_slowly(read: Callable[[int], bytes], total: int) -> tuple[str, int, fl
     return digest.hexdigest(), got, time.monotonic() - started
 
 
-def _check(what: str, ak: AKNode, read: Callable[[int], bytes], size: int, want: str) -> None:
+def _check(
+    what: str,
+    ak: AKNode,
+    read: Callable[[int], bytes],
+    size: int,
+    want: str,
+    *,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> None:
     pid = ak.ak.pid
     idle = _rss(pid)
     with _peak_rss(pid) as peak:
-        digest, got, seconds = _read_slowly(read, size)
+        digest, got, seconds = _read_slowly(read, size, meanwhile)
     growth = peak[0] - idle
     print(
         f"\n{what}: {got / MiB:.0f} MiB; AK RSS idle {idle / MiB:.1f} MiB, "
@@ -175,8 +188,17 @@ def test_pod_address_download_read_slowly(
     with connect() as warm:
         _recv_exactly(warm, 8 * MiB)
     time.sleep(1)
+
+    def another_connection() -> None:
+        # The kubelet ignores SPDY windows, so the paused reader's session
+        # soon waits for it, and moves nothing else: a new connection must
+        # not queue behind it (it gets a session of its own).
+        time.sleep(min(3, PAUSE))
+        with connect() as other:
+            _recv_exactly(other, MiB)
+
     with connect() as sock:
-        _check("pod address", node, sock.recv, size, want)
+        _check("pod address", node, sock.recv, size, want, meanwhile=another_connection)
 
 
 def _try_connect(address: str, port: int) -> socket.socket | None:

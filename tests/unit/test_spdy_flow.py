@@ -222,7 +222,9 @@ async def test_a_peer_that_ignores_windows_is_stopped_by_not_reading_it() -> Non
         # The window, the frame the reader holds, and the one in the pipe.
         assert sent <= window + 2 * frame
         assert session.conn.peer_overran  # it did not stop at the window: TCP stopped it
+        assert session.stalled  # what a caller looks at before adding streams to it
         data = await _read_all(stream)
+        assert not session.stalled
         assert hashlib.sha256(data).digest() == hashlib.sha256(PAYLOAD).digest()
         assert sent == len(PAYLOAD)
         nursery.cancel_scope.cancel()
