@@ -11,7 +11,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from ak.kubelet import spdy
 from ak.kubelet.http import HTTPConnection
 from ak.kubelet.spdy_session import SpdySession, StreamReset
-from ak.kubelet.websocket import WebSocket, WebSocketClosed
+from ak.kubelet.websocket import MAX_OWED, WebSocket, WebSocketClosed
 
 
 def _preface(event: spdy.Event) -> bool:
@@ -125,6 +125,35 @@ async def test_websocket_messages_pings_and_close() -> None:
         raise AssertionError("closed expected")
     except WebSocketClosed as e:
         assert e.code == 1000
+
+
+async def test_websocket_peer_that_pings_and_reads_nothing_is_not_read_either() -> None:
+    left, right = trio.testing.lockstep_stream_pair()
+    peer = Connection(ConnectionType.CLIENT)
+    ws = WebSocket(right, Connection(ConnectionType.SERVER), "v4.channel.k8s.io")
+    batch = b"".join(peer.send(Ping(payload=b"p" * 100)) for _ in range(100))  # ~10 KB
+    sent = 0
+    async with trio.open_nursery() as nursery:
+
+        async def flood() -> None:
+            nonlocal sent
+            for _ in range(200):
+                await left.send_all(batch)
+                sent += len(batch)
+
+        async def sender_stuck() -> None:
+            await ws.send(b"\x01" + b"x" * 65536)  # the peer never reads it
+
+        async def receive() -> None:
+            await ws.receive()
+
+        nursery.start_soon(sender_stuck)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(receive)
+        nursery.start_soon(flood)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sent <= MAX_OWED + 2 * 65536 + len(batch)
+        nursery.cancel_scope.cancel()
 
 
 async def test_http_keep_alive_and_chunked_streaming() -> None:
