@@ -245,3 +245,65 @@ def test_logs_follow_of_a_fast_writer_read_slowly(ak_real: AKNode, local_cluster
         finally:
             follow.terminate()
             follow.wait(10)
+
+
+def _sink_script(size: int) -> str:
+    """Port 8081 digests 8 MiB at once (the warm-up); 8080 sleeps PAUSE seconds
+    before it reads ``size`` bytes; each answers with their SHA-256."""
+    return (
+        f"nc -ll -p 8081 -e sh -c 'head -c {8 * MiB} | sha256sum' & "
+        f"exec nc -ll -p 8080 -e sh -c 'sleep {int(PAUSE)}; head -c {size} | sha256sum'"
+    )
+
+
+def _send_seq(sock: socket.socket, n: int) -> None:
+    with subprocess.Popen(["seq", "1", str(n)], stdout=subprocess.PIPE) as seq:
+        assert seq.stdout is not None
+        while chunk := seq.stdout.read(65536):
+            sock.sendall(chunk)
+
+
+def _answer(sock: socket.socket) -> str:
+    out = b""
+    while b"\n" not in out:
+        chunk = sock.recv(4096)
+        assert chunk, f"no digest, only {out!r}"
+        out += chunk
+    return out.split()[0].decode()
+
+
+def test_port_forward_upload_to_a_slow_reader(ak_real: AKNode, local_cluster: Cluster) -> None:
+    """The other way: the client sends as fast as it can, the pod reads only
+    after a pause. AK receives the client's bytes on a SPDY stream from the
+    local API server, which ignores SPDY windows."""
+    size, want = _seq_digest(SEQ)
+    run(local_cluster, ak_real, shell_pod(ak_real, "sink", _sink_script(size)))
+    argv = ["-n", ak_real.namespace, "port-forward", "pod/sink", ":8080", ":8081"]
+    with Background(local_cluster, *argv) as fwd:
+
+        def ports() -> list[int] | None:
+            found = [x for x in fwd.text() if x.startswith("Forwarding from 127")]
+            return [int(x.split("->")[0].rsplit(":", 1)[1]) for x in found] or None
+
+        wait_until("port-forward listening", lambda: (p := ports()) and len(p) == 2 and p, 30)
+        big, small = ports() or []
+        with socket.create_connection(("127.0.0.1", small), timeout=60) as warm:
+            warm.sendall(bytes(8 * MiB))
+            assert _answer(warm) == hashlib.sha256(bytes(8 * MiB)).hexdigest()
+        time.sleep(1)
+        pid = ak_real.ak.pid
+        idle = _rss(pid)
+        with socket.create_connection(("127.0.0.1", big), timeout=120) as sock:
+            started = time.monotonic()
+            with _peak_rss(pid) as peak:
+                _send_seq(sock, SEQ)
+                digest = _answer(sock)
+            seconds = time.monotonic() - started
+    growth = peak[0] - idle
+    print(
+        f"\nport-forward upload: {size / MiB:.0f} MiB; AK RSS idle {idle / MiB:.1f} MiB, "
+        f"peak {peak[0] / MiB:.1f} MiB (+{growth / MiB:.1f}); "
+        f"{size / MiB / max(0.001, seconds - PAUSE):.1f} MiB/s once the pod reads"
+    )
+    assert digest == want, "bytes lost or reordered"
+    assert growth < BOUND, f"AK grew by {growth / MiB:.0f} MiB for {size / MiB:.0f} MiB"
