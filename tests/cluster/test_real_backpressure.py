@@ -9,7 +9,8 @@ like the payload. The bytes must arrive whole and in order (SHA-256).
 Paths: port-forward through the local API server (kubectl -> local API
 server -> AK's kubelet API over SPDY -> remote API server over WebSocket ->
 kubelet -> pod); a pod address (client -> AK's listener -> a SPDY stream of
-the pod's port-forward session to the remote API server); ``logs -f``.
+the pod's port-forward session to the remote API server); ``logs -f``; and
+a port-forward upload to a pod that reads only after a pause.
 Figures (idle, peak, throughput of the fast part) are printed (-s).
 """
 
