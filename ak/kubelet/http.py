@@ -200,13 +200,17 @@ class HTTPConnection:
         await self._send(h11.EndOfMessage())
 
     async def _watch_client(self, scope: trio.CancelScope, response: StreamingResponse) -> None:
-        """While streaming, the only thing the client may send is its goodbye."""
+        """While streaming, the only thing the client may send is its goodbye
+        (or one pipelined request head, kept for the next cycle: past MAX_HEAD
+        the client is treated as gone rather than buffered)."""
+        kept = 0
         while True:
             try:
                 data = await self.stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
-            if not data:
+            kept += len(data)
+            if not data or kept > MAX_HEAD:
                 response.client_gone = True
                 scope.cancel()
                 return

@@ -160,8 +160,10 @@ class WebSocketLocalStreams(LocalStreams):
         self.options = options
         self.has_stdin = options.stdin
         self.has_resize = options.tty
-        self._stdin_send, self._stdin = trio.open_memory_channel[bytes](16)
-        self._resize_send, self._resize = trio.open_memory_channel[bytes](16)
+        # One message ahead at most: the reader waits for stdin's consumer,
+        # so a client typing faster than the remote reads is not read either.
+        self._stdin_send, self._stdin = trio.open_memory_channel[bytes](1)
+        self._resize_send, self._resize = trio.open_memory_channel[bytes](1)
         self.gone = trio.Event()
 
     async def start(self, nursery: trio.Nursery) -> None:

@@ -1,25 +1,43 @@
 """A SPDY/3.1 session on a trio stream: the codec in ak.kubelet.spdy, driven.
 
-The reader task turns frames into per-stream byte queues; new streams arrive
+The reader task turns frames into per-stream byte buffers; new streams arrive
 on ``incoming``; every write goes through one lock so compressed header
 blocks reach the wire in the order they were compressed. Streams the peer
 opens are accepted with an empty SYN_REPLY, as spdystream does; the handler
 decides afterwards whether to use or reset them. As a client
 (``client=True``), ``open_stream`` opens streams of our own and waits for
 their SYN_REPLY, as spdystream's CreateStream does.
+
+Bounded both ways. Receiving: a stream buffers at most its window
+(``WINDOW``); the window goes back to the peer (WINDOW_UPDATE) only as the
+stream's consumer reads, so a peer that keeps windows stops there; one that
+does not (spdystream) finds the reader waiting for the consumer instead, not
+reading the transport, so TCP stops it, as spdystream itself stops its own
+peers. Sending: ``send_all`` waits for the peer's window when the peer keeps
+windows, and for the transport in any case. Frames the session owes the
+peer (SYN_REPLY, PING echoes, refusals, WINDOW_UPDATEs) are written by a
+flusher task, so neither the reader nor a consumer ever waits for the
+transport to write them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from contextlib import suppress
 
 import trio
+from trio.lowlevel import ParkingLot
 
 from ak.kubelet import spdy
 
 log = logging.getLogger(__name__)
+
+WINDOW = 128 * 1024  # per stream: what a peer may send ahead of our reader
+SESSION_WINDOW = 1024 * 1024  # all streams together, for a peer that keeps windows
+MAX_DATA_FRAME = 64 * 1024  # what one DATA frame of ours carries at most
+MAX_OWED = 256 * 1024  # owed frames (PING echoes...) before the reader waits for the flusher
 
 
 class StreamReset(Exception):
@@ -31,7 +49,11 @@ class SpdyStream:
         self.session = session
         self.stream_id = stream_id
         self.headers = headers
-        self._send, self._recv = trio.open_memory_channel[bytes](math.inf)
+        self._chunks: deque[bytes] = deque()
+        self.buffered = 0  # bytes received, not yet read by the consumer
+        self._eof = False  # the peer half-closed, or the stream ended
+        self._readable = ParkingLot()  # the consumer, waiting for bytes
+        self._room = ParkingLot()  # the reader, waiting for the consumer to read
         self.reset_status: int | None = None
         self.local_closed = False
         self.remote_closed = False
@@ -45,18 +67,30 @@ class SpdyStream:
         return self.header("streamtype")
 
     async def receive_some(self) -> bytes:
-        """Next chunk from the peer; b"" once it half-closed; StreamReset if reset."""
-        try:
-            data = await self._recv.receive()
-        except trio.EndOfChannel:
+        """Next chunk from the peer; b"" once it half-closed; StreamReset if reset.
+
+        Reading is what opens the peer's window again."""
+        while not self._chunks and not self._eof:
+            await self._readable.park()
+        if not self._chunks:
+            await trio.lowlevel.checkpoint()
             if self.reset_status is not None:
-                raise StreamReset(f"stream {self.stream_id} reset ({self.reset_status})") from None
+                raise StreamReset(f"stream {self.stream_id} reset ({self.reset_status})")
             return b""
+        data = self._chunks.popleft()
+        self._taken(len(data))
+        await trio.lowlevel.checkpoint()
         return data
 
+    def _taken(self, n: int) -> None:
+        self.buffered -= n
+        self._room.unpark_all()
+        self.session._consumed(self.stream_id, n)
+
     async def send_all(self, data: bytes) -> None:
+        """Send ``data``, as fast as the peer's window and the transport allow."""
         if data:
-            await self.session.send(spdy.Data(self.stream_id, data))
+            await self.session._send_data(self, data)
 
     async def send_eof(self) -> None:
         if not self.local_closed:
@@ -71,40 +105,82 @@ class SpdyStream:
     async def reset(self, status: int = spdy.RstStatus.CANCEL) -> None:
         if self.reset_status is None:
             self._on_reset(status)
+            # Nobody will read what is left: the session window gets it back.
+            while self._chunks:
+                self._taken(len(self._chunks.popleft()))
             with suppress(StreamReset):
                 await self.session.send(spdy.RstStream(self.stream_id, status))
 
     # called by the session's reader
-    def _on_data(self, data: bytes, fin: bool) -> None:
+    async def _on_data(self, data: bytes, fin: bool) -> None:
         if data:
-            self._send.send_nowait(data)
+            # Past its window the stream takes nothing more until its consumer
+            # reads: a peer that keeps windows never gets here; one that does
+            # not waits, with every other stream of the session, on TCP.
+            while self.buffered and self.buffered + len(data) > self.session.window:
+                if self._eof:
+                    break
+                self.session.stalled = True
+                try:
+                    await self._room.park()
+                finally:
+                    self.session.stalled = False
+            if self._eof:  # reset meanwhile: nobody will read it
+                self.session._consumed(self.stream_id, len(data))
+            else:
+                self._chunks.append(data)
+                self.buffered += len(data)
+                self._readable.unpark_all()
         if fin:
             self.remote_closed = True
-            self._send.close()
+            self._end_input()
             self._forget_if_done()
+
+    def _end_input(self) -> None:
+        self._eof = True
+        self._readable.unpark_all()
+        self._room.unpark_all()
 
     def _on_reset(self, status: int) -> None:
         if self.reset_status is None:
             self.reset_status = status
             self.local_closed = self.remote_closed = True
-            self._send.close()
+            self._end_input()
+            self.session._window_opened.unpark_all()
         self.replied.set()  # nobody waits for a reply that will not come
 
 
 class SpdySession:
     def __init__(
-        self, transport: trio.abc.Stream, initial: bytes = b"", *, client: bool = False
+        self,
+        transport: trio.abc.Stream,
+        initial: bytes = b"",
+        *,
+        client: bool = False,
+        window: int = WINDOW,
+        session_window: int = SESSION_WINDOW,
     ) -> None:
         self.transport = transport
-        self.conn = spdy.SpdyConnection(client=client)
+        self.window = window
+        self.conn = spdy.SpdyConnection(client=client, window=window, session_window=session_window)
         if initial:
             self.conn.receive_data(initial)
         self._lock = trio.Lock()
-        self._owed = bytearray()  # frames the reader produced, for the next writer
+        # Frames owed to the peer, for the next writer or the flusher; the
+        # preface (our windows) goes first.
+        self._owed = bytearray(self.conn.preface())
+        self._owed_lot = ParkingLot()  # the flusher, waiting for owed frames
+        self._owed_drained = ParkingLot()  # the reader, waiting for the flusher
+        self._window_opened = ParkingLot()  # senders, waiting for the peer's window
         self.streams: dict[int, SpdyStream] = {}
+        # Unbounded in count only: each stream is a few hundred bytes until its
+        # handler takes it, and the peer opens them one SYN_STREAM at a time.
         self._incoming_send, self.incoming = trio.open_memory_channel[SpdyStream](math.inf)
         self.closed = trio.Event()
         self.error: str | None = None
+        # The reader waits for a stream's consumer (a peer that ignores windows
+        # sent past one): nothing else on this session moves meanwhile.
+        self.stalled = False
 
     async def send(self, event: spdy.Event) -> None:
         async with self._lock:
@@ -116,6 +192,31 @@ class SpdySession:
                 raise StreamReset(str(e)) from e
             await self._write(data)
             await self._write_owed()
+
+    async def _send_data(self, stream: SpdyStream, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            async with self._lock:
+                await self._write_owed()
+                n = self.conn.send_window(stream.stream_id)
+                if n > 0:
+                    chunk = bytes(view[: min(n, MAX_DATA_FRAME)])
+                    try:
+                        out = self.conn.send(spdy.Data(stream.stream_id, chunk))
+                    except spdy.LocalProtocolError as e:
+                        raise StreamReset(str(e)) from e
+                    await self._write(out)
+                    view = view[len(chunk) :]
+                    continue
+            if stream.reset_status is not None or not self.conn.is_open(stream.stream_id):
+                raise StreamReset(f"stream {stream.stream_id} is closed")
+            # No checkpoint since the window was read: no update can slip past.
+            await self._window_opened.park()
+
+    def _consumed(self, stream_id: int, n: int) -> None:
+        if not self.closed.is_set():
+            self.conn.consumed(stream_id, n)
+            self._flush()
 
     async def open_stream(self, headers: spdy.Headers) -> SpdyStream:
         """A stream of ours, once the peer accepted it; StreamReset if it refused."""
@@ -156,6 +257,7 @@ class SpdySession:
             data = bytes(self._owed)
             self._owed.clear()
             await self._write(data)
+        self._owed_drained.unpark_all()
 
     async def _write(self, data: bytes) -> None:
         if not data:
@@ -166,23 +268,43 @@ class SpdySession:
             self._end("connection lost while writing")
             raise StreamReset("connection lost") from e
 
-    async def _flush(self) -> None:
-        """Send what the reader queued, unless a writer holds the lock: it will.
+    def _flush(self) -> None:
+        """Hand what the codec queued to the flusher; never waits.
 
-        The reader never waits for a writer stuck in ``send_all``: while it
-        waited, nobody would read the peer, which may be exactly what the
-        writer is waiting for.
+        Neither the reader nor a consumer waits for a writer stuck in
+        ``send_all``: while the reader waited, nobody would read the peer,
+        which may be exactly what the writer is waiting for.
         """
         self._owed += self.conn.data_to_send()
-        if self._owed and not self._lock.locked():
-            async with self._lock:
-                await self._write_owed()
+        if self._owed:
+            self._owed_lot.unpark_all()
+
+    async def _flusher(self) -> None:
+        with suppress(StreamReset):
+            while True:
+                while not self._owed:
+                    await self._owed_lot.park()
+                async with self._lock:
+                    await self._write_owed()
 
     async def run(self) -> None:
         """Read frames until the peer closes or breaks the protocol."""
         try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._flusher)
+                await self._read()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._end(self.error or "connection closed")
+
+    async def _read(self) -> None:
+        try:
             await self._process()  # bytes that came with the upgrade request
             while not self.closed.is_set():
+                # A peer that makes us answer (PINGs) and does not read the
+                # answers is not read either.
+                while len(self._owed) > MAX_OWED and not self.closed.is_set():
+                    await self._owed_drained.park()
                 try:
                     data = await self.transport.receive_some(65536)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -194,10 +316,10 @@ class SpdySession:
         except spdy.ProtocolError as e:
             log.info("SPDY protocol error from peer: %s", e)
             self.error = str(e)
-            with suppress(StreamReset):
-                await self._flush()  # the GOAWAY the codec queued
-        finally:
-            self._end(self.error or "connection closed")
+            self._owed += self.conn.data_to_send()  # the GOAWAY the codec queued
+            with suppress(StreamReset), trio.move_on_after(5):
+                async with self._lock:
+                    await self._write_owed()
 
     async def _process(self) -> None:
         for event in self.conn.events():
@@ -205,7 +327,7 @@ class SpdySession:
                 stream = SpdyStream(self, event.stream_id, event.headers)
                 self.streams[event.stream_id] = stream
                 if event.fin:
-                    stream._on_data(b"", True)
+                    await stream._on_data(b"", True)
                 try:
                     self._owed += self.conn.send(spdy.SynReply(event.stream_id))
                 except spdy.LocalProtocolError:
@@ -216,31 +338,38 @@ class SpdySession:
                 if s is not None:
                     s.replied.set()
                     if event.fin:
-                        s._on_data(b"", True)
+                        await s._on_data(b"", True)
             elif isinstance(event, spdy.Data):
                 s = self.streams.get(event.stream_id)
                 if s is not None:
-                    s._on_data(event.data, event.fin)
+                    self._flush()  # what came before must not wait for this stream's room
+                    await s._on_data(event.data, event.fin)
+                else:
+                    self.conn.consumed(event.stream_id, len(event.data))
             elif isinstance(event, spdy.HeadersFrame):
                 s = self.streams.get(event.stream_id)
                 if s is not None and event.fin:
-                    s._on_data(b"", True)
+                    await s._on_data(b"", True)
             elif isinstance(event, spdy.RstStream):
                 s = self.streams.pop(event.stream_id, None)
                 if s is not None:
                     s._on_reset(event.status)
+            elif isinstance(event, spdy.WindowUpdate | spdy.Settings):
+                self._window_opened.unpark_all()
             elif isinstance(event, spdy.GoAway):
                 log.debug("SPDY peer sent GOAWAY (status %d)", event.status)
             elif isinstance(event, spdy.ConnectionClosed):
                 break
-        await self._flush()  # PING echoes, refusals
+        self._flush()  # PING echoes, refusals, WINDOW_UPDATEs
 
     def _end(self, why: str) -> None:
         if self.closed.is_set():
             return
         self.closed.set()
+        self._owed_drained.unpark_all()
         for s in self.streams.values():
             s._on_reset(spdy.RstStatus.CANCEL)
+        self._window_opened.unpark_all()
         self._incoming_send.close()
         log.debug("SPDY session ended: %s", why)
 

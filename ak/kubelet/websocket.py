@@ -7,7 +7,10 @@
   client handshake (exec, attach, port-forward towards the remote cluster).
 
 One task receives, any number send (a lock keeps frames whole). Pings are
-answered inside ``receive``.
+answered inside ``receive``. Nothing is read ahead of the receiver: the
+transport is read only when ``receive`` has no whole message left, so a
+relay that receives only as fast as it can pass messages on is bounded
+(about one message, at most MAX_MESSAGE) without any protocol help.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 MAX_MESSAGE = 16 * 1024 * 1024
+MAX_OWED = 256 * 1024  # unsent control replies (pongs) before the receiver waits for the sender
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -141,6 +145,11 @@ class WebSocket:
                 self.closed = WebSocketClosed(1002, str(e))
                 raise self.closed from e
             if not self._events:
+                if len(self._owed) > MAX_OWED:
+                    # A peer that pings and reads none of the answers is not
+                    # read either: wait for the sender to write them.
+                    async with self._send_lock:
+                        await self._write_owed()
                 await self._fill()
 
     async def _handle(self, event: wsproto.events.Event) -> bytes | str | None:

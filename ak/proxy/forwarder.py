@@ -10,6 +10,11 @@ each pod gets one session, opened by its first connection and kept while it
 lives; a session that ends (the pod went, the remote API server restarted, the
 kubelet's idle timeout) is replaced by the next connection. SPDY streams also
 half-close, which the WebSocket protocol cannot.
+
+The kubelet's spdystream ignores SPDY windows, so a session whose reader
+waits for one slow client (``SpdySession.stalled``) moves nothing else until
+that client reads: a new connection then gets a session of its own rather
+than queue behind it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ PROTOCOL = "portforward.k8s.io"
 class Forwarder:
     def __init__(self, remote: KubeClient) -> None:
         self.remote = remote
-        self._sessions: dict[RemotePod, SpdySession] = {}
+        self._sessions: dict[RemotePod, list[SpdySession]] = {}
         self._opening: dict[RemotePod, trio.Lock] = {}
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
@@ -45,8 +50,9 @@ class Forwarder:
         finally:
             self._nursery = None
             with trio.CancelScope(shield=True):
-                for session in list(self._sessions.values()):
-                    await session.aclose()
+                for sessions in list(self._sessions.values()):
+                    for session in list(sessions):
+                        await session.aclose()
             self._sessions.clear()
 
     async def streams(self, pod: RemotePod, port: int) -> tuple[SpdyStream, SpdyStream]:
@@ -64,34 +70,46 @@ class Forwarder:
         return error, data
 
     async def close(self, pod: RemotePod) -> None:
-        session = self._sessions.pop(pod, None)
+        sessions = self._sessions.pop(pod, [])
         self._opening.pop(pod, None)
-        if session is not None:
+        for session in sessions:
             await session.aclose()
 
+    def _usable(self, pod: RemotePod) -> SpdySession | None:
+        for session in self._sessions.get(pod, []):
+            if not session.closed.is_set() and not session.stalled:
+                return session
+        return None
+
     async def _session(self, pod: RemotePod) -> SpdySession:
-        session = self._sessions.get(pod)
-        if session is not None and not session.closed.is_set():
+        session = self._usable(pod)
+        if session is not None:
             return session
         # One opener per pod: a burst of first connections shares its session.
         async with self._opening.setdefault(pod, trio.Lock()):
-            session = self._sessions.get(pod)
-            if session is not None and not session.closed.is_set():
+            session = self._usable(pod)
+            if session is not None:
                 return session
             if self._nursery is None:
                 raise OSError("the port-forward pool is not running")
             session = await open_spdy(self.remote, pod.path("portforward"), [], PROTOCOL)
-            self._sessions[pod] = session
+            sessions = self._sessions.setdefault(pod, [])
+            sessions.append(session)
             self._nursery.start_soon(self._read, pod, session)
-            log.debug("port-forward session to %s/%s opened", pod.namespace, pod.name)
+            log.debug(
+                "port-forward session %d to %s/%s opened", len(sessions), pod.namespace, pod.name
+            )
             return session
 
     async def _read(self, pod: RemotePod, session: SpdySession) -> None:
         try:
             await session.run()
         finally:
-            if self._sessions.get(pod) is session:
-                del self._sessions[pod]
+            sessions = self._sessions.get(pod, [])
+            if session in sessions:
+                sessions.remove(session)
+                if not sessions:
+                    del self._sessions[pod]
             with trio.CancelScope(shield=True):
                 await session.aclose()
             log.debug("port-forward session to %s/%s ended", pod.namespace, pod.name)

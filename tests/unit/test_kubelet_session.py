@@ -11,12 +11,22 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from ak.kubelet import spdy
 from ak.kubelet.http import HTTPConnection
 from ak.kubelet.spdy_session import SpdySession, StreamReset
-from ak.kubelet.websocket import WebSocket, WebSocketClosed
+from ak.kubelet.websocket import MAX_OWED, WebSocket, WebSocketClosed
+
+
+def _preface(event: spdy.Event) -> bool:
+    return isinstance(event, spdy.Settings) or (
+        isinstance(event, spdy.WindowUpdate) and event.stream_id == 0
+    )
 
 
 async def read_events(stream: trio.abc.Stream, conn: spdy.SpdyConnection) -> list[spdy.Event]:
-    conn.receive_data(bytes(await stream.receive_some(65536)))
-    return list(conn.events())
+    """The next events, less the session's preface (its windows, tested on their own)."""
+    while True:
+        conn.receive_data(bytes(await stream.receive_some(65536)))
+        events = [e for e in conn.events() if not _preface(e)]
+        if events:
+            return events
 
 
 async def test_spdy_session_accepts_streams_echoes_pings_and_closes() -> None:
@@ -117,6 +127,35 @@ async def test_websocket_messages_pings_and_close() -> None:
         assert e.code == 1000
 
 
+async def test_websocket_peer_that_pings_and_reads_nothing_is_not_read_either() -> None:
+    left, right = trio.testing.lockstep_stream_pair()
+    peer = Connection(ConnectionType.CLIENT)
+    ws = WebSocket(right, Connection(ConnectionType.SERVER), "v4.channel.k8s.io")
+    batch = b"".join(peer.send(Ping(payload=b"p" * 100)) for _ in range(100))  # ~10 KB
+    sent = 0
+    async with trio.open_nursery() as nursery:
+
+        async def flood() -> None:
+            nonlocal sent
+            for _ in range(200):
+                await left.send_all(batch)
+                sent += len(batch)
+
+        async def sender_stuck() -> None:
+            await ws.send(b"\x01" + b"x" * 65536)  # the peer never reads it
+
+        async def receive() -> None:
+            await ws.receive()
+
+        nursery.start_soon(sender_stuck)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(receive)
+        nursery.start_soon(flood)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sent <= MAX_OWED + 2 * 65536 + len(batch)
+        nursery.cancel_scope.cancel()
+
+
 async def test_http_keep_alive_and_chunked_streaming() -> None:
     left, right = trio.testing.memory_stream_pair()
     conn = HTTPConnection(right)
@@ -148,6 +187,25 @@ async def test_streaming_stops_when_the_client_leaves() -> None:
             await out.send(b"x")
             await left.aclose()
             await trio.sleep_forever()  # a follow with nothing new: cancelled, not stuck
+    except Exception as e:
+        gone = type(e).__name__ == "ConnectionDone"
+    assert gone
+
+
+async def test_streaming_does_not_buffer_what_a_client_sends_meanwhile() -> None:
+    """During a log stream the client may send a goodbye or a pipelined head;
+    a client that keeps sending is dropped, not buffered."""
+    left, right = trio.testing.memory_stream_pair()
+    conn = HTTPConnection(right)
+    await left.send_all(b"GET /containerLogs/a/b/c?follow=true HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert await conn.next_request() is not None
+    gone = False
+    try:
+        async with conn.streaming() as out:
+            await out.send(b"x")
+            for _ in range(100):  # 6.4 MB of junk
+                await left.send_all(b"j" * 65536)
+            await trio.testing.wait_all_tasks_blocked()
     except Exception as e:
         gone = type(e).__name__ == "ConnectionDone"
     assert gone

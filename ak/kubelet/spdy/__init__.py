@@ -17,15 +17,19 @@ with the SPDY/3 dictionary and flushed with Z_SYNC_FLUSH after every block.
 Every received block is decompressed, even on a stream about to be refused,
 or the two zlib states drift apart.
 
-Flow control (SETTINGS, WINDOW_UPDATE) is parsed and reported but not
-enforced: spdystream neither sends nor honours it.
+Flow control (``flow``): per-stream and session receive windows given back
+with WINDOW_UPDATE only as the consumer reads (``consumed``), and the peer's
+windows kept when sending (``send_window``) once the peer has shown it keeps
+them; spdystream, which neither sends nor honours windows, paces through TCP.
 
 ``frames`` is the wire format (frame types, status codes, events, errors,
-header blocks); ``connection`` the state machine; ``dictionary`` the zlib
+header blocks); ``connection`` the state machine; ``flow`` the window
+arithmetic; ``dictionary`` the zlib
 dictionary of SPDY/3. Callers import the package: ``from ak.kubelet import spdy``.
 """
 
 from ak.kubelet.spdy.connection import SpdyConnection
+from ak.kubelet.spdy.flow import DEFAULT_WINDOW, MAX_WINDOW, RecvWindow, SendWindow
 from ak.kubelet.spdy.frames import (
     FLAG_FIN,
     FLAG_SETTINGS_CLEAR,
@@ -60,12 +64,14 @@ from ak.kubelet.spdy.frames import (
 )
 
 __all__ = [
+    "DEFAULT_WINDOW",
     "FLAG_FIN",
     "FLAG_SETTINGS_CLEAR",
     "FLAG_UNIDIRECTIONAL",
     "MAX_FRAME_LENGTH",
     "MAX_HEADER_BYTES",
     "MAX_STREAM_ID",
+    "MAX_WINDOW",
     "VERSION",
     "ConnectionClosed",
     "Data",
@@ -78,8 +84,10 @@ __all__ = [
     "LocalProtocolError",
     "Ping",
     "ProtocolError",
+    "RecvWindow",
     "RstStatus",
     "RstStream",
+    "SendWindow",
     "Settings",
     "SpdyConnection",
     "SpdyError",

@@ -3,7 +3,8 @@ bookkeeping, and the stateful zlib contexts of the header blocks.
 
 Bytes in -> events out (``receive_data``, ``events``), events in -> bytes out
 (``send``); frames the protocol answers by itself are queued for
-``data_to_send``. The frame layouts themselves are in ``frames``.
+``data_to_send``. The frame layouts themselves are in ``frames``, the window
+arithmetic in ``flow``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ak.kubelet.spdy.dictionary import SPDY3_DICTIONARY
+from ak.kubelet.spdy.flow import (
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    FlowControlError,
+    RecvWindow,
+    SendWindow,
+)
 from ak.kubelet.spdy.frames import (
     FLAG_FIN,
     FLAG_SETTINGS_CLEAR,
@@ -51,6 +60,8 @@ from ak.kubelet.spdy.frames import (
 
 @dataclass
 class _Stream:
+    recv: RecvWindow
+    send: SendWindow
     local_closed: bool = False  # we sent FIN (or the stream is unidirectional from the peer)
     remote_closed: bool = False  # the peer sent FIN
     replied: bool = False  # SYN_REPLY sent (peer streams) or received (our streams)
@@ -65,10 +76,32 @@ class _State:
 
 
 class SpdyConnection:
-    """One SPDY/3.1 session, server side by default (client streams are odd)."""
+    """One SPDY/3.1 session, server side by default (client streams are odd).
 
-    def __init__(self, *, client: bool = False) -> None:
+    ``window``: each stream's receive window, ``session_window`` the
+    session's; ``preface()`` announces both to the peer.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: bool = False,
+        window: int = DEFAULT_WINDOW,
+        session_window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if not (0 < window <= MAX_WINDOW and DEFAULT_WINDOW <= session_window <= MAX_WINDOW):
+            raise LocalProtocolError("window sizes out of range")
         self.client = client
+        self.window = window
+        self.session_window = session_window  # ours, once ``preface()`` announced it
+        self._session_recv = RecvWindow()
+        self._session_send = SendWindow()
+        self._initial_send = DEFAULT_WINDOW  # the peer's stream window (its SETTINGS)
+        # Whether the peer keeps SPDY/3.1 windows: it said so with SETTINGS or a
+        # WINDOW_UPDATE. spdystream does neither and paces us through TCP, so
+        # until then its windows are counted but not waited for.
+        self.peer_keeps_windows = False
+        self.peer_overran = False  # the peer sent past a window we gave it
         self._buffer = bytearray()
         self._out = bytearray()
         self._state = _State()
@@ -184,7 +217,7 @@ class SpdyConnection:
                 return _SKIP
             st.last_peer_stream = sid
             fin, uni = bool(flags & FLAG_FIN), bool(flags & FLAG_UNIDIRECTIONAL)
-            st.streams[sid] = _Stream(local_closed=uni, remote_closed=fin)
+            st.streams[sid] = self._new_stream(local_closed=uni, remote_closed=fin)
             self._forget_if_done(sid)
             return SynStream(sid, headers, assoc & MAX_STREAM_ID, prio >> 5, slot, fin, uni)
         if ftype == FrameType.SYN_REPLY:
@@ -224,6 +257,9 @@ class SpdyConnection:
             for i in range(count):
                 flags_id, value = struct.unpack_from(">II", p, 4 + 8 * i)
                 entries.append((flags_id >> 24, flags_id & 0xFFFFFF, value))
+                if flags_id & 0xFFFFFF == SETTINGS_INITIAL_WINDOW_SIZE:
+                    self._peer_initial_window(value)
+            self.peer_keeps_windows = True
             return Settings(tuple(entries), bool(flags & FLAG_SETTINGS_CLEAR))
         if ftype == FrameType.PING:
             if len(p) != 4:
@@ -258,25 +294,104 @@ class SpdyConnection:
             if len(p) != 8:
                 self._fail("WINDOW_UPDATE is not 8 bytes")
             sid, delta = struct.unpack(">II", p)
-            return WindowUpdate(sid & MAX_STREAM_ID, delta & 0x7FFFFFFF)
+            sid, delta = sid & MAX_STREAM_ID, delta & 0x7FFFFFFF
+            self.peer_keeps_windows = True
+            if sid == 0:
+                try:
+                    self._session_send.update(delta)
+                except FlowControlError as e:
+                    self._fail(f"session {e}")
+            elif (stream := st.streams.get(sid)) is not None:
+                try:
+                    stream.send.update(delta)
+                except FlowControlError:
+                    # SPDY/3.1 2.6.8: the stream ends; the caller hears of it
+                    # as of a reset.
+                    self._queue_rst(sid, RstStatus.FLOW_CONTROL_ERROR)
+                    self._drop(sid)
+                    return RstStream(sid, RstStatus.FLOW_CONTROL_ERROR)
+            return WindowUpdate(sid, delta)
         return _SKIP  # unknown control frames are ignored (SPDY/3 section 2.2.1)
 
     def _data(self, sid: int, flags: int, payload: bytes) -> Event | _Skip:
         st = self._state
         stream = st.streams.get(sid)
-        if stream is None:
-            if sid not in st.reset:
+        # Every DATA frame counts against the session window; what nobody
+        # will read is given back at once.
+        if not self._session_recv.received(len(payload)):
+            self.peer_overran = True
+        if stream is None or stream.remote_closed:
+            self._give_back(len(payload))
+            if stream is not None:
+                self._queue_rst(sid, RstStatus.STREAM_ALREADY_CLOSED)
+                self._drop(sid)
+            elif sid not in st.reset:
                 self._queue_rst(sid, RstStatus.INVALID_STREAM)
             return _SKIP
-        if stream.remote_closed:
-            self._queue_rst(sid, RstStatus.STREAM_ALREADY_CLOSED)
-            self._drop(sid)
-            return _SKIP
+        if not stream.recv.received(len(payload)):
+            self.peer_overran = True
         fin = bool(flags & FLAG_FIN)
         if fin:
             stream.remote_closed = True
             self._forget_if_done(sid)
         return Data(sid, payload, fin)
+
+    def _new_stream(self, *, local_closed: bool, remote_closed: bool) -> _Stream:
+        return _Stream(
+            RecvWindow(self.window, self.window),
+            SendWindow(self._initial_send),
+            local_closed=local_closed,
+            remote_closed=remote_closed,
+        )
+
+    def _peer_initial_window(self, value: int) -> None:
+        if value > MAX_WINDOW:
+            self._fail("SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1")
+        delta, self._initial_send = value - self._initial_send, value
+        for sid, stream in list(self._state.streams.items()):
+            try:
+                stream.send.update(delta)
+            except FlowControlError:
+                self._queue_rst(sid, RstStatus.FLOW_CONTROL_ERROR)
+                self._drop(sid)
+
+    # -- flow control ------------------------------------------------------------------
+    def preface(self) -> bytes:
+        """What to send first: our stream window (SETTINGS, which also tells the
+        peer we keep windows) and, if larger than the default, the session's."""
+        out = self.send(Settings(((0, SETTINGS_INITIAL_WINDOW_SIZE, self.window),)))
+        extra = self.session_window - self._session_recv.size
+        if extra > 0:
+            self._session_recv.size += extra
+            self._session_recv.available += extra
+            out += self.send(WindowUpdate(0, extra))
+        return out
+
+    def send_window(self, stream_id: int) -> int:
+        """How many DATA bytes may go on ``stream_id`` now (0: wait for a
+        WINDOW_UPDATE). Unlimited while the peer has not shown it keeps windows."""
+        stream = self._state.streams.get(stream_id)
+        if stream is None:
+            return 0
+        if not self.peer_keeps_windows:
+            return MAX_WINDOW
+        return max(0, min(stream.send.available, self._session_send.available))
+
+    def consumed(self, stream_id: int, n: int) -> None:
+        """Our consumer read ``n`` bytes of ``stream_id`` (or dropped them, the
+        stream being gone): queue the WINDOW_UPDATEs they earn."""
+        stream = self._state.streams.get(stream_id)
+        if stream is not None and not stream.remote_closed:
+            delta = stream.recv.consumed(n)
+            if delta:
+                self._out += self.send(WindowUpdate(stream_id, delta))
+        self._give_back(n)
+
+    def _give_back(self, n: int) -> None:
+        """``n`` bytes of the session window, read or dropped."""
+        delta = self._session_recv.consumed(n)
+        if delta:
+            self._out += self.send(WindowUpdate(0, delta))
 
     def _queue_rst(self, sid: int, status: RstStatus) -> None:
         self._out += control_frame(FrameType.RST_STREAM, 0, struct.pack(">II", sid, status))
@@ -312,6 +427,11 @@ class SpdyConnection:
             stream = self._sendable(event.stream_id)
             if not stream.replied and not self._is_local_id(event.stream_id):
                 raise LocalProtocolError(f"DATA on stream {event.stream_id} before SYN_REPLY")
+            n = len(event.data)
+            if n > self.send_window(event.stream_id):
+                raise LocalProtocolError(f"DATA on stream {event.stream_id} beyond its window")
+            stream.send.sent(n)
+            self._session_send.sent(n)
             out = data_frames(event.stream_id, event.data, event.fin)
             if event.fin:
                 stream.local_closed = True
@@ -335,7 +455,9 @@ class SpdyConnection:
             if self.goaway_sent or self.goaway_received:
                 raise LocalProtocolError("no new streams after GOAWAY")
             st.last_local_stream = sid
-            st.streams[sid] = _Stream(local_closed=event.fin, remote_closed=event.unidirectional)
+            st.streams[sid] = self._new_stream(
+                local_closed=event.fin, remote_closed=event.unidirectional
+            )
             self._forget_if_done(sid)
             block = self._compress_headers(event.headers)
             flags = (FLAG_FIN if event.fin else 0) | (
@@ -375,6 +497,8 @@ class SpdyConnection:
                 FrameType.SETTINGS, FLAG_SETTINGS_CLEAR if event.clear else 0, body
             )
         if isinstance(event, WindowUpdate):
+            if not 0 < event.delta <= MAX_WINDOW:
+                raise LocalProtocolError(f"WINDOW_UPDATE delta {event.delta} out of range")
             return control_frame(
                 FrameType.WINDOW_UPDATE, 0, struct.pack(">II", event.stream_id, event.delta)
             )
