@@ -18,8 +18,8 @@ log() { printf '[build/kube-router] %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { log "Go is required to build kube-router (none on PATH)"; exit 1; }
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
-version=$(sed -n 's#^require github.com/cloudnativelabs/kube-router/v2 \(v[^ ]*\)$#\1#p' "$mod/go.mod")
-[ -n "$version" ] || { log "$mod/go.mod does not require kube-router/v2 on one line"; exit 1; }
+version=$(sed -n 's#^\s*github.com/cloudnativelabs/kube-router/v2 \(v[^ ]*\).*#\1#p' "$mod/go.mod")
+[ -n "$version" ] || { log "$mod/go.mod does not require github.com/cloudnativelabs/kube-router/v2"; exit 1; }
 key=$( (cd "$mod" && cat go.mod go.sum "$here/kube-router.sh" && go env GOVERSION) | sha256sum | cut -c1-12)
 out=${AK_KUBE_ROUTER_DIR:-$cache_root/kube-router-$version-$key}
 

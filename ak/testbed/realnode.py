@@ -125,6 +125,7 @@ class RealNode:
         name: str,
         tools: NodeTools | None = None,
         taint: bool = True,
+        *,
         placement: str = PLACEMENT,
         network_policy: bool = False,
     ) -> None:
