@@ -31,6 +31,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from ak.testbed import sandbox
 from ak.testbed.procs import Proc, free_port, wait_for
 
 if TYPE_CHECKING:
@@ -127,6 +128,9 @@ class KubeRouter:
         ]
 
     def start(self, timeout: float = 60) -> KubeRouter:
+        if not sandbox.inside():
+            # Outside it, its rules would land in the machine's own tables.
+            raise KubeRouterUnavailable("kube-router runs only inside the testbed sandbox")
         if shutil.which("ipset") is None:
             raise KubeRouterUnavailable("ipset is not installed (build/node.sh installs it)")
         if KubeRouter.running is not None:
