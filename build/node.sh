@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The parts of a real testbed node (ak/testbed/realnode.py), cached like build/tools.sh:
-#   Debian's containerd, runc, CNI plugins, busybox-static, iptables and systemd (for the
-#   systemd host, ak/testbed/systemd_host.py), installed as root when missing;
+#   Debian's containerd, runc, CNI plugins, busybox-static, iptables, ipset (for kube-router,
+#   build/kube-router.sh) and systemd (for the systemd host, ak/testbed/systemd_host.py),
+#   installed as root when missing;
 #   kubelet and kube-proxy from the pinned k8s.io/kubernetes wrapper module (build/go/k8s),
 #   CoreDNS from build/go/coredns;
 #   the pause program (build/go/pause) and the image archive (ak/testbed/images.py):
@@ -17,7 +18,7 @@ log() { printf '[build/node] %s\n' "$*" >&2; }
 need=()
 for pair in containerd:containerd runc:runc ctr:containerd busybox:busybox-static iptables:iptables \
             conntrack:conntrack unshare:util-linux nsenter:util-linux setpriv:util-linux \
-            ip:iproute2; do
+            ip:iproute2 ipset:ipset; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)

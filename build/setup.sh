@@ -3,7 +3,8 @@
 #   a virtualenv with AK and its test tools in .venv,
 #   the Kubernetes binaries built from Go modules (build/tools.sh, cached),
 #   virtual-kubelet's provider e2e suite as a test binary (build/vk-e2e.sh, cached),
-#   and, as root, the real-node parts (build/node.sh: kubelet, containerd, images).
+#   and, as root, the real-node parts (build/node.sh: kubelet, containerd, images) and
+#   kube-router, their NetworkPolicy enforcement (build/kube-router.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +31,7 @@ bash build/metrics-server.sh >/dev/null
 if [ "$(id -u)" = 0 ]; then
   AK_NODE_TOOLS=$(bash build/node.sh | tail -n 1)
   echo "[setup] real-node parts: $AK_NODE_TOOLS" >&2
+  AK_KUBE_ROUTER=$(bash build/kube-router.sh | tail -n 1)
+  echo "[setup] kube-router: $AK_KUBE_ROUTER" >&2
 fi
 echo "$AK_TOOLS_BIN"

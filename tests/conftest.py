@@ -125,18 +125,65 @@ def remote_real_node(remote_cluster: Cluster) -> realnode.RealNode:
     return remote_cluster.add_real_node("real-remote")
 
 
+# The placement (label and taint value) of ``remote_netpol_node``.
+NETPOL = "netpol"
+
+
+@pytest.fixture(scope="session")
+def remote_netpol_node(remote_cluster: Cluster) -> realnode.RealNode:
+    """A second real node in the remote cluster, whose pods' NetworkPolicies are
+    enforced: kube-router's network-policy controller runs for it
+    (``ak.testbed.kuberouter``). Labelled and tainted ``ak-testbed/real-node=netpol``,
+    so only pods asking for it land there (``ak_netpol``; or ``nodeName`` plus
+    ``realnode.toleration_for(NETPOL)``), and pods on ``remote_real_node`` stay
+    unfiltered whatever ran before. Started on first use, once per session."""
+    return remote_cluster.add_real_node("real-netpol", placement=NETPOL, network_policy=True)
+
+
+@contextmanager
+def ak_on_real_node(
+    local: Cluster,
+    remote: Cluster,
+    prefix: str,
+    *,
+    placement: str = realnode.PLACEMENT,
+    extra_args: tuple[str, ...] = (),
+    metrics: bool = False,
+) -> Iterator[AKNode]:
+    """AK between ``local`` and ``remote`` whose pods run in real containers on
+    the remote real node labelled ``placement``, in a fresh local namespace
+    ``<prefix>-<suffix>``; its node address is the sandbox's, so the API
+    server's node proxy reaches it too."""
+    suffix = uuid.uuid4().hex[:5]
+    args = [*real_node_args(local, placement), *extra_args]
+    ak = AKProcess(
+        local,
+        remote,
+        f"ak-{suffix}",
+        node_ip=sandbox.HOST_IP,
+        extra_args=args,
+        metrics=metrics,
+    )
+    with node_running(AKNode(ak, f"{prefix}-{suffix}")) as node:
+        yield node
+
+
 @pytest.fixture
 def ak_real(
     local_cluster: Cluster, remote_cluster: Cluster, remote_real_node: realnode.RealNode
 ) -> Iterator[AKNode]:
-    """AK whose pods run in real containers on ``remote_real_node``; its node
-    address is the sandbox's, so the API server's node proxy reaches it too."""
-    suffix = uuid.uuid4().hex[:5]
-    args = real_node_args(local_cluster)
-    ak = AKProcess(
-        local_cluster, remote_cluster, f"ak-{suffix}", node_ip=sandbox.HOST_IP, extra_args=args
-    )
-    with node_running(AKNode(ak, f"r-{suffix}")) as node:
+    """AK whose pods run in real containers on ``remote_real_node``."""
+    with ak_on_real_node(local_cluster, remote_cluster, "r") as node:
+        yield node
+
+
+@pytest.fixture
+def ak_netpol(
+    local_cluster: Cluster, remote_cluster: Cluster, remote_netpol_node: realnode.RealNode
+) -> Iterator[AKNode]:
+    """``ak_real`` whose pods run on ``remote_netpol_node``, where the
+    NetworkPolicies of their remote namespaces are enforced."""
+    with ak_on_real_node(local_cluster, remote_cluster, "n", placement=NETPOL) as node:
         yield node
 
 
@@ -146,18 +193,11 @@ def ak_real_addressed(
 ) -> Iterator[AKNode]:
     """``ak_real`` whose pods get local addresses (``--pod-address-range``): a /24
     of the sandbox's pod address range of its own, and its metrics served."""
-    suffix = uuid.uuid4().hex[:5]
-    third = int(suffix, 16) % 250 + 1
-    args = [*real_node_args(local_cluster), f"--pod-address-range=10.250.{third}.0/24"]
-    ak = AKProcess(
-        local_cluster,
-        remote_cluster,
-        f"ak-{suffix}",
-        node_ip=sandbox.HOST_IP,
-        extra_args=args,
-        metrics=True,
-    )
-    with node_running(AKNode(ak, f"a-{suffix}")) as node:
+    third = uuid.uuid4().int % 250 + 1
+    extra = (f"--pod-address-range=10.250.{third}.0/24",)
+    with ak_on_real_node(
+        local_cluster, remote_cluster, "a", extra_args=extra, metrics=True
+    ) as node:
         yield node
 
 

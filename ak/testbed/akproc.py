@@ -32,14 +32,15 @@ def grant_network_policy_reads(local: Cluster, node_name: str) -> None:
                 r.raise_for_status()
 
 
-def real_node_args(local: Cluster) -> list[str]:
+def real_node_args(local: Cluster, placement: str = realnode.PLACEMENT) -> list[str]:
     """AK's flags for pods in real containers on a remote real node
-    (``ak.testbed.realnode``): placed there by ``[pods.placement]``, and told the
-    sandbox address by which the node's pods reach the LOCAL API server."""
+    (``ak.testbed.realnode``) labelled ``placement``: placed there by
+    ``[pods.placement]``, and told the sandbox address by which the node's pods
+    reach the LOCAL API server."""
     path = local.dir / f"placement-{uuid.uuid4().hex[:6]}.toml"
     path.write_text(
         "[pods.placement]\n"
-        f'nodeSelector = {{ "{realnode.LABEL}" = "true" }}\n'
+        f'nodeSelector = {{ "{realnode.LABEL}" = "{placement}" }}\n'
         f'tolerations = [{{ key = "{realnode.LABEL}", operator = "Exists", '
         'effect = "NoSchedule" }]\n'
     )

@@ -27,7 +27,7 @@ from ak.testbed.etcd import Etcd
 from ak.testbed.kwok import KWOK_ANNOTATION
 from ak.testbed.pki import CertificateAuthority, CertPair, write_service_account_keys
 from ak.testbed.procs import Proc, free_port, wait_for
-from ak.testbed.realnode import RealNode
+from ak.testbed.realnode import PLACEMENT, RealNode
 from ak.testbed.tools import Tools
 
 
@@ -103,9 +103,18 @@ class Cluster:
             p.stop()
         self.procs.clear()
 
-    def add_real_node(self, name: str, *, taint: bool = True) -> RealNode:
-        """A kubelet + containerd node (inside the sandbox only; see realnode.py)."""
-        node = RealNode(self, name, taint=taint)
+    def add_real_node(
+        self,
+        name: str,
+        *,
+        taint: bool = True,
+        placement: str = PLACEMENT,
+        network_policy: bool = False,
+    ) -> RealNode:
+        """A kubelet + containerd node (inside the sandbox only; see realnode.py),
+        labelled and tainted ``ak-testbed/real-node=<placement>``; with
+        ``network_policy``, kube-router enforces NetworkPolicies for its pods."""
+        node = RealNode(self, name, taint=taint, placement=placement, network_policy=network_policy)
         self.real_nodes.append(node)
         return node.start()
 

@@ -21,6 +21,12 @@ every shim and container; ``stop`` then removes the node's cgroups, bridge and
 rules. The kubelet is set up as in production: a ``system:node:<name>`` client
 certificate, x509 + webhook authentication, Webhook authorization.
 
+A node carries the label and taint ``ak-testbed/real-node=<placement>``
+("true" unless told otherwise), so pods land on it only by asking for that
+value. With ``network_policy`` it enforces the cluster's NetworkPolicies for
+its pods (``kuberouter``: kube-router's network-policy controller, started once
+the node is Ready and stopped before it).
+
 What the node's files say (CNI, containerd, the holder scripts) is in
 ``nodefiles``; its cgroup subtree is made and removed by ``cgroups``.
 """
@@ -38,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ak.testbed import sandbox
 from ak.testbed.cgroups import CGROUP_PREFIX, remove_cgroup, remove_stale_cgroups
+from ak.testbed.kuberouter import KubeRouter
 from ak.testbed.nodefiles import cni_config, containerd_config, write_holder
 from ak.testbed.procs import Proc, wait_for
 
@@ -46,9 +53,21 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "ak-testbed/real-node"
-# Other tests' pods (kwok images that do not exist) must never land here.
-TAINT = {"key": LABEL, "value": "true", "effect": "NoSchedule"}
-TOLERATION = {"key": LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+# A node's label and taint value unless told otherwise (see ``placement``).
+PLACEMENT = "true"
+
+
+def taint_for(placement: str = PLACEMENT) -> dict[str, str]:
+    """Other tests' pods (kwok images that do not exist) must never land here."""
+    return {"key": LABEL, "value": placement, "effect": "NoSchedule"}
+
+
+def toleration_for(placement: str = PLACEMENT) -> dict[str, str]:
+    return {"key": LABEL, "operator": "Equal", "value": placement, "effect": "NoSchedule"}
+
+
+TAINT = taint_for()
+TOLERATION = toleration_for()
 SERVICE_IP = "10.0.0.1"
 
 
@@ -95,6 +114,9 @@ class RealNode:
     Its index, which picks its address, bridge and pod CIDR, is the first whose
     address is free on ``lo``: adding an address that exists fails, so nodes of
     several processes in one sandbox (a test and the demo it runs) never clash.
+    ``placement`` is the value of its ``LABEL`` label and taint; with
+    ``network_policy`` kube-router enforces NetworkPolicies for its pods
+    (``self.netpol`` while it runs).
     """
 
     def __init__(
@@ -103,6 +125,9 @@ class RealNode:
         name: str,
         tools: NodeTools | None = None,
         taint: bool = True,
+        *,
+        placement: str = PLACEMENT,
+        network_policy: bool = False,
     ) -> None:
         if not sandbox.inside():
             why = sandbox.available() or "this process is not inside it"
@@ -114,6 +139,9 @@ class RealNode:
         self.name = name
         self.tools = tools or NodeTools.find()
         self.taint = taint
+        self.placement = placement
+        self.network_policy = network_policy
+        self.netpol: KubeRouter | None = None
         self.index = -1
         self.dir = cluster.dir / f"node-{name}"
         self.cgroup = f"{CGROUP_PREFIX}{name}-{uuid.uuid4().hex[:6]}"
@@ -175,7 +203,7 @@ class RealNode:
             # The machine's disk and memory are not this node's to protect.
             "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
                              "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-            "registerWithTaints": [TAINT] if self.taint else [],
+            "registerWithTaints": [taint_for(self.placement)] if self.taint else [],
             "shutdownGracePeriod": "0s",
             # Secret and ConfigMap volumes (AK's token copies among them) are
             # refreshed on each pod sync: 10 s instead of 1 min keeps tests short.
@@ -191,7 +219,7 @@ class RealNode:
             f"--cert-dir={d / 'pki'}",
             f"--hostname-override={self.name}",
             f"--node-ip={self.ip}",
-            f"--node-labels={LABEL}=true",
+            f"--node-labels={LABEL}={self.placement}",
             "--v=2",
         ]
         write_holder(d, self.cgroup, self.socket, self.tools.images, kubelet)
@@ -237,6 +265,8 @@ class RealNode:
             start = ["/bin/sh", str(self.dir / "start.sh")]
             self.proc = Proc(f"node-{self.name}", start, self.logs / "holder.log")
             wait_for(f"node {self.name} Ready", self.ready, timeout, [self.proc])
+            if self.network_policy:
+                self.netpol = KubeRouter(self).start()
         except BaseException:
             self.stop()
             raise
@@ -255,6 +285,9 @@ class RealNode:
         return any(x["type"] == "Ready" and x["status"] == "True" for x in conds)
 
     def stop(self) -> None:
+        if self.netpol is not None:
+            self.netpol.stop()
+            self.netpol = None
         if self.proc is not None:
             self.proc.stop(timeout=15)
             self.proc = None
@@ -267,7 +300,8 @@ class RealNode:
         self._rules.clear()
 
     def describe(self) -> str:
-        return f"real node {self.name} ({self.ip}): logs {self.logs}"
+        netpol = f"; {self.netpol.describe()}" if self.netpol is not None else ""
+        return f"real node {self.name} ({self.ip}): logs {self.logs}{netpol}"
 
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``ctr`` against this node's containerd, in the kubelet's namespace."""
