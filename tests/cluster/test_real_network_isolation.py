@@ -7,9 +7,8 @@ isolation); A's pods reach each other, across A's own namespaces too; a local
 deny-all in A stops A's own traffic on the remote side, and allow rules reopen
 it for what they name; ``kubectl logs``/``exec`` still work through AK.
 
-The enforcing node comes with the testbed's kube-router fixture
-(``ak_netpol``); until that is part of the tree this module is skipped, saying
-why.
+The enforcing node is the testbed's kube-router fixture (``ak_netpol``,
+``ak_on_real_node`` with ``placement=NETPOL``).
 """
 
 from __future__ import annotations
@@ -18,18 +17,12 @@ from collections.abc import Iterator
 
 import pytest
 
-import tests.conftest as fixtures
 from ak.core.names import remote_namespace
 from ak.testbed import images
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import container, kubectl, shell_pod
 from tests.cluster.util import Obj, wait_until
-from tests.conftest import AKNode, ClusterFactory
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(fixtures, "ak_netpol"),
-    reason="needs the testbed's NetworkPolicy-enforcing remote node (fixture ak_netpol)",
-)
+from tests.conftest import NETPOL, AKNode, ClusterFactory, ak_on_real_node
 
 PORT = 8080
 
@@ -93,9 +86,7 @@ def second_ak(
 ) -> Iterator[AKNode]:
     """Tenant B: another local cluster, its AK's pods on the same enforcing node."""
     second = cluster_factory("local-b")
-    # Looked up by name: they come with the kube-router fixtures (see the module doc).
-    on_real_node, placement = vars(fixtures)["ak_on_real_node"], vars(fixtures)["NETPOL"]
-    with on_real_node(second, remote_cluster, "nb", placement=placement) as node:
+    with ak_on_real_node(second, remote_cluster, "nb", placement=NETPOL) as node:
         yield node
 
 
