@@ -190,7 +190,10 @@ def test_ak_pods_on_the_enforcing_node_follow_remote_policies(
     what = f"{node.namespace}/client -> server"
     _opens(what, reaches)
 
-    remote_cluster.apply(_policy("deny-all", []), node.remote_namespace)
+    # A remote deny-all written by hand would add up with AK's default isolation
+    # policy (same-node namespaces admitted), so the tenant's own, written
+    # locally, is what closes it: AK's copy makes the default step aside.
+    local_cluster.apply(_policy("deny-all", []), node.namespace)
     _shuts(what, reaches)
-    remote_cluster.kubectl("-n", node.remote_namespace, "delete", "networkpolicy", "deny-all")
+    local_cluster.kubectl("-n", node.namespace, "delete", "networkpolicy", "deny-all")
     _opens(what, reaches)
