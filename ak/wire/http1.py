@@ -379,7 +379,7 @@ class Engine:
             else:
                 reader.eof()
 
-    async def _receive(self, conn: _Conn, read_timeout: float | None) -> bytes:
+    async def _receive(self, conn: _Conn, read_timeout: float | None) -> bytes | bytearray:
         try:
             if read_timeout is None:
                 return await conn.stream.receive_some(READ)
@@ -434,4 +434,3 @@ class Engine:
             raise TimedOut(f"connect timed out after {self.connect_timeout:g} s") from None
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as e:
             raise ConnectFailed(f"cannot connect: {e}") from e
-

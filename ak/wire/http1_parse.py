@@ -151,7 +151,7 @@ class ResponseReader:
             and self.upgraded is None
         )
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Bytes from the connection (not empty: see ``eof``)."""
         self.started = True
         try:
@@ -164,7 +164,7 @@ class ResponseReader:
                 raise self._error or ProtocolError(f"malformed response: {e}") from None
             if not self.upgrade:
                 raise ProtocolError("101 Switching Protocols to a request that asked none") from e
-            self.upgraded = data[int(e.args[0]) :]
+            self.upgraded = bytes(data[int(e.args[0]) :])
             self.head_done = self.complete = True
             return
         if self._error is not None:

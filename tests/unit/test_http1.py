@@ -21,6 +21,7 @@ import trio
 
 from ak.wire.http1 import Engine as Pool
 from ak.wire.http1 import TransportError
+from ak.wire.http1_parse import MAX_BODY, MAX_HEAD
 
 
 class Peer:
@@ -71,13 +72,22 @@ class Peer:
 
 @asynccontextmanager
 async def peer(
-    answer: Callable[[int, int], bytes | None], close_after: bool = False, **caps: int
+    answer: Callable[[int, int], bytes | None],
+    close_after: bool = False,
+    max_head: int = MAX_HEAD,
+    max_body: int = MAX_BODY,
 ) -> AsyncIterator[tuple[Peer, Pool]]:
     p = Peer(answer, close_after)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, p.serve, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
-        pool = Pool(f"http://127.0.0.1:{port}", ssl.create_default_context(), max_idle=4, **caps)
+        pool = Pool(
+            f"http://127.0.0.1:{port}",
+            ssl.create_default_context(),
+            max_idle=4,
+            max_head=max_head,
+            max_body=max_body,
+        )
         try:
             yield p, pool
         finally:
@@ -257,14 +267,14 @@ async def test_an_http10_answer_without_keep_alive_closes_the_connection() -> No
 async def test_a_gzip_answer_inflating_past_the_body_cap_is_refused() -> None:
     cap = 1024 * 1024
     bomb = gzip.compress(b"\0" * (4 * cap))  # 4 KiB on the wire
-    answer = (
-        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
-        % (len(bomb), bomb)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(bomb),
+        bomb,
     )
     fits = gzip.compress(b"\0" * cap)
-    at_cap = (
-        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
-        % (len(fits), fits)
+    at_cap = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(fits),
+        fits,
     )
     async with peer(lambda c, r: answer if c == 0 else at_cap, max_body=cap) as (_, pool):
         with pytest.raises(TransportError, match=r"over the 1 MiB cap \(decoded\)"):
