@@ -139,19 +139,26 @@ class StreamResponse:
         self.headers = conn.reader.headers
         self.finished = False  # the body was read to its end
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    def iter_bytes(self) -> AsyncIterator[bytes]:
         """The decoded body, piece by piece; one receive at a time, only when
-        the previous bytes were taken."""
+        the previous bytes were taken. (An iterator, not an async generator:
+        one left early has nothing to finalise.)"""
+        return self
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
         reader = self._conn.reader
         while True:
             piece = reader.piece()
             if piece:
-                yield piece
-                continue
+                return piece
             if reader.complete:
-                reader.decoder.finish()
-                self.finished = True
-                return
+                if not self.finished:
+                    reader.decoder.finish()
+                    self.finished = True
+                raise StopAsyncIteration
             data = await self._engine._receive(self._conn, self._read_timeout)
             if data:
                 reader.feed(data)
@@ -161,7 +168,7 @@ class StreamResponse:
     async def read(self) -> bytes:
         """The whole body, within the engine's body cap."""
         out = bytearray()
-        async for piece in self.iter_bytes():
+        async for piece in self:
             out += piece
             if len(out) > self._engine.max_body:
                 raise CapExceeded(

@@ -53,10 +53,12 @@ class _Body(httpx.AsyncByteStream):
         self._stack = stack
         self._request = request
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for piece in self._resp.iter_bytes():
-                yield piece
+            return await self._resp.__anext__()
         except TransportError as e:
             raise httpx_error(e, self._request) from e
 

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from ak.wire.http1 import Engine as Pool
-from ak.wire.http1 import TransportError
+from ak.wire.http1 import Refused, TransportError
 from ak.wire.http1_parse import MAX_BODY, MAX_HEAD
 
 
@@ -320,3 +320,81 @@ async def test_idempotent_writes_are_sent_again_on_a_new_connection(method: str)
         resp = await pool.request(method, "/x", {}, b"{}", 5)
         assert resp.status_code == 200
         assert p.connections == 2
+
+
+# -- streams and upgrades ------------------------------------------------------------
+
+
+async def test_a_stream_is_read_piece_by_piece_and_pooled_when_whole() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+        b"6\r\nline%d\n\r\n" % i for i in range(3)
+    )
+    answers = [chunked + b"0\r\n\r\n", ok()]
+    async with peer(lambda c, r: answers[r]) as (p, pool):
+        async with pool.stream("GET", "/w", {}, read_timeout=5) as resp:
+            assert resp.status_code == 200
+            assert (
+                b"".join([piece async for piece in resp.iter_bytes()]) == b"line0\nline1\nline2\n"
+            )
+        assert await get(pool) == b'{"ok":true}'
+        assert p.connections == 1
+
+
+async def test_a_stream_left_early_or_stalled_closes_its_connection() -> None:
+    endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    async with peer(lambda c, r: endless) as (p, pool):
+        async with pool.stream("GET", "/w", {}, read_timeout=0.2) as resp:
+            with pytest.raises(TransportError, match=r"nothing received for 0\.2 s"):
+                async for _ in resp.iter_bytes():
+                    pass
+        async with pool.stream("GET", "/w", {}, read_timeout=5) as resp:
+            async for _ in resp.iter_bytes():
+                break
+        with trio.fail_after(5):
+            await p.both_closed.wait()
+        assert pool._idle == []
+
+
+async def test_a_gzip_stream_inflates_a_bounded_piece_at_a_time() -> None:
+    data = b"\0" * (8 * 1024 * 1024)
+    packed = gzip.compress(data)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(packed),
+        packed,
+    )
+    async with (
+        peer(lambda c, r: answer) as (_, pool),
+        pool.stream("GET", "/logs", {}, read_timeout=5) as resp,
+    ):
+        sizes = [len(piece) async for piece in resp.iter_bytes()]
+    assert sum(sizes) == len(data)
+    assert max(sizes) <= 64 * 1024
+
+
+async def test_an_upgrade_hands_over_the_stream_and_the_bytes_past_the_101() -> None:
+    switched = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nFRAME"
+    async with peer(lambda c, r: switched) as (p, pool):
+        up = await pool.upgrade("POST", "/pf", {"Connection": "Upgrade", "Upgrade": "x"})
+        try:
+            assert up.leftover == b"FRAME"
+            assert up.headers["upgrade"] == "x"
+        finally:
+            await up.stream.aclose()
+        assert p.requests[0].startswith(b"POST /pf HTTP/1.1\r\n")
+        assert b"Content-Length: 0\r\n" in p.requests[0]
+
+
+async def test_a_refused_upgrade_says_why() -> None:
+    body = b'{"message":"pods \\"x\\" is forbidden"}'
+    no = b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    async with peer(lambda c, r: no) as (_, pool):
+        with pytest.raises(Refused) as refused:
+            await pool.upgrade("GET", "/exec", {"Connection": "Upgrade", "Upgrade": "websocket"})
+        assert (refused.value.status, refused.value.body) == (403, body)
+
+
+async def test_a_101_nobody_asked_for_is_an_error() -> None:
+    switched = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"
+    async with peer(lambda c, r: switched) as (_, pool):
+        with pytest.raises(TransportError, match="101"):
+            await get(pool)
