@@ -156,7 +156,7 @@ class StreamResponse:
                 return piece
             if reader.complete:
                 if not self.finished:
-                    reader.decoder.finish()
+                    reader.finish()
                     self.finished = True
                 raise StopAsyncIteration
             data = await self._engine._receive(self._conn, self._read_timeout)
@@ -230,12 +230,7 @@ class Engine:
                 reader = conn.reader
                 reusable = False
                 try:
-                    while not reader.complete:
-                        data = await self._receive(conn, None)
-                        if data:
-                            reader.feed(data)
-                        else:
-                            reader.eof()
+                    await self._read_rest(conn)
                     content = reader.body()
                     reusable = reader.reusable
                 finally:
@@ -294,12 +289,7 @@ class Engine:
         text = b""
         try:
             with trio.move_on_after(REFUSAL_BODY_WAIT):
-                while not reader.complete:
-                    data = await self._receive(conn, None)
-                    if data:
-                        reader.feed(data)
-                    else:
-                        reader.eof()
+                await self._read_rest(conn)
                 text = reader.body()
         except TransportError:
             pass  # the status says enough
@@ -383,6 +373,16 @@ class Engine:
                 reader.feed(data)
             elif not reader.started:
                 raise _Unanswered()
+            else:
+                reader.eof()
+
+    async def _read_rest(self, conn: _Conn) -> None:
+        """Receive until the response is complete (its body bounded by the cap)."""
+        reader = conn.reader
+        while not reader.complete:
+            data = await self._receive(conn, None)
+            if data:
+                reader.feed(data)
             else:
                 reader.eof()
 

@@ -63,18 +63,14 @@ def size_text(n: int) -> str:
 
 
 class Decoder:
-    """A body's Content-Encoding undone piece by piece, at most ``limit`` bytes
-    a call: a small gzip answer that inflates to gigabytes is only ever
-    inflated as far as the reader asks."""
+    """A gzip body inflated piece by piece, at most ``limit`` bytes a call: a
+    small answer that inflates to gigabytes is only ever inflated as far as
+    the reader asks."""
 
     def __init__(self, encoding: str) -> None:
-        encoding = encoding.strip().lower()
-        if encoding in ("", "identity"):
-            self._z = None
-        elif encoding in ("gzip", "x-gzip"):
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        else:
+        if encoding.strip().lower() not in ("gzip", "x-gzip"):
             raise ProtocolError(f"unsupported Content-Encoding {encoding!r}")
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending: deque[bytes] = deque()
         self._full = False  # the last call filled its limit: zlib may hold more
 
@@ -82,10 +78,7 @@ class Decoder:
         self._pending.append(data)
 
     def pull(self, limit: int) -> bytes:
-        """Up to ``limit`` decoded bytes (an identity piece whole); b"" when
-        everything pushed so far is out."""
-        if self._z is None:
-            return self._pending.popleft() if self._pending else b""
+        """Up to ``limit`` decoded bytes; b"" when everything pushed so far is out."""
         while self._pending or self._full:
             data = self._pending.popleft() if self._pending else b""
             try:
@@ -103,7 +96,7 @@ class Decoder:
 
     def finish(self) -> None:
         """The body ended: it must not have ended inside the gzip stream."""
-        if self._z is not None and not self._z.eof:
+        if not self._z.eof:
             raise ProtocolError("bad gzip body: cut short")
 
 
@@ -132,10 +125,12 @@ class ResponseReader:
         self.keep_alive = False
         self.surplus = False  # bytes after the response: a desynchronised connection
         self.upgraded: bytes | None = None  # after a 101: the bytes past its head
-        self.decoder = Decoder("")
+        self.decoder: Decoder | None = None  # None: identity, the pieces as they came
+        self._pieces: deque[bytes] = deque()
+        self._sink = self.headers  # where on_header writes (not the answer's after it)
         self._informational = False
-        self._head_size = 0
         self._fed_for_head = 0
+        self._head_size = 0
         self._raw_body = 0
         self._error: TransportError | None = None
 
@@ -190,25 +185,34 @@ class ResponseReader:
 
     def piece(self) -> bytes:
         """The next decoded piece of the body received so far (b"" if none yet)."""
-        return self.decoder.pull(PIECE)
+        if self.decoder is not None:
+            return self.decoder.pull(PIECE)
+        return self._pieces.popleft() if self._pieces else b""
+
+    def finish(self) -> None:
+        """The body was read to its end: a gzip body must have ended too."""
+        if self.decoder is not None:
+            self.decoder.finish()
 
     def body(self) -> bytes:
         """The whole decoded body of a complete response, within ``max_body``."""
-        first = self.decoder.pull(PIECE)
-        nxt = self.decoder.pull(PIECE) if first else b""
-        if not nxt:
-            self.decoder.finish()
-            return first
-        out = bytearray(first)
-        while nxt:
-            out += nxt
-            if len(out) > self.max_body:
+        if self.decoder is None:
+            # The raw size was capped as it came in (on_body).
+            pieces = self._pieces
+            if len(pieces) == 1:
+                return pieces.popleft()
+            out = b"".join(pieces)
+            pieces.clear()
+            return out
+        buf = bytearray()
+        while piece := self.decoder.pull(PIECE):
+            buf += piece
+            if len(buf) > self.max_body:
                 raise CapExceeded(
                     f"response body over the {size_text(self.max_body)} cap (decoded)"
                 )
-            nxt = self.decoder.pull(PIECE)
         self.decoder.finish()
-        return bytes(out)
+        return bytes(buf)
 
     def _head_cap(self) -> CapExceeded:
         return CapExceeded(f"response head over the {size_text(self.max_head)} cap")
@@ -218,33 +222,37 @@ class ResponseReader:
     def on_message_begin(self) -> None:
         if self.complete:
             self.surplus = True
+            self._sink = {}  # the headers of what follows are nobody's
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.complete:
-            return
+        # The size is checked once the head is in (and, while it comes, by feed).
         self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.max_head:
-            self._error = self._head_cap()
-            raise self._error
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        old = self.headers.get(key)
-        self.headers[key] = text if old is None else f"{old}, {text}"
+        sink = self._sink
+        if key in sink:
+            sink[key] = f"{sink[key]}, {value.decode('latin-1')}"
+        else:
+            sink[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         if self.complete:
             return
+        if self._head_size > self.max_head:
+            self._error = self._head_cap()
+            raise self._error
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._informational = True  # 100 Continue and the like: the answer follows
             return
         self.status = status
         self.head_done = True
-        try:
-            self.decoder = Decoder(self.headers.get("content-encoding", ""))
-        except ProtocolError as e:
-            self._error = e
-            raise
+        encoding = self.headers.get("content-encoding")
+        if encoding is not None and encoding.strip().lower() != "identity":
+            try:
+                self.decoder = Decoder(encoding)
+            except ProtocolError as e:
+                self._error = e
+                raise
         if self.bodyless:
             self.complete = True
 
@@ -255,12 +263,15 @@ class ResponseReader:
         if not self.stream and self._raw_body > self.max_body:
             self._error = CapExceeded(f"response body over the {size_text(self.max_body)} cap")
             raise self._error
-        self.decoder.push(data)
+        if self.decoder is None:
+            self._pieces.append(data)
+        else:
+            self.decoder.push(data)
 
     def on_message_complete(self) -> None:
         if self._informational:
             self._informational = False
-            self.headers = {}
+            self.headers = self._sink = {}
             self._head_size = self._fed_for_head = 0
             return
         if self.complete or self.status == 101:
