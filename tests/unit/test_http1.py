@@ -16,12 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
+import httpx
 import pytest
 import trio
 
 from ak.wire.http1 import Engine as Pool
 from ak.wire.http1 import Refused, TransportError
 from ak.wire.http1_parse import MAX_BODY, MAX_HEAD
+from ak.wire.httpx_transport import EngineTransport
 
 
 class Peer:
@@ -398,3 +400,22 @@ async def test_a_101_nobody_asked_for_is_an_error() -> None:
     async with peer(lambda c, r: switched) as (_, pool):
         with pytest.raises(TransportError, match="101"):
             await get(pool)
+
+
+async def test_httpx_over_the_engine_gets_decoded_bodies_and_httpx_errors() -> None:
+    body = b'{"kind":"Status"}' * 100
+    packed = gzip.compress(body)
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(packed), packed),
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    ]
+    async with peer(lambda c, r: answers[r]) as (p, pool):
+        client = httpx.AsyncClient(base_url="http://ignored", transport=EngineTransport(pool))
+        async with client.stream("GET", "/api/v1/pods?watch=1") as resp:
+            assert await resp.aread() == body
+            assert "content-encoding" not in resp.headers  # decoded by the engine
+        with pytest.raises(httpx.RemoteProtocolError, match="Content-Length"):
+            await client.get("/api/v1/pods")
+        assert p.connections == 1  # the stream read whole went back to the pool
+        await client.aclose()
