@@ -98,34 +98,13 @@ async def _ak(cluster: Cluster, n: int, verb: str, in_flight: int) -> tuple[floa
         await client.aclose()
 
 
-async def _hand(cluster: Cluster, n: int, verb: str, in_flight: int) -> tuple[float, float]:
-    """KubeClient on the hand-written client the engine replaced (ak/kube/http11.py)."""
-    from ak.kube.http11 import Pool
-
-    config = load_kubeconfig(str(cluster.kubeconfig))
-    client = KubeClient(config, name="bench", qps=0)
-    await client.engine.aclose()
-    client.engine = Pool(config.server, config.ssl_context, max_idle=8)  # type: ignore[assignment]
-
-    async def one(i: int) -> None:
-        if verb == "GET":
-            await client.get(WHERE)
-        else:
-            await client.patch(WHERE, _patch(i))
-
-    try:
-        return await _timed(n, in_flight, one)
-    finally:
-        await client.aclose()
-
-
 async def _httpx_over_engine(
     cluster: Cluster, n: int, verb: str, in_flight: int
 ) -> tuple[float, float]:
     config = load_kubeconfig(str(cluster.kubeconfig))
     engine = Engine(config.server, config.ssl_context, max_idle=8)
     client = httpx.AsyncClient(
-        base_url=config.server, headers=HEADERS, transport=EngineTransport(engine)
+        base_url=config.server, headers=HEADERS, timeout=30, transport=EngineTransport(engine)
     )
 
     async def one(i: int) -> None:
@@ -146,6 +125,7 @@ async def _httpx(cluster: Cluster, n: int, verb: str, in_flight: int) -> tuple[f
     client = httpx.AsyncClient(
         base_url=config.server,
         headers=HEADERS,
+        timeout=30,
         transport=httpx.AsyncHTTPTransport(verify=config.ssl_context, limits=limits),
     )
 
@@ -241,7 +221,6 @@ def run(n: int) -> list[tuple[str, str, float, float]]:
             cases: list[tuple[str, Callable[[], tuple[float, float]]]] = []
             for name, fn in (
                 ("ak", _ak),
-                ("hand client (http11.py, before)", _hand),
                 ("httpx over ak's engine", _httpx_over_engine),
                 ("h11 on ak's pool", _h11),
                 ("httpx (httpcore)", _httpx),
