@@ -106,16 +106,7 @@ async def _httpx_over_engine(
     client = httpx.AsyncClient(
         base_url=config.server, headers=HEADERS, timeout=30, transport=EngineTransport(engine)
     )
-
-    async def one(i: int) -> None:
-        body = None if verb == "GET" else codec.dumps(_patch(i))
-        resp = await client.request(verb, WHERE, content=body)
-        codec.loads(resp.content)
-
-    try:
-        return await _timed(n, in_flight, one)
-    finally:
-        await client.aclose()
+    return await _httpx_timed(client, n, verb, in_flight)
 
 
 async def _httpx(cluster: Cluster, n: int, verb: str, in_flight: int) -> tuple[float, float]:
@@ -128,7 +119,12 @@ async def _httpx(cluster: Cluster, n: int, verb: str, in_flight: int) -> tuple[f
         timeout=30,
         transport=httpx.AsyncHTTPTransport(verify=config.ssl_context, limits=limits),
     )
+    return await _httpx_timed(client, n, verb, in_flight)
 
+
+async def _httpx_timed(
+    client: httpx.AsyncClient, n: int, verb: str, in_flight: int
+) -> tuple[float, float]:
     async def one(i: int) -> None:
         body = None if verb == "GET" else codec.dumps(_patch(i))
         resp = await client.request(verb, WHERE, content=body)

@@ -276,11 +276,7 @@ class Engine:
                 try:
                     await self._exchange(conn, method, head, None, None, stream=False, upgrade=True)
                 except _Unanswered:
-                    await conn.aclose()
                     raise ProtocolError("connection closed during the upgrade") from None
-                except BaseException:
-                    await conn.aclose()
-                    raise
         except trio.TooSlowError:
             raise TimedOut(f"no answer to the upgrade within {timeout:g} s") from None
         reader = conn.reader
@@ -326,7 +322,6 @@ class Engine:
             await self._exchange(conn, method, head, body, read_timeout, stream=stream)
             return conn
         except _Unanswered:
-            await conn.aclose()
             if not conn.used:
                 raise TransportError("connection closed by the server before responding") from None
             if method not in IDEMPOTENT:
@@ -334,19 +329,12 @@ class Engine:
                     f"connection closed by the server before responding; {method} is not sent "
                     "again: the server may have acted on it"
                 ) from None
-        except BaseException:
-            await conn.aclose()
-            raise
         # A reused connection the server had closed: once more, on a new one.
         conn = await self._connect()
         try:
             await self._exchange(conn, method, head, body, read_timeout, stream=stream)
         except _Unanswered:
-            await conn.aclose()
             raise TransportError("connection closed by the server before responding") from None
-        except BaseException:
-            await conn.aclose()
-            raise
         return conn
 
     async def _exchange(
@@ -360,21 +348,26 @@ class Engine:
         stream: bool,
         upgrade: bool = False,
     ) -> None:
-        """Send the request, read until its response head is in."""
+        """Send the request, read until its response head is in; on any failure
+        (a cancellation too) the connection is closed."""
         reader = conn.reader
         reader.expect(method, stream=stream, upgrade=upgrade)
         try:
-            await conn.stream.send_all(head + body if body else head)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-            raise _Unanswered() from e
-        while not reader.head_done:
-            data = await self._receive(conn, read_timeout)
-            if data:
-                reader.feed(data)
-            elif not reader.started:
-                raise _Unanswered()
-            else:
-                reader.eof()
+            try:
+                await conn.stream.send_all(head + body if body else head)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                raise _Unanswered() from e
+            while not reader.head_done:
+                data = await self._receive(conn, read_timeout)
+                if data:
+                    reader.feed(data)
+                elif not reader.started:
+                    raise _Unanswered()
+                else:
+                    reader.eof()
+        except BaseException:
+            await conn.aclose()
+            raise
 
     async def _read_rest(self, conn: _Conn) -> None:
         """Receive until the response is complete (its body bounded by the cap)."""
