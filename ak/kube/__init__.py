@@ -1,1 +1,1 @@
-"""A thin Kubernetes client: httpx under trio, JSON dicts, list+watch caches."""
+"""A thin Kubernetes client on AK's HTTP engine (ak.wire): JSON dicts, list+watch caches."""

@@ -1,7 +1,10 @@
 """Requests to one API server: JSON dicts, rate limited and counted.
 
-Plain requests go through ``http11`` (AK's own HTTP/1.1 client: most of AK's
-CPU is its requests); streams (watches, logs) through httpx."""
+Everything goes through one HTTP/1.1 engine per cluster (``ak.wire.http1``:
+one pool, TLS, timeouts, caps, retries); SPDY and WebSocket upgrades too
+(``engine``). Plain requests call it directly (most of AK's CPU is its
+requests); streams (watches, logs) through httpx over it
+(``ak.wire.httpx_transport``)."""
 
 from __future__ import annotations
 
@@ -20,14 +23,15 @@ from ak.core import codec
 from ak.core.types import Obj
 from ak.kube.config import ClusterConfig
 from ak.kube.errors import KubeError, Unreachable, api_error
-from ak.kube.http11 import Pool, Response, TransportError
-from ak.kube.transport import transport
 from ak.metrics import API_LATENCY, API_REQUESTS
+from ak.wire.http1 import Engine, Response, TransportError
+from ak.wire.httpx_transport import EngineTransport
 
 log = logging.getLogger(__name__)
 
 
 REQUEST_TIMEOUT = 30.0
+ERROR_BODY = 1024 * 1024  # the most read of a stream's error answer
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -96,38 +100,31 @@ class KubeClient:
         self.bucket = TokenBucket(qps, burst)
         self.counts: Counter[tuple[str, int]] = Counter()
         self._limiter = trio.CapacityLimiter(max_concurrency)
-        # Two pools: plain requests on a few keep-alive connections of AK's own
-        # client, and watches (each holding a connection for minutes, one per
-        # watched Secret too) on httpx's, unbounded.
-        self._timeout = httpx.Timeout(30, connect=10)
-        # The certificate is checked against (and SNI names) this name.
-        self._sni: dict[str, Any] = (
-            {"sni_hostname": config.tls_server_name} if config.tls_server_name else {}
-        )
         self._fixed_headers = {
             "User-Agent": user_agent,
             "Accept": "application/json",
             "Accept-Encoding": "gzip" if config.compression else "identity",
         }
-        self._requests = Pool(
+        # One pool for all: plain requests use at most max_concurrency connections
+        # at once, watches (each holding one for minutes) any number.
+        self.engine = Engine(
             config.server,
             config.ssl_context,
             server_hostname=config.tls_server_name,
             max_idle=max_concurrency,
+            connect_timeout=10,
         )
         self._streams = httpx.AsyncClient(
             base_url=config.server,
-            timeout=self._timeout,
+            timeout=httpx.Timeout(30, connect=10),
             headers=self._fixed_headers,
             trust_env=False,
-            transport=transport(
-                config.ssl_context, httpx.Limits(max_connections=None, max_keepalive_connections=4)
-            ),
+            transport=EngineTransport(self.engine),
         )
 
     async def aclose(self) -> None:
-        await self._requests.aclose()
         await self._streams.aclose()
+        await self.engine.aclose()
 
     def _count(self, verb: str, code: int, request_path: str) -> None:
         self.counts[(verb, code)] += 1
@@ -151,7 +148,7 @@ class KubeClient:
         target = path + ("?" + query(params) if params else "")
         try:
             async with self._limiter:
-                resp = await self._requests.request(
+                resp = await self.engine.request(
                     method,
                     target,
                     {**self._fixed_headers, **headers},
@@ -227,13 +224,17 @@ class KubeClient:
         timeout = httpx.Timeout(30, connect=10, read=read_timeout)
         try:
             async with self._streams.stream(
-                "GET", path, params=params, headers=headers, timeout=timeout, extensions=self._sni
+                "GET", path, params=params, headers=headers, timeout=timeout
             ) as resp:
                 self._count(
                     "WATCH" if params and params.get("watch") else "STREAM", resp.status_code, path
                 )
                 if resp.status_code >= 400:
-                    raw = await resp.aread()
+                    raw = bytearray()
+                    async for piece in resp.aiter_bytes():
+                        raw += piece
+                        if len(raw) > ERROR_BODY:
+                            break  # a stream has no body cap: what an error says fits in this
                     try:
                         data: Any = codec.loads(raw)
                     except ValueError:

@@ -1,7 +1,7 @@
 """Connection settings for one API server, loaded with the `kubernetes` package.
 
 Only the loaders are used (contexts, exec plugins, tokens, client certs,
-in-cluster); requests go through httpx. The loaders block (exec plugins run
+in-cluster); requests go through ak.wire.http1. The loaders block (exec plugins run
 subprocesses), so callers in trio run them in a thread.
 """
 

@@ -3,8 +3,10 @@
 * Server: the HTTP layer has already parsed and authorized the upgrade
   request; ``accept`` writes the 101 through h11 and hands the frames to
   wsproto's post-handshake ``Connection``.
-* Client: ``connect`` opens TLS to the remote API server and runs wsproto's
-  client handshake (exec, attach, port-forward towards the remote cluster).
+* Client: ``connect`` has the remote cluster's HTTP engine open the
+  connection and parse the 101, checks the handshake and hands the frames to
+  wsproto's post-handshake ``Connection`` (exec, attach, port-forward
+  towards the remote cluster).
 
 One task receives, any number send (a lock keeps frames whole). Pings are
 answered inside ``receive``. Nothing is read ahead of the receiver: the
@@ -17,28 +19,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ssl
+import os
 from collections import deque
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import trio
 import wsproto
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Message,
     Ping,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from ak.wire.http1 import Engine, Refused
 
 MAX_MESSAGE = 16 * 1024 * 1024
 MAX_OWED = 256 * 1024  # unsent control replies (pongs) before the receiver waits for the sender
@@ -71,7 +71,7 @@ class WebSocket:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        conn: Connection | WSConnection,
+        conn: Connection,
         subprotocol: str | None,
     ) -> None:
         self.stream = stream
@@ -206,60 +206,49 @@ def server_connection(trailing: bytes) -> Connection:
 
 
 async def connect(
-    url: str,
+    engine: Engine,
+    target: str,
     *,
-    ssl_context: ssl.SSLContext,
     subprotocols: list[str],
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: Mapping[str, str] | None = None,
     connect_timeout: float = 15,
-    server_hostname: str | None = None,
 ) -> WebSocket:
-    """Open a WebSocket to ``url`` (https:// or wss://); raises Rejected or OSError.
+    """Open a WebSocket to ``target`` (path and query) on ``engine``'s server.
 
-    ``server_hostname``: the name to verify the certificate against, if not the URL's."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or 443
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    with trio.fail_after(connect_timeout):
-        tcp = await trio.open_tcp_stream(host, port)
-        stream = trio.SSLStream(
-            tcp, ssl_context, server_hostname=server_hostname or host, https_compatible=True
-        )
-        try:
-            ws = WSConnection(ConnectionType.CLIENT)
-            netloc = host if parts.port is None else f"{host}:{port}"
-            if ":" in host and not host.startswith("["):
-                netloc = f"[{host}]:{port}"
-            await stream.send_all(
-                ws.send(
-                    Request(
-                        host=netloc,
-                        target=target or "/",
-                        subprotocols=subprotocols,
-                        extra_headers=headers or [],
-                    )
-                )
-            )
-            body = b""
-            status = 0
-            while True:
-                data = await stream.receive_some(65536)
-                if not data:
-                    raise Rejected(status or 502, body or b"connection closed during handshake")
-                ws.receive_data(bytes(data))
-                for event in ws.events():
-                    if isinstance(event, AcceptConnection):
-                        return WebSocket(stream, ws, event.subprotocol)
-                    if isinstance(event, RejectConnection):
-                        status = event.status_code
-                        if not event.has_body:
-                            raise Rejected(status, b"")
-                    elif isinstance(event, RejectData):
-                        body += event.data
-                        if event.body_finished:
-                            raise Rejected(status, body)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
-            raise
+    The engine connects, sends the handshake request and parses the 101; the
+    handshake's checks (RFC 6455 4.1) are made here, then wsproto takes the
+    frames, starting with any bytes read past the 101. Raises Rejected on an
+    HTTP error, OSError (the engine's TransportError) when the server cannot
+    be reached."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = {
+        **(headers or {}),
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Key": key,
+        "Sec-WebSocket-Version": "13",
+    }
+    if subprotocols:
+        request["Sec-WebSocket-Protocol"] = ", ".join(subprotocols)
+    try:
+        up = await engine.upgrade("GET", target, request, timeout=connect_timeout)
+    except Refused as e:
+        raise Rejected(e.status, e.body) from None
+    subprotocol = up.headers.get("sec-websocket-protocol") or None
+    problem = ""
+    if up.headers.get("upgrade", "").lower() != "websocket":
+        problem = "the 101 does not upgrade to websocket"
+    elif up.headers.get("sec-websocket-accept") != accept_key(key):
+        problem = "wrong Sec-WebSocket-Accept"
+    elif subprotocol is not None and subprotocol not in subprotocols:
+        problem = f"subprotocol {subprotocol!r} was not offered"
+    elif "sec-websocket-extensions" in up.headers:
+        problem = "an extension was not offered"
+    if problem:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(up.stream)
+        raise Rejected(502, f"websocket handshake: {problem}".encode())
+    conn = Connection(ConnectionType.CLIENT)
+    if up.leftover:
+        conn.receive_data(up.leftover)
+    return WebSocket(up.stream, conn, subprotocol)

@@ -1,4 +1,4 @@
-"""AK's plain-request client (``ak/kube/http11.py``) against a real API server:
+"""AK's HTTP/1.1 engine (``ak/wire/http1.py``) under KubeClient against a real API server:
 gzip and chunked bodies as the API server writes them, many requests in
 flight over a few connections, and connections an API server restart broke."""
 
@@ -32,7 +32,7 @@ async def test_big_bodies_come_gzipped_and_are_read_whole(local_cluster: Cluster
         )
         got = await client.get(where)
         assert got["data"] == data
-        raw = await client._requests.request(
+        raw = await client.engine.request(
             "GET", where, {"Accept": "application/json", "Accept-Encoding": "gzip"}, None, 30
         )
         assert raw.headers.get("content-encoding") == "gzip"
@@ -57,7 +57,7 @@ async def test_many_requests_in_flight_share_few_connections(local_cluster: Clus
             for i in range(200):
                 nursery.start_soon(one, i)
         assert seen == ["404"] * 200
-        assert 1 <= len(client._requests._idle) <= 8  # max_concurrency
+        assert 1 <= len(client.engine._idle) <= 8  # max_concurrency
     finally:
         await client.aclose()
 
@@ -69,7 +69,7 @@ async def test_connections_broken_by_an_api_server_restart_are_replaced(
     client = _client(cluster)
     try:
         await client.get("/api/v1/namespaces/default")
-        assert len(client._requests._idle) == 1
+        assert len(client.engine._idle) == 1
         await trio.to_thread.run_sync(cluster.restart, "kube-apiserver")
         # The idle connection's server is gone: the next request must not fail on it.
         got = await client.get("/api/v1/namespaces/default")

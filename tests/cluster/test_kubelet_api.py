@@ -30,6 +30,7 @@ from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from ak.testbed.pki import CertificateAuthority
 from ak.testbed.procs import free_port
+from ak.wire.http1 import Engine
 from tests.cluster.util import run_pod, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
 
@@ -509,6 +510,11 @@ def _admin_context(cluster: Cluster) -> ssl.SSLContext:
     return ctx
 
 
+def _admin_engine(cluster: Cluster) -> Engine:
+    """An upgrade opens a connection of its own: nothing pooled needs closing."""
+    return Engine(cluster.server, _admin_context(cluster))
+
+
 @pytest.mark.parametrize("protocol", [channels.V4, channels.V4_BASE64, channels.V1])
 async def test_exec_over_a_passed_through_websocket(
     ak_node: AKNode, local_cluster: Cluster, protocol: str
@@ -521,11 +527,7 @@ async def test_exec_over_a_passed_through_websocket(
         "?command=sh&command=-c&command=echo+out%3B+echo+err+%3E%262%3B+exit+3"
         "&stdout=true&stderr=true"
     )
-    ws = await connect(
-        local_cluster.server.replace("https", "wss") + path,
-        ssl_context=_admin_context(local_cluster),
-        subprotocols=[protocol],
-    )
+    ws = await connect(_admin_engine(local_cluster), path, subprotocols=[protocol])
     assert ws.subprotocol == protocol
     proto = channels.ChannelProtocol(protocol)
     got: dict[int, bytes] = {}
@@ -553,9 +555,8 @@ async def test_port_forward_over_a_passed_through_websocket(
     node, _ = forwarding
     name = await trio.to_thread.run_sync(running_pod, node, local_cluster, "pf-ws")
     ws = await connect(
-        local_cluster.server.replace("https", "wss")
-        + f"/api/v1/namespaces/{node.namespace}/pods/{name}/portforward?ports={POD_PORT}",
-        ssl_context=_admin_context(local_cluster),
+        _admin_engine(local_cluster),
+        f"/api/v1/namespaces/{node.namespace}/pods/{name}/portforward?ports={POD_PORT}",
         subprotocols=[channels.V4],
     )
     proto = channels.ChannelProtocol(channels.V4)
