@@ -31,11 +31,11 @@ from ak.kubelet import podviews, routes
 from ak.kubelet.auth import Authenticator, Authorizer
 from ak.kubelet.certs import ServingCertificate, TLSSettings
 from ak.kubelet.health import KubeletAPIHealth, describe
-from ak.kubelet.http import ConnectionDone, HTTPConnection, Request
 from ak.kubelet.nodecpu import NodeCPU
 from ak.kubelet.remote import RemotePod
 from ak.kubelet.routes import HTTPProblem
 from ak.kubelet.streaming import StreamingEndpoints, _problem_from_remote
+from ak.wire.http1_server import ConnectionDone, HTTPConnection, Request
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import trio
 
 from ak.kubelet import channels
 from ak.kubelet.remote import RemoteChannels
-from ak.kubelet.spdy_session import SpdySession, SpdyStream, StreamReset
-from ak.kubelet.websocket import Rejected, WebSocket, WebSocketClosed
+from ak.wire.spdy_session import SpdySession, SpdyStream, StreamReset
+from ak.wire.websocket import Rejected, WebSocket, WebSocketClosed
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from urllib.parse import quote, urlencode
 
 from ak.kube.client import KubeClient
 from ak.kubelet import channels
-from ak.kubelet.spdy_session import SpdySession
-from ak.kubelet.websocket import Rejected, WebSocket, connect
 from ak.wire.http1 import Refused
+from ak.wire.spdy_session import SpdySession
+from ak.wire.websocket import Rejected, WebSocket, connect
 
 EXEC_PROTOCOLS = [channels.V5, channels.V4]
 PORTFORWARD_PROTOCOLS = [channels.V4]

@@ -16,7 +16,6 @@ import trio
 from ak.kube.client import KubeClient
 from ak.kube.errors import ApiError
 from ak.kubelet import channels, routes
-from ak.kubelet.http import HTTPConnection, Request
 from ak.kubelet.portforward import serve_spdy, serve_websocket
 from ak.kubelet.remote import (
     EXEC_PROTOCOLS,
@@ -27,8 +26,9 @@ from ak.kubelet.remote import (
 )
 from ak.kubelet.remotecommand import SpdyLocalStreams, WebSocketLocalStreams, bridge
 from ak.kubelet.routes import HTTPProblem
-from ak.kubelet.spdy_session import SpdySession
-from ak.kubelet.websocket import Rejected, WebSocket, accept_key, server_connection
+from ak.wire.http1_server import HTTPConnection, Request
+from ak.wire.spdy_session import SpdySession
+from ak.wire.websocket import Rejected, WebSocket, accept_key, server_connection
 
 
 def _problem_from_remote(e: Exception) -> HTTPProblem:

@@ -26,7 +26,7 @@ import trio
 
 from ak.kube.client import KubeClient
 from ak.kubelet.remote import RemotePod, open_spdy
-from ak.kubelet.spdy_session import SpdySession, SpdyStream
+from ak.wire.spdy_session import SpdySession, SpdyStream
 
 log = logging.getLogger(__name__)
 

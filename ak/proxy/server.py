@@ -33,14 +33,14 @@ from ak.core.types import Obj
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
 from ak.kubelet.remote import RemotePod
-from ak.kubelet.spdy_session import SpdyStream, StreamReset
-from ak.kubelet.websocket import Rejected
 from ak.metrics import PROXIED
 from ak.pods.controller import PodController
 from ak.proxy.addresses import PodAddresses
 from ak.proxy.forwarder import Forwarder
 from ak.services.controller import ServiceController
 from ak.sync.queue import WorkQueue
+from ak.wire.spdy_session import SpdyStream, StreamReset
+from ak.wire.websocket import Rejected
 
 log = logging.getLogger(__name__)
 

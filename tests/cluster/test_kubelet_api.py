@@ -24,13 +24,13 @@ import pytest
 import trio
 
 from ak.kubelet import channels
-from ak.kubelet.websocket import WebSocketClosed, connect
 from ak.testbed import kwok
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from ak.testbed.pki import CertificateAuthority
 from ak.testbed.procs import free_port
 from ak.wire.http1 import Engine
+from ak.wire.websocket import WebSocketClosed, connect
 from tests.cluster.util import run_pod, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
 

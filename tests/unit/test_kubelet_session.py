@@ -8,10 +8,10 @@ import wsproto
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
-from ak.kubelet import spdy
-from ak.kubelet.http import HTTPConnection
-from ak.kubelet.spdy_session import SpdySession, StreamReset
-from ak.kubelet.websocket import MAX_OWED, WebSocket, WebSocketClosed
+from ak.wire import spdy
+from ak.wire.http1_server import HTTPConnection
+from ak.wire.spdy_session import SpdySession, StreamReset
+from ak.wire.websocket import MAX_OWED, WebSocket, WebSocketClosed
 
 
 def _preface(event: spdy.Event) -> bool:

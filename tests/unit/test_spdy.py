@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ak.kubelet import spdy
-from ak.kubelet.spdy.dictionary import SPDY3_DICTIONARY, SPDY3_DICTIONARY_SHA256
+from ak.wire import spdy
+from ak.wire.spdy.dictionary import SPDY3_DICTIONARY, SPDY3_DICTIONARY_SHA256
 
 
 def pair() -> tuple[spdy.SpdyConnection, spdy.SpdyConnection]:

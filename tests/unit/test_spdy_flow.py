@@ -15,9 +15,9 @@ import pytest
 import trio
 import trio.testing
 
-from ak.kubelet import spdy
-from ak.kubelet.spdy.flow import DEFAULT_WINDOW, MAX_WINDOW, RecvWindow
-from ak.kubelet.spdy_session import MAX_OWED, SpdySession, SpdyStream, StreamReset
+from ak.wire import spdy
+from ak.wire.spdy.flow import DEFAULT_WINDOW, MAX_WINDOW, RecvWindow
+from ak.wire.spdy_session import MAX_OWED, SpdySession, SpdyStream, StreamReset
 
 
 def feed(conn: spdy.SpdyConnection, data: bytes) -> list[spdy.Event]:

@@ -1,4 +1,4 @@
-"""A SPDY/3.1 session on a trio stream: the codec in ak.kubelet.spdy, driven.
+"""A SPDY/3.1 session on a trio stream: the codec in ak.wire.spdy, driven.
 
 The reader task turns frames into per-stream byte buffers; new streams arrive
 on ``incoming``; every write goes through one lock so compressed header
@@ -30,7 +30,7 @@ from contextlib import suppress
 import trio
 from trio.lowlevel import ParkingLot
 
-from ak.kubelet import spdy
+from ak.wire import spdy
 
 log = logging.getLogger(__name__)
 

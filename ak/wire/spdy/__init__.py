@@ -25,12 +25,12 @@ them; spdystream, which neither sends nor honours windows, paces through TCP.
 ``frames`` is the wire format (frame types, status codes, events, errors,
 header blocks); ``connection`` the state machine; ``flow`` the window
 arithmetic; ``dictionary`` the zlib
-dictionary of SPDY/3. Callers import the package: ``from ak.kubelet import spdy``.
+dictionary of SPDY/3. Callers import the package: ``from ak.wire import spdy``.
 """
 
-from ak.kubelet.spdy.connection import SpdyConnection
-from ak.kubelet.spdy.flow import DEFAULT_WINDOW, MAX_WINDOW, RecvWindow, SendWindow
-from ak.kubelet.spdy.frames import (
+from ak.wire.spdy.connection import SpdyConnection
+from ak.wire.spdy.flow import DEFAULT_WINDOW, MAX_WINDOW, RecvWindow, SendWindow
+from ak.wire.spdy.frames import (
     FLAG_FIN,
     FLAG_SETTINGS_CLEAR,
     FLAG_UNIDIRECTIONAL,

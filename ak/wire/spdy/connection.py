@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ak.kubelet.spdy.dictionary import SPDY3_DICTIONARY
-from ak.kubelet.spdy.flow import (
+from ak.wire.spdy.dictionary import SPDY3_DICTIONARY
+from ak.wire.spdy.flow import (
     DEFAULT_WINDOW,
     MAX_WINDOW,
     SETTINGS_INITIAL_WINDOW_SIZE,
@@ -24,7 +24,7 @@ from ak.kubelet.spdy.flow import (
     RecvWindow,
     SendWindow,
 )
-from ak.kubelet.spdy.frames import (
+from ak.wire.spdy.frames import (
     FLAG_FIN,
     FLAG_SETTINGS_CLEAR,
     FLAG_UNIDIRECTIONAL,
