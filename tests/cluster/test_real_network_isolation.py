@@ -2,8 +2,9 @@
 real node enforces NetworkPolicies (kube-router's network-policy controller,
 the testbed's ``remote_netpol_node``).
 
-B's pod cannot reach A's pod by its remote IP (A's namespaces' default
-isolation); A's pods reach each other, across A's own namespaces too; a local
+B's pod cannot reach A's pod by its remote IP nor through A's Service (its
+remote ClusterIP, kube-proxy running for the node) while A's own pods can (A's
+namespaces' default isolation); A's pods reach each other, across A's own namespaces too; a local
 deny-all in A stops A's own traffic on the remote side, and allow rules reopen
 it for what they name; ``kubectl logs``/``exec`` still work through AK.
 
@@ -13,14 +14,16 @@ The enforcing node is the testbed's kube-router fixture (``ak_netpol``,
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from ak.core.names import remote_namespace
-from ak.testbed import images
+from ak.testbed import images, realnode
 from ak.testbed.cluster import Cluster
-from tests.cluster.realutil import container, kubectl, shell_pod
+from ak.testbed.clusternet import KubeProxy
+from tests.cluster.realutil import container, get_or_none, kubectl, shell_pod
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import NETPOL, AKNode, ClusterFactory, ak_on_real_node
 
@@ -80,6 +83,42 @@ def _ready_ip(remote: Cluster, rns: str, name: str) -> str:
     return wait_until(f"remote pod {rns}/{name} Ready", ready, 120)
 
 
+@pytest.fixture(scope="module")
+def netpol_kube_proxy(remote_netpol_node: realnode.RealNode) -> Iterator[KubeProxy]:
+    """kube-proxy for the enforcing node, as a real remote runs it: Services by
+    ClusterIP. Module-scoped like test_real_east_west's (one kube-proxy per
+    sandbox: both stop when their module ends, and modules do not overlap)."""
+    proxy = KubeProxy(remote_netpol_node).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def _service() -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "server"},
+        "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": PORT}]},
+    }
+
+
+def _cluster_ip(remote: Cluster, rns: str) -> str:
+    def reflected() -> str | None:
+        svc = get_or_none(remote, f"/api/v1/namespaces/{rns}/services/server")
+        return (svc or {}).get("spec", {}).get("clusterIP") or None
+
+    return wait_until(f"A's Service reflected into {rns}", reflected, 60)
+
+
+def _filter_forward() -> str:
+    done = subprocess.run(
+        ["iptables", "-S", "FORWARD"], check=False, capture_output=True, text=True, timeout=30
+    )
+    return done.stdout
+
+
 @pytest.fixture
 def second_ak(
     local_cluster: Cluster, remote_cluster: Cluster, cluster_factory: ClusterFactory
@@ -95,13 +134,14 @@ def test_tenants_are_isolated_and_their_policies_hold_remotely(
     second_ak: AKNode,
     local_cluster: Cluster,
     remote_cluster: Cluster,
+    netpol_kube_proxy: KubeProxy,
 ) -> None:
     a, b = ak_netpol, second_ak
     ns, rns = a.namespace, a.remote_namespace
     other_ns = f"{ns}-2"  # A's second namespace
     local_cluster.kubectl("create", "namespace", other_ns)
     try:
-        local_cluster.apply([_server(a), _client(a)], ns)
+        local_cluster.apply([_server(a), _client(a), _service()], ns)
         local_cluster.apply(_client(a), other_ns)
         b.ak.local.apply(_client(b), b.namespace)
         ip = _ready_ip(remote_cluster, rns, "server")
@@ -113,15 +153,16 @@ def test_tenants_are_isolated_and_their_policies_hold_remotely(
         for where, name in clients.values():
             _ready_ip(remote_cluster, where, name)
         url = f"http://{ip}:{PORT}/"
+        service_url = f"http://{_cluster_ip(remote_cluster, rns)}/"
 
-        def reaches(who: str) -> bool:
+        def reaches(who: str, to: str = url) -> bool:
             where, name = clients[who]
             done = kubectl(remote_cluster, "-n", where, "exec", name, "--",
-                           "/bin/webhook", "get", url, timeout=30)  # fmt: skip
+                           "/bin/webhook", "get", to, timeout=30)  # fmt: skip
             return done.returncode == 0 and done.stdout.startswith("hello from server")
 
-        def opens(who: str) -> None:
-            wait_until(f"{who} -> A's server connects", lambda: reaches(who), 90, 1)
+        def opens(who: str, to: str = url) -> None:
+            wait_until(f"{who} -> A's server ({to}) connects", lambda: reaches(who, to), 90, 1)
 
         def shuts(who: str) -> None:
             wait_until(f"{who} -> A's server refused", lambda: not reaches(who), 90, 1)
@@ -130,6 +171,14 @@ def test_tenants_are_isolated_and_their_policies_hold_remotely(
         opens("A")
         opens("A's other namespace")
         assert not reaches("B"), "B reached A's pod by its remote IP"
+        # Through A's Service: kube-proxy DNATs the ClusterIP to A's pod before
+        # the filter table, where kube-router judges the real client (the SNAT
+        # of masqueradeAll comes after, in POSTROUTING).
+        opens("A", service_url)
+        opens("A's other namespace", service_url)
+        assert not reaches("B", service_url), (
+            f"B reached A's pod through its Service\n{_filter_forward()}"
+        )
 
         # A's deny-all (local) holds remotely, for A's own pods too.
         local_cluster.apply(_policy("deny", []), ns)
