@@ -17,6 +17,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from ak.core.names import remote_namespace
@@ -24,6 +25,7 @@ from ak.testbed import images, realnode
 from ak.testbed.cluster import Cluster
 from ak.testbed.clusternet import KubeProxy
 from tests.cluster.realutil import container, get_or_none, kubectl, shell_pod
+from tests.cluster.test_kubelet_api import Background
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import NETPOL, AKNode, ClusterFactory, ak_on_real_node
 
@@ -70,6 +72,19 @@ def _policy(name: str, ingress: list[Obj]) -> Obj:
             "ingress": ingress,
         },
     }
+
+
+def _port_forward_answers(local: Cluster, namespace: str) -> None:
+    argv = ["-n", namespace, "port-forward", "pod/server", f":{PORT}"]
+    with Background(local, *argv) as fwd:
+        line = wait_until(
+            "port-forward listening",
+            lambda: next((x for x in fwd.text() if x.startswith("Forwarding from 127")), None),
+            30,
+        )
+        port = int(line.split("->")[0].rsplit(":", 1)[1])
+        r = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert r.text.startswith("hello from server"), r.text
 
 
 def _ready_ip(remote: Cluster, rns: str, name: str) -> str:
@@ -184,6 +199,9 @@ def test_tenants_are_isolated_and_their_policies_hold_remotely(
         local_cluster.apply(_policy("deny", []), ns)
         shuts("A")
         shuts("A's other namespace")
+        # kubectl port-forward enters the pod through its remote kubelet, not the
+        # pod network: the tenant's deny-all does not stop it.
+        _port_forward_answers(local_cluster, ns)
 
         # An allow rule reopens what it names, and only that.
         same_ns = {"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}
