@@ -146,6 +146,18 @@ class Replicator(Generic[K]):
             del self.users[key]
             self.queue.add(key)  # unwatch, and delete the copy if the spec says so
 
+    def claim_exactly(self, key: K, pods: set[PodKey]) -> bool:
+        """Make ``pods`` the users of ``key``: claim the new, unclaim the rest, and look
+        at the object again (for the reflectors whose object selects pods by labels:
+        the pods it selects change as pods and the object do). Whether any pod uses it."""
+        claimed = set(self.users.get(key, ()))
+        for pod in claimed - pods:
+            self.unclaim(key, pod)
+        for pod in pods - claimed:
+            self.claim(key, pod)
+        self.queue.add(key)
+        return bool(pods)
+
     async def read(self, key: K) -> Obj | None:
         """The claimed local object (None: it does not exist), once its watch answered."""
         informer = self.watches.get(key)

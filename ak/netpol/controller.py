@@ -319,13 +319,7 @@ class NetworkPolicyController:
                 pod = self.pods.local_pods.get(key[0], name)
                 if _counts(pod) and pod is not None and netpol.selects(policy, _labels(pod) or {}):
                     matched.add((key[0], name))
-        claimed = set(self.replicator.users.get(key, ()))
-        for pod_key in claimed - matched:
-            self.replicator.unclaim(key, pod_key)
-        for pod_key in matched - claimed:
-            self.replicator.claim(key, pod_key)
-        self.replicator.queue.add(key)
-        return bool(matched)
+        return self.replicator.claim_exactly(key, matched)
 
     async def _reselect(self, key: PolicyKey) -> float | None:
         policy = self.policies.get(*key)

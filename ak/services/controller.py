@@ -210,13 +210,7 @@ class ServiceController:
                 pod = self.pods.local_pods.get(key[0], name)
                 if _counts(pod) and pod is not None and selects(sel, pod):
                     matched.add((key[0], name))
-        claimed = set(self.replicator.users.get(key, ()))
-        for pod_key in claimed - matched:
-            self.replicator.unclaim(key, pod_key)
-        for pod_key in matched - claimed:
-            self.replicator.claim(key, pod_key)
-        self.replicator.queue.add(key)
-        return bool(matched)
+        return self.replicator.claim_exactly(key, matched)
 
     async def _reselect(self, key: ServiceKey) -> float | None:
         service = self.local_services.get(*key)
