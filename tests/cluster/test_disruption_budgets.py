@@ -1,0 +1,143 @@
+"""Local PodDisruptionBudgets reflected into the remote namespaces, against real control
+planes and kwok: the remote copy is an absolute minAvailable, the remote Eviction API (what
+`kubectl drain` calls) honours it, and the remote DisruptionTarget shows on the local pod.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ak.core.labels import ANNOTATION_SOURCE_UID, LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA
+from ak.testbed.cluster import Cluster
+from tests.cluster.util import deployment, events_for, pods, running, wait_until
+from tests.conftest import AKNode
+
+pytestmark = pytest.mark.cluster
+
+Obj = dict[str, Any]
+
+
+def budget(name: str, app: str, **spec: Any) -> Obj:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": app}}, **spec},
+    }
+
+
+def remote_budget(remote: Cluster, rns: str, name: str) -> Obj | None:
+    with remote.http() as c:
+        r = c.get(f"/apis/policy/v1/namespaces/{rns}/poddisruptionbudgets/{name}")
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    out: Obj = r.json()
+    return out
+
+
+def min_available(remote: Cluster, rns: str, name: str) -> object:
+    copy = remote_budget(remote, rns, name)
+    return None if copy is None else copy["spec"].get("minAvailable")
+
+
+def evict(remote: Cluster, rns: str, name: str) -> int:
+    body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}}
+    with remote.http() as c:
+        r = c.post(f"/api/v1/namespaces/{rns}/pods/{name}/eviction", json=body)
+    return r.status_code
+
+
+def test_budgets_are_reflected_and_evictions_respect_them(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    local_cluster.apply(
+        [
+            deployment("a", ak_node.name, 3),
+            deployment("b", ak_node.name, 3),
+            budget("a", "a", minAvailable=2),
+            # 60% of 3 is 1.8: the disruption controller rounds up to 2 (never 1).
+            budget("b", "b", minAvailable="60%"),
+        ],
+        ns,
+    )
+    for app in ("a", "b"):
+        wait_until(
+            f"3 remote {app} pods Running and the remote budget counting them",
+            lambda app=app: (  # type: ignore[misc]
+                len(running(pods(remote_cluster, rns, f"app={app}"))) == 3
+                and ((remote_budget(remote_cluster, rns, app) or {}).get("status") or {}).get(
+                    "disruptionsAllowed"
+                )
+                == 1
+            ),
+        )
+    copy = remote_budget(remote_cluster, rns, "a")
+    assert copy is not None
+    local_a = local_cluster.get_json(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/a")
+    labels = copy["metadata"]["labels"]
+    assert (labels[LABEL_NODE], labels[LABEL_NAMESPACE], labels[LABEL_REPLICA]) == (
+        ak_node.name,
+        ns,
+        "true",
+    )
+    assert copy["metadata"]["annotations"][ANNOTATION_SOURCE_UID] == local_a["metadata"]["uid"]
+    assert copy["spec"]["minAvailable"] == 2
+    assert min_available(remote_cluster, rns, "b") == 2
+
+    # What a drain does, pod by pod: the budget lets one go and refuses the next
+    # (429) until a replacement is healthy again.
+    names = [p["metadata"]["name"] for p in running(pods(remote_cluster, rns, "app=a"))]
+    codes = [evict(remote_cluster, rns, n) for n in names]
+    assert sorted(codes) == [201, 429, 429], codes
+
+    # The remote DisruptionTarget condition shows on the local pod.
+    target = running(pods(remote_cluster, rns, "app=b"))[0]
+    condition = {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "TerminationByKubelet",
+        "message": "node drained by the remote operator",
+    }
+    remote_cluster.kubectl(
+        "patch", "pod", "-n", rns, target["metadata"]["name"], "--subresource=status",
+        "--type=strategic", "-p", json.dumps({"status": {"conditions": [condition]}}),
+    )  # fmt: skip
+    local_name = target["metadata"]["name"]  # remote pods keep their local names
+
+    def local_target() -> Obj | None:
+        p = local_cluster.get_json(f"/api/v1/namespaces/{ns}/pods/{local_name}")
+        conds = [c for c in p["status"].get("conditions") or [] if c["type"] == "DisruptionTarget"]
+        return conds[0] if conds else None
+
+    shown = wait_until("DisruptionTarget on the local pod", local_target)
+    assert (shown["status"], shown["reason"]) == ("True", "TerminationByKubelet")
+
+    # Scaling follows: 60% of 5 is 3.
+    local_cluster.kubectl("scale", "deployment", "b", "-n", ns, "--replicas=5")
+    wait_until("the copy at 3", lambda: min_available(remote_cluster, rns, "b") == 3)
+
+    # A changed budget follows; a deleted one goes.
+    local_cluster.kubectl(
+        "patch", "pdb", "a", "-n", ns, "--type=merge",
+        "-p", json.dumps({"spec": {"minAvailable": None, "maxUnavailable": "50%"}}),
+    )  # fmt: skip
+    # 3 - ceil(1.5) = 1
+    wait_until("the copy at 1", lambda: min_available(remote_cluster, rns, "a") == 1)
+    local_cluster.kubectl("delete", "pdb", "a", "-n", ns)
+    wait_until("the copy gone", lambda: remote_budget(remote_cluster, rns, "a") is None)
+
+    # A remote budget AK did not make keeps its name: left alone, the user told.
+    remote_cluster.apply(budget("taken", "theirs", minAvailable=1), rns)
+    local_cluster.apply(budget("taken", "b", minAvailable=1), ns)
+    event = wait_until(
+        "a conflict Warning",
+        lambda: [e for e in events_for(local_cluster, ns, "taken") if e["type"] == "Warning"],
+    )[0]
+    assert event["reason"] == "PodDisruptionBudgetConflict"
+    theirs = remote_budget(remote_cluster, rns, "taken")
+    assert theirs is not None and theirs["spec"]["selector"]["matchLabels"] == {"app": "theirs"}
