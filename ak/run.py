@@ -33,6 +33,7 @@ from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.node.leader import LeaderElector, LeadershipLost
 from ak.node.lease import read_last_heartbeat
+from ak.pdb.controller import DisruptionBudgetController
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
 from ak.pods.remote import PodSettings, RemoteCluster
@@ -156,6 +157,14 @@ class Provider:
             if config.pods.network_policies
             else None
         )
+        # The same local grant reads PDBs (packaging/local-network-policies.yaml).
+        self.budgets = (
+            DisruptionBudgetController(
+                local, remote, node.name, label, pods=self.pods, events=self.events
+            )
+            if config.pods.network_policies
+            else None
+        )
         self.proxy = (
             PodProxy(
                 remote,
@@ -212,6 +221,8 @@ class Provider:
             sup.start("service-sync", self.services.run)
             if self.policies is not None:
                 sup.start("network-policy-sync", self.policies.run)
+            if self.budgets is not None:
+                sup.start("disruption-budget-sync", self.budgets.run)
             if self.proxy is not None:
                 sup.start("pod-proxy", self.proxy.run)
             sup.start("event-mirror", self.event_mirror.run)

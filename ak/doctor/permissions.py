@@ -72,6 +72,8 @@ LOCAL_PERMISSIONS: tuple[Permission, ...] = (
 LOCAL_NETWORK_POLICY_PERMISSIONS: tuple[Permission, ...] = (
     Permission("networkpolicies", ("list", "watch"), group="networking.k8s.io"),
     Permission("namespaces", ("list", "watch")),
+    # The tenant's PodDisruptionBudgets, copied so remote drains respect them.
+    Permission("poddisruptionbudgets", ("get", "list", "watch"), group="policy"),
 )
 LOCAL_PEER_PERMISSIONS: tuple[Permission, ...] = (Permission("pods", ("list", "watch")),)
 """Every local pod's address and labels: only with a pod address range."""
@@ -109,6 +111,12 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
         "networkpolicies",
         ("get", "list", "watch", "create", "update", "delete"),
         group="networking.k8s.io",
+    ),
+    # The tenant's PodDisruptionBudgets, as absolute copies.
+    Permission(
+        "poddisruptionbudgets",
+        ("get", "list", "watch", "create", "update", "delete"),
+        group="policy",
     ),
     # Capacity "auto" sums the remote nodes' allocatable.
     Permission("nodes", ("get", "list", "watch")),

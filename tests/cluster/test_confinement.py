@@ -120,6 +120,18 @@ def test_ak_identities_cannot_touch_each_other(
         ),
         kubectl_as(remote, kc_one, "create", "-f", "-", body=remote_namespace_object(two, "other")),
         kubectl_as(remote, kc_one, "-n", "default", "create", "configmap", "c"),
+        # Nor loosen AK-2's tenants' disruption budgets.
+        kubectl_as(
+            remote,
+            kc_one,
+            "-n",
+            rns_two,
+            "create",
+            "pdb",
+            "p",
+            "--selector=a=b",
+            "--min-available=0",
+        ),
         kubectl_as(
             remote,
             kc_two,

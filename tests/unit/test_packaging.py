@@ -136,7 +136,7 @@ def test_local_network_policy_rbac_is_exactly_what_doctor_checks() -> None:
     docs = list(yaml.safe_load_all(LOCAL_NETPOL_RBAC.read_text()))
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     assert _granted(role) == _wanted(LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_PEER_PERMISSIONS)
-    assert {verb for _, _, verb in _granted(role)} == {"list", "watch"}  # read-only
+    assert {verb for _, _, verb in _granted(role)} <= {"get", "list", "watch"}  # read-only
     (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
     assert binding["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:NODE_NAME"}
@@ -165,6 +165,7 @@ def test_confinement_covers_every_resource_ak_writes_remotely() -> None:
     }
     assert written <= confined, written - confined
     assert ("networking.k8s.io", "networkpolicies") in confined
+    assert ("policy", "poddisruptionbudgets") in confined
 
 
 # --- build/oci.py --------------------------------------------------------------

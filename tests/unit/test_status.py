@@ -506,3 +506,13 @@ def test_no_refusals_leave_the_status_alone() -> None:
     status = local_status(remote_pod(), local)
     assert with_refused_ephemeral(status, local, {}, NOW) is status
     assert "ephemeralContainerStatuses" not in status
+
+
+def test_remote_disruption_target_shown_when_local_has_none() -> None:
+    # A remote drain's eviction marks the twin; the tenant sees it on its pod.
+    remote = remote_running_status()
+    remote["conditions"].append(
+        {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+    )
+    status = local_status(remote_pod(remote), deployment_pod())
+    assert condition(status, "DisruptionTarget")["reason"] == "EvictionByEvictionAPI"
