@@ -187,13 +187,8 @@ class DisruptionBudgetController:
                 pod = self.pods.local_pods.get(key[0], name)
                 if _counts(pod) and pod is not None and pdb.selects(budget, pod):
                     matched.add((key[0], name))
-        claimed = set(self.replicator.users.get(key, ()))
-        for pod_key in claimed - matched:
-            self.replicator.unclaim(key, pod_key)
-        for pod_key in matched - claimed:
-            self.replicator.claim(key, pod_key)
-        # Always looked at: the figure follows the status and the count of pods.
-        self.replicator.queue.add(key)
+        # Always looked at again: the figure follows the status and the count of pods.
+        self.replicator.claim_exactly(key, matched)
 
     async def _reselect(self, key: BudgetKey) -> float | None:
         budget = self.local_budgets.get(*key)
