@@ -19,7 +19,7 @@ from ak.config import Config
 from ak.core.local_apiserver import local_endpoint
 from ak.core.names import node_label_value
 from ak.core.namespaces import Template
-from ak.core.placement import Placement
+from ak.core.placement import Allowed, Placement
 from ak.core.pod_addresses import parse_range
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
@@ -117,6 +117,7 @@ class Provider:
                     config.pods.node_selector,
                     config.pods.tolerations,
                     config.pods.runtime_class_name,
+                    Allowed(config.pods.allowed_node_labels, config.pods.allowed_tolerations),
                 ),
             ),
             preparers=[self.deps, self.tokens],

@@ -33,7 +33,7 @@ Dropped on purpose:
 import json
 from typing import Any
 
-from ak.core import serviceaccount
+from ak.core import serviceaccount, tenant_placement
 from ak.core.codec import clone
 from ak.core.labels import (
     AK_POD_ANNOTATIONS,
@@ -121,6 +121,9 @@ def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement) -> Obj:
         remote["volumes"] = rewrite_volumes(spec["volumes"], local)
     remote["automountServiceAccountToken"] = False
     placement.apply(remote)
+    request = tenant_placement.requested(local)
+    if request is not None:
+        tenant_placement.merge(remote, request, placement.allowed, placement.node_selector)
     return remote
 
 
