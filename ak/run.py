@@ -33,6 +33,7 @@ from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.node.leader import LeaderElector, LeadershipLost
 from ak.node.lease import read_last_heartbeat
+from ak.node.quotas import RemoteQuotas
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
 from ak.pods.remote import PodSettings, RemoteCluster
@@ -175,6 +176,7 @@ class Provider:
             if node.auto_capacity
             else None
         )
+        self.quotas = RemoteQuotas(remote, label, template.quota) if template.quota else None
         self.node = NodeController(
             local,
             remote,
@@ -191,6 +193,7 @@ class Provider:
             self.health,
             synced=self.pods.synced,
             capacity=self.capacity.current if self.capacity else lambda: None,
+            limits=self.quotas.limits if self.quotas else dict,
             kubelet_api=self.kubelet_health,
         )
         self.kubelet_api = kubelet_api.from_config(
@@ -218,6 +221,8 @@ class Provider:
             sup.start("event-mirror", self.event_mirror.run)
             if self.capacity is not None:
                 sup.start("remote-capacity", self.capacity.run)
+            if self.quotas is not None:
+                sup.start("remote-quotas", self.quotas.run)
             sup.start("kubelet-api", self.kubelet_api.run)
             sup.start("token-refresh", self.tokens.run)
             if self.config.metrics_port:
