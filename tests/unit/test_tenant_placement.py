@@ -11,7 +11,7 @@ import pytest
 from ak.config import load_config
 from ak.core.errors import TranslationError
 from ak.core.placement import Allowed, Placement
-from ak.core.pods import to_remote_pod
+from ak.core.pods import remote_pod_patch, to_remote_pod
 from ak.core.tenant_placement import ANNOTATION, REASON_INVALID, REASON_REFUSED
 from ak.core.types import Obj
 from tests.unit.fixtures import NODE, REMOTE_NAMESPACE, deployment_pod
@@ -222,3 +222,34 @@ def test_a_bad_allow_list_names_its_entry(tmp_path: Path) -> None:
     path.write_text('node-name = "n"\n[pods.placement.allowed]\nnodeLabels = { zone = "a" }\n')
     with pytest.raises(Exception, match=r"zone.*not a list of label values"):
         load_config({"config": str(path)}, {})
+
+
+def test_updates_leave_the_request_out_so_a_changed_allow_list_stops_nothing() -> None:
+    local = deployment_pod()
+    local["metadata"].setdefault("annotations", {})[ANNOTATION] = json.dumps(
+        {"nodeSelector": {"gpu.example.com/model": "a100"}}
+    )
+    made = to_remote_pod(
+        local, node_name=NODE, remote_namespace=REMOTE_NAMESPACE, extra_env=[], placement=OPERATOR
+    )
+    # The operator narrowed the allow-list and restarted AK; the tenant relabels the pod.
+    narrowed = Placement({"pool": "tenants"})
+    local["metadata"]["labels"]["release"] = "2"
+    with pytest.raises(TranslationError):
+        to_remote_pod(
+            local,
+            node_name=NODE,
+            remote_namespace=REMOTE_NAMESPACE,
+            extra_env=[],
+            placement=narrowed,
+        )
+    desired = to_remote_pod(
+        local,
+        node_name=NODE,
+        remote_namespace=REMOTE_NAMESPACE,
+        extra_env=[],
+        placement=narrowed,
+        requested_placement=False,
+    )
+    patch = remote_pod_patch(local, made, desired)
+    assert patch is not None and patch["metadata"]["labels"] == {"release": "2"}
