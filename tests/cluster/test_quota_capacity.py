@@ -82,6 +82,16 @@ def test_the_node_stops_at_the_remote_quota_and_a_refused_pod_says_why(
             for p in pods(remote_cluster, rns)
             if p["metadata"]["name"] == "p3"
         ]
+
+        # Two namespaces, one pod each, one free place in each: the node holds
+        # what it runs plus the least room left in any namespace (2 + 1), not
+        # the template's 2 (which a node that ignored what is used would show).
+        ns2 = f"quota-{uuid.uuid4().hex[:4]}"
+        local_cluster.kubectl("create", "namespace", ns2)
+        local_cluster.apply({**bound, "metadata": {"name": "q0", "labels": {"app": "q0"}}}, ns2)
+        wait_until("q0 Running", lambda: running(pods(local_cluster, ns2, "app=q0")))
+        local_cluster.kubectl("delete", "pod", "p1", "-n", ns, "--wait=true")
+        wait_until("the node advertises 3 pods", lambda: allocatable_pods() == "3", 60)
     finally:
         ak.stop()
         local_cluster.kubectl("delete", "node", name, "--wait=false", check=False)
