@@ -89,6 +89,28 @@ def test_a_gpu_pod_lands_where_it_asked_and_a_refused_request_says_why(
         local = local_cluster.get_json(f"/api/v1/namespaces/{ns}/pods/rogue")
         assert local["status"]["phase"] == "Pending"
         assert not [p for p in pods(remote, rns) if p["metadata"]["name"] == "rogue"]
+
+        # A remote quota of one GPU per namespace: the node advertises the GPU in
+        # use plus none left, not the remote nodes' 2, and the local scheduler
+        # keeps a second GPU pod off the node.
+        ak.stop()
+        config.write_text(CONFIG + f'[namespaces.resourceQuota.hard]\n"requests.{GPU}" = "1"\n')
+        ak.start()
+        wait_until(
+            "the node advertises what the quota allows",
+            lambda: ak.node()["status"]["allocatable"].get(GPU) == "1",
+            60,
+        )
+        local_cluster.apply(_asking("second", name, {"nodeSelector": {MODEL: "a100"}}, gpus=1), ns)
+        unscheduled = wait_until(
+            "the scheduler keeps the second GPU pod off",
+            lambda: [
+                e
+                for e in events_for(local_cluster, ns, "second")
+                if e["reason"] == "FailedScheduling"
+            ],
+        )
+        assert f"Insufficient {GPU}" in unscheduled[0]["message"]
     finally:
         ak.stop()
         local_cluster.kubectl("delete", "node", name, "--wait=false", check=False)
