@@ -19,7 +19,7 @@ from ak.config import Config
 from ak.core.local_apiserver import local_endpoint
 from ak.core.names import node_label_value
 from ak.core.namespaces import Template
-from ak.core.placement import Placement
+from ak.core.placement import Allowed, Placement
 from ak.core.pod_addresses import parse_range
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
@@ -33,6 +33,7 @@ from ak.node.capacity import RemoteCapacity
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
 from ak.node.leader import LeaderElector, LeadershipLost
 from ak.node.lease import read_last_heartbeat
+from ak.node.quotas import RemoteQuotas
 from ak.pdb.controller import DisruptionBudgetController
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
@@ -118,6 +119,7 @@ class Provider:
                     config.pods.node_selector,
                     config.pods.tolerations,
                     config.pods.runtime_class_name,
+                    Allowed(config.pods.allowed_node_labels, config.pods.allowed_tolerations),
                 ),
             ),
             preparers=[self.deps, self.tokens],
@@ -183,6 +185,7 @@ class Provider:
             if node.auto_capacity
             else None
         )
+        self.quotas = RemoteQuotas(remote, label, template.quota) if template.quota else None
         self.node = NodeController(
             local,
             remote,
@@ -199,6 +202,7 @@ class Provider:
             self.health,
             synced=self.pods.synced,
             capacity=self.capacity.current if self.capacity else lambda: None,
+            limits=self.quotas.limits if self.quotas else dict,
             kubelet_api=self.kubelet_health,
         )
         self.kubelet_api = kubelet_api.from_config(
@@ -228,6 +232,8 @@ class Provider:
             sup.start("event-mirror", self.event_mirror.run)
             if self.capacity is not None:
                 sup.start("remote-capacity", self.capacity.run)
+            if self.quotas is not None:
+                sup.start("remote-quotas", self.quotas.run)
             sup.start("kubelet-api", self.kubelet_api.run)
             sup.start("token-refresh", self.tokens.run)
             if self.config.metrics_port:

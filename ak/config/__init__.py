@@ -36,6 +36,9 @@ can only be set in the file. The file uses the seed's Helm value names::
     nodeSelector = { pool = "tenants" }
     tolerations = [{ key = "tenants", operator = "Exists", effect = "NoSchedule" }]
     runtimeClassName = "gvisor"
+    [pods.placement.allowed]             # what a pod's actual.vk/remote-placement may target
+    nodeLabels = { "gpu.example.com/model" = ["a100"], zone = [] }   # [] = any value
+    tolerations = { "nvidia.com/gpu" = [] }
     [node.resources.allocatable]
     cpu = "100"
     [namespaces.isolation]               # a NetworkPolicy in every remote namespace

@@ -70,6 +70,10 @@ class PodSettings:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     runtime_class_name: str | None = None
+    # [pods.placement.allowed]: what a pod's own remote-placement request may
+    # target (ak/core/tenant_placement.py); empty: no per-pod placement.
+    allowed_node_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    allowed_tolerations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     workers: int = 16  # pods synced concurrently
     # Local addresses for pods, so the local cluster reaches them through AK
     # (ak/core/pod_addresses.py); None: pods show their remote IPs.

@@ -11,6 +11,7 @@ from typing import Any
 from ak.config.settings import Config
 from ak.config.validators import (
     _address_range,
+    _allow_list,
     _annotations,
     _boolean,
     _choice,
@@ -110,6 +111,12 @@ SETTINGS: tuple[Setting, ...] = (
             ("pods.placement.tolerations",)),
     Setting("pods.runtime_class_name", _runtime_class, "--remote-runtime-class",
             "runtime class of every remote pod", ("pods.placement.runtime_class_name",)),
+    Setting("pods.allowed_node_labels", _allow_list, None,
+            "remote node labels (key = [values], [] any) a pod may target with its "
+            "actual.vk/remote-placement annotation", ("pods.placement.allowed.node_labels",)),
+    Setting("pods.allowed_tolerations", _allow_list, None,
+            "remote taints (key = [values], [] any) a pod may tolerate with its "
+            "actual.vk/remote-placement annotation", ("pods.placement.allowed.tolerations",)),
     Setting("pods.workers", _positive, "--pod-workers", "pods synced concurrently"),
     Setting("pods.address_range", _address_range, "--pod-address-range",
             "CIDR of local pod addresses AK listens on, so the local cluster reaches "

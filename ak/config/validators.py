@@ -266,6 +266,20 @@ def _tolerations(value: object) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _allow_list(value: object) -> dict[str, tuple[str, ...]]:
+    """``{ key = [values] }``; an empty list allows every value of the key."""
+    out: dict[str, tuple[str, ...]] = {}
+    for key, values in _table(value).items():
+        if not is_qualified_name(key):
+            raise _Bad("is not a valid label key", entry=key)
+        if not isinstance(values, list) or not all(
+            isinstance(v, str) and is_label_value(v) for v in values
+        ):
+            raise _Bad(f"{_show(values)} is not a list of label values ([] for any)", entry=key)
+        out[key] = tuple(values)
+    return out
+
+
 def _runtime_class(value: object) -> str | None:
     name = _optional(value)
     if name is not None and not is_dns_subdomain(name):

@@ -1,15 +1,16 @@
-"""Where remote pods land on the remote cluster: the operator's choice, not the pod's.
+"""Where remote pods land on the remote cluster: the operator's choice first.
 
 AK drops a local pod's scheduling fields (they name local nodes and taints).
 An operator whose remote cluster has node pools chooses instead, once, for
 every pod of this AK node: a node selector, tolerations and a runtime class
-added to every remote pod (``[pods.placement]``).
+added to every remote pod (``[pods.placement]``). A pod may narrow that
+further within the operator's allow-list (``ak.core.tenant_placement``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ak.core.types import Obj
@@ -21,10 +22,24 @@ _KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
 
 
 @dataclass(frozen=True)
+class Allowed:
+    """The operator's allow-list: label key (or taint key) -> allowed values;
+    an empty tuple allows every value of that key."""
+
+    node_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tolerations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+NOTHING = Allowed()
+
+
+@dataclass(frozen=True)
 class Placement:
     node_selector: Mapping[str, str]
     tolerations: tuple[Obj, ...] = ()
     runtime_class_name: str | None = None
+    # What a pod may add with its own request (ak/core/tenant_placement.py).
+    allowed: Allowed = NOTHING
 
     def apply(self, spec: dict[str, Any]) -> None:
         """Add the placement to a remote pod spec (which has none of its own)."""

@@ -33,7 +33,7 @@ Dropped on purpose:
 import json
 from typing import Any
 
-from ak.core import serviceaccount
+from ak.core import serviceaccount, tenant_placement
 from ak.core.codec import clone
 from ak.core.labels import (
     AK_POD_ANNOTATIONS,
@@ -110,7 +110,7 @@ def _remote_metadata(local: Obj, node_name: str, remote_namespace: str) -> Obj:
     }
 
 
-def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement) -> Obj:
+def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement, requested: bool) -> Obj:
     spec: dict[str, Any] = local.get("spec") or {}
     pinned = pinned_fields(local)
     remote = {f: clone(spec[f]) for f in _COPIED_SPEC_FIELDS if f in spec}
@@ -121,6 +121,9 @@ def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement) -> Obj:
         remote["volumes"] = rewrite_volumes(spec["volumes"], local)
     remote["automountServiceAccountToken"] = False
     placement.apply(remote)
+    request = tenant_placement.requested(local) if requested else None
+    if request is not None:
+        tenant_placement.merge(remote, request, placement.allowed, placement.node_selector)
     return remote
 
 
@@ -131,14 +134,20 @@ def to_remote_pod(
     remote_namespace: str,
     extra_env: list[Obj],
     placement: Placement = NO_PLACEMENT,
+    requested_placement: bool = True,
 ) -> Obj:
-    """The pod to create remotely; raises ``TranslationError`` if impossible."""
+    """The pod to create remotely; raises ``TranslationError`` if impossible.
+
+    ``requested_placement=False`` leaves out the pod's own placement request
+    (``ak.core.tenant_placement``): for updates, which never touch scheduling
+    fields, so a request the operator's allow-list no longer admits (changed
+    since the pod was made) does not stop labels and images propagating."""
     check_supported(local)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _remote_metadata(local, node_name, remote_namespace),
-        "spec": _remote_spec(local, extra_env, placement),
+        "spec": _remote_spec(local, extra_env, placement, requested_placement),
     }
 
 

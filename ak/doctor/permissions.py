@@ -102,8 +102,9 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("configmaps", ("get", "list", "watch", "create", "update", "delete")),
     Permission("services", ("get", "list", "watch", "create", "update", "delete")),
     Permission("events", ("get", "list", "watch")),
-    # The namespace template's quota and limits.
-    Permission("resourcequotas", ("get", "create", "update", "delete")),
+    # The namespace template's quota and limits; the quotas are watched so the
+    # node never advertises more than they allow.
+    Permission("resourcequotas", ("get", "list", "watch", "create", "update", "delete")),
     Permission("limitranges", ("get", "create", "update", "delete")),
     # The default isolation policies, the tenant's policies copied, and the label
     # that makes the default step aside for the pods those select.

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import trio
 
@@ -19,6 +20,7 @@ from ak.backoff import Backoff
 from ak.core.kubelet_status import CONDITION as KUBELET_API_CONDITION
 from ak.core.labels import TAINT_KEY
 from ak.core.node import lease_object, node_object, node_status_patch
+from ak.core.quota_capacity import capped
 from ak.core.types import Obj
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import ApiError, Conflict, KubeError, NotFound
@@ -83,6 +85,7 @@ class NodeController:
         manage_lease: bool = True,
         capacity: Callable[[], dict[str, str] | None] = lambda: None,
         kubelet_api: KubeletAPIHealth | None = None,
+        limits: Callable[[], Mapping[str, Decimal]] = dict,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -99,6 +102,9 @@ class NodeController:
         self.manage_lease = manage_lease
         # "auto" capacity from the remote cluster, or None for the configured values.
         self.capacity = capacity
+        # What the tenant's remote quotas still allow (ak.core.quota_capacity):
+        # the advertised figures never exceed it, configured or auto.
+        self.limits = limits
         # Whether the kubelet port serves: a condition of its own, never Ready's
         # business (see ak.core.kubelet_status).
         self.kubelet_api = kubelet_api
@@ -135,6 +141,7 @@ class NodeController:
             reason, message = "StartingUp", "actual-kubelets is syncing its pod caches"
         s = self.spec
         auto = self.capacity()
+        limits = self.limits()
         extra: tuple[tuple[str, str, str, str], ...] = ()
         if self.kubelet_api is not None:
             api = self.kubelet_api.status
@@ -149,8 +156,8 @@ class NodeController:
             ],
             kubelet_port=s.kubelet_port,
             version=s.version,
-            capacity=auto or s.capacity,
-            allocatable=auto or s.allocatable,
+            capacity=capped(auto or s.capacity, limits),
+            allocatable=capped(auto or s.allocatable, limits),
             ready=ready,
             ready_reason=reason,
             ready_message=message,

@@ -183,13 +183,14 @@ class RemoteCluster:
         return await self.namespaces.sync(local_ns, in_use)
 
     # -- lifecycle -----------------------------------------------------------------
-    def _translate(self, key: PodKey, local: Obj) -> Obj:
+    def _translate(self, key: PodKey, local: Obj, *, creating: bool = True) -> Obj:
         return to_remote_pod(
             local,
             node_name=self.s.node_name,
             remote_namespace=self.remote_ns(key),
             extra_env=self.s.extra_env,
             placement=self.s.placement,
+            requested_placement=creating,
         )
 
     async def create(self, local: Obj) -> Outcome:
@@ -218,7 +219,7 @@ class RemoteCluster:
         key = _key(local)
         outcome = Outcome()
         try:
-            patch = remote_pod_patch(local, remote, self._translate(key, local))
+            patch = remote_pod_patch(local, remote, self._translate(key, local, creating=False))
         except TranslationError as e:
             log.warning("pod %s/%s: cannot update remote pod: %s", *key, e)
             patch = None

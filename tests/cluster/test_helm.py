@@ -172,6 +172,22 @@ def test_rendered_objects(helm: str, tmp_path: Path) -> None:
     assert base64.b64decode(cluster["certificate-authority-data"]).startswith(b"-----BEGIN")
 
 
+def test_placement_allow_list_reaches_the_config(helm: str, tmp_path: Path) -> None:
+    values = tmp_path / "allowed.yaml"
+    values.write_text(
+        "pods:\n  placement:\n    allowed:\n"
+        "      nodeLabels: {gpu.example.com/model: [a100, h100], zone: []}\n"
+        "      tolerations: {nvidia.com/gpu: []}\n"
+    )
+    objs = render(helm, "r4", "ak", "-f", str(CI_VALUES), "-f", str(values))
+    config = load_config({"config": str(ak_toml(objs, tmp_path))}, {})
+    assert config.pods.allowed_node_labels == {
+        "gpu.example.com/model": ("a100", "h100"),
+        "zone": (),
+    }
+    assert config.pods.allowed_tolerations == {"nvidia.com/gpu": ()}
+
+
 def test_node_identity_mode(helm: str, tmp_path: Path) -> None:
     node_kubeconfig = tmp_path / "node.kubeconfig"
     node_kubeconfig.write_text("apiVersion: v1\nkind: Config\n")

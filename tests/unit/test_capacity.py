@@ -78,3 +78,14 @@ def test_pod_requests_take_the_largest_init_container() -> None:
         }
     }
     assert pod_requests(p) == {"cpu": Decimal("1.010"), "memory": Decimal(2**30)}
+
+
+def test_auto_capacity_advertises_extended_resources_in_whole_units() -> None:
+    gpu = node("g", "8", "32Gi", "110")
+    gpu["status"]["allocatable"]["example.com/gpu"] = "3"
+    other = pod("g", "1")
+    other["spec"]["containers"][0]["resources"]["requests"]["example.com/gpu"] = "1"
+    cap = auto_capacity([gpu, node("a", "4", "8Gi", "110")], [other], "vk", 1.0)
+    assert cap["example.com/gpu"] == "2"
+    # A fraction of a GPU is no GPU: extended resources are whole numbers.
+    assert auto_capacity([gpu], [], "vk", 0.5)["example.com/gpu"] == "1"
