@@ -36,7 +36,12 @@ def _remove_tree(path: Path, timeout: float = 20) -> bool:
     """rmdir a cgroup bottom-up, waiting for its dying tasks; True if gone."""
     deadline = time.monotonic() + timeout
     while path.exists():
-        dirs = sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        try:
+            dirs = sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        except OSError:
+            # A cgroup vanished mid-walk (the node's runtime removed a container's
+            # while we listed them): walk again.
+            dirs = []
         for d in [*dirs, path]:
             with contextlib.suppress(OSError):
                 d.rmdir()
