@@ -250,8 +250,8 @@ class Provider:
         await self.events.record(self.node.reference(), reason, message)
 
     def ready(self) -> bool:
-        """Registered as a node with both clusters' caches synced: systemd's READY=1."""
-        return self.node.registered.is_set() and self.pods.synced.is_set()
+        """Both clusters' caches synced and the Node reported Ready: systemd's READY=1."""
+        return self.pods.synced.is_set() and self.node.reported_ready.is_set()
 
 
 async def serve(config: Config) -> None:

@@ -213,3 +213,9 @@ def lease_object(
             "renewTime": format_micro_time(now),
         },
     }
+
+
+def node_is_ready(node: Obj) -> bool:
+    """Whether the Node's status says Ready=True (what schedulers and kubectl see)."""
+    ready = find_condition((node.get("status") or {}).get("conditions") or [], "Ready")
+    return ready is not None and ready.get("status") == "True"

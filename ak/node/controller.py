@@ -19,7 +19,7 @@ import trio
 from ak.backoff import Backoff
 from ak.core.kubelet_status import CONDITION as KUBELET_API_CONDITION
 from ak.core.labels import TAINT_KEY
-from ak.core.node import lease_object, node_object, node_status_patch
+from ak.core.node import lease_object, node_is_ready, node_object, node_status_patch
 from ak.core.quota_capacity import capped
 from ak.core.types import Obj
 from ak.kube.client import STRATEGIC, KubeClient, path
@@ -98,6 +98,10 @@ class NodeController:
         self.synced = synced
         self.node: Obj | None = None
         self.registered = trio.Event()
+        # Set once the Node as written says Ready=True. Registration writes
+        # "StartingUp" before the caches sync; the Ready report follows a moment
+        # later, and systemd's READY=1 (which promises a Ready node) waits for it.
+        self.reported_ready = trio.Event()
         # False under leader election: the elector renews the Lease (it is the lock).
         self.manage_lease = manage_lease
         # "auto" capacity from the remote cluster, or None for the configured values.
@@ -194,12 +198,9 @@ class NodeController:
             desired = self.desired()
             created = await self.local.create(path("nodes"), desired)
             log.info("registered node %s", self.spec.name)
-            return await self._patch_status(created, desired) or created
+            return await self._patch_status(created, desired) or self._written(created)
         # Existing node (a restart): bring labels and our taint in line, keep the rest.
-        if any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (current.get("status") or {}).get("conditions") or []
-        ):
+        if node_is_ready(current):
             self._ready_until = trio.current_time() + STARTUP_GRACE
         desired = self.desired()
         meta_patch: Obj = {"metadata": {"labels": desired["metadata"]["labels"]}}
@@ -209,7 +210,7 @@ class NodeController:
             meta_patch["spec"] = {"taints": taints}
         current = await self.local.patch(node_path, meta_patch, STRATEGIC)
         log.info("node %s already registered; updated", self.spec.name)
-        return await self._patch_status(current, desired) or current
+        return await self._patch_status(current, desired) or self._written(current)
 
     async def _patch_status(self, current: Obj, desired: Obj) -> Obj | None:
         patch = node_status_patch(current, desired["status"], _now(), STATUS_REPORT_EVERY)
@@ -218,7 +219,13 @@ class NodeController:
         node_path = path("nodes", name=self.spec.name, subresource="status")
         updated = await self.local.patch(node_path, patch)
         self.node = updated
-        return updated
+        return self._written(updated)
+
+    def _written(self, node: Obj) -> Obj:
+        """Note what the API server now holds for the node; returns it."""
+        if node_is_ready(node):
+            self.reported_ready.set()
+        return node
 
     # -- heartbeats -----------------------------------------------------------
     async def _status_loop(self) -> None:

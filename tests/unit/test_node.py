@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ak.core.names import fnv1_64
-from ak.core.node import lease_object, node_object, node_status_patch
+from ak.core.node import lease_object, node_is_ready, node_object, node_status_patch
 from ak.core.node_labels import invalid_node_labels
 from ak.core.types import Obj
 
@@ -95,6 +95,13 @@ def test_node_without_taint_and_not_ready() -> None:
     assert node["spec"] == {}
     ready = node["status"]["conditions"][3]
     assert (ready["status"], ready["reason"]) == ("False", "RemoteUnreachable")
+
+
+def test_node_is_ready_reads_the_ready_condition() -> None:
+    assert node_is_ready(make_node(ready=True))
+    assert not node_is_ready(make_node(ready=False))
+    assert not node_is_ready({"metadata": {"name": "n"}})
+    assert not node_is_ready({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
 
 
 def test_user_labels_override_defaults_and_set_node_info() -> None:

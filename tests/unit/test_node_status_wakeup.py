@@ -74,3 +74,17 @@ def test_a_restart_keeps_a_ready_node_ready_while_the_caches_sync() -> None:
         assert node.desired()["status"]["conditions"][-1]["status"] == "True"
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_ready_is_reported_only_once_the_api_server_holds_ready() -> None:
+    # systemd's READY=1 was sent between registration (written "StartingUp")
+    # and the status patch that said Ready: `systemctl start` returned with a
+    # NotReady node (a CI failure of test_real_systemd).
+    node = _controller(trio.Event())
+    starting = node.desired()
+    assert node._written(starting) is starting
+    assert not node.reported_ready.is_set()
+    node.synced.set()  # type: ignore[union-attr]
+    node.health.set(True, "KubeletReady", "")
+    node._written(node.desired())
+    assert node.reported_ready.is_set()
