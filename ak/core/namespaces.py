@@ -12,6 +12,7 @@ from ak.core.labels import (
     AK_POD_LABELS,
     ANNOTATION_TEMPLATE_KEYS,
     LABEL_MANAGED_BY,
+    LABEL_NODE,
     MANAGED_BY_VALUE,
 )
 from ak.core.names import remote_namespace_object
@@ -78,21 +79,22 @@ def namespace_patch(current: Obj, t: Template) -> Obj | None:
     return {"metadata": patch} if patch else None
 
 
-def _meta(namespace: str) -> Obj:
-    return {
-        "name": OBJECT_NAME,
-        "namespace": namespace,
-        "labels": {LABEL_MANAGED_BY: MANAGED_BY_VALUE},
-    }
+def _meta(namespace: str, node_label: str = "") -> Obj:
+    labels = {LABEL_MANAGED_BY: MANAGED_BY_VALUE}
+    if node_label:
+        labels[LABEL_NODE] = node_label
+    return {"name": OBJECT_NAME, "namespace": namespace, "labels": labels}
 
 
-def quota_object(namespace: str, t: Template) -> Obj | None:
+def quota_object(namespace: str, t: Template, node_label: str = "") -> Obj | None:
+    """The namespace's ResourceQuota; labelled with the node so that AK's watch of
+    its quotas (``ak/node/quotas.py``) selects its own, not every tenant's."""
     if not t.quota:
         return None
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": _meta(namespace),
+        "metadata": _meta(namespace, node_label),
         "spec": {"hard": dict(t.quota)},
     }
 
@@ -116,5 +118,10 @@ def limit_range_object(namespace: str, t: Template) -> Obj | None:
 def spec_differs(desired: Obj, current: Obj) -> bool:
     """Whether a quota/limit range must be rewritten. The API server normalises
     quantities ("1000m" -> "1"), so a mismatch may only be notation; rewriting
-    then is harmless and converges after one write."""
-    return desired.get("spec") != current.get("spec")
+    then is harmless and converges after one write. A label AK sets and the object
+    lacks (written by an older AK) is rewritten too."""
+    have = current.get("metadata", {}).get("labels") or {}
+    want = desired.get("metadata", {}).get("labels") or {}
+    return desired.get("spec") != current.get("spec") or any(
+        have.get(k) != v for k, v in want.items()
+    )

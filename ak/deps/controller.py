@@ -30,7 +30,7 @@ from ak.core.names import remote_namespace
 from ak.core.types import Obj
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
-from ak.kube.informer import Informer
+from ak.kube.shared import shared
 from ak.metrics import REPLICATED
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,14 @@ class DependencyController:
         self, local: KubeClient, remote: KubeClient, node_name: str, node_label: str
     ) -> None:
         self.node_name = node_name
-        selector = f"{LABEL_NODE}={node_label},{LABEL_REPLICA}={REPLICA_VALUE}"
+        # One watch per collection under the node label, shared with the
+        # identity Secrets and root CA replicas (ak/kube/shared.py).
         self.copies = {
-            kind: Informer(
-                remote,
-                f"/api/v1/{res}",
-                label_selector=selector,
-                handler=functools.partial(self._on_copy, kind),
-                name=f"remote {res}",
+            kind: shared(
+                remote, f"/api/v1/{res}", f"{LABEL_NODE}={node_label}", f"remote {res}"
+            ).view(
+                {LABEL_NODE: node_label, LABEL_REPLICA: REPLICA_VALUE},
+                functools.partial(self._on_copy, kind),
             )
             for kind, res in _RESOURCE.items()
         }

@@ -13,6 +13,7 @@ from ak.core.quota_capacity import quota_limits
 from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
+from ak.kube.shared import shared
 
 
 class RemoteQuotas:
@@ -20,17 +21,16 @@ class RemoteQuotas:
 
     def __init__(self, remote: KubeClient, node_label: str, template_hard: Mapping[str, str]):
         self.template_hard = dict(template_hard)
-        self.namespaces = Informer(
-            remote,
-            "/api/v1/namespaces",
-            label_selector=f"{LABEL_NODE}={node_label}",
-            handler=self._dirty,
-            name="remote namespaces (quota)",
-        )
+        # The pod path's watch of the node's namespaces, shared (ak/kube/shared.py).
+        self.namespaces = shared(
+            remote, "/api/v1/namespaces", f"{LABEL_NODE}={node_label}", "remote namespaces"
+        ).view({LABEL_NODE: node_label}, self._dirty)
+        # Under the node label too: every tenant's quotas carry managed-by, and a
+        # watch of them all made each AK receive every other tenant's quota updates.
         self.quotas = Informer(
             remote,
             "/api/v1/resourcequotas",
-            label_selector=f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}",
+            label_selector=f"{LABEL_NODE}={node_label},{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}",
             handler=self._dirty,
             name="remote resource quotas",
         )

@@ -76,9 +76,10 @@ class LocalWrites(Protocol):
     """The controller's writes to the local cluster (``KubeLocalWrites``); the
     unit tests keep them in memory to check the rules in milliseconds."""
 
-    async def status(self, local: Obj, patch: Obj) -> None:
+    async def status(self, local: Obj, patch: Obj) -> str | None:
         """Merge-patch the pod's status, conditional on its uid and resourceVersion;
-        NotFound when the pod is gone, ApiError (409...) to retry."""
+        NotFound when the pod is gone, ApiError (409...) to retry. Returns the
+        written pod's resourceVersion (None if not known): its watch echo."""
         ...
 
     async def delete_for_good(self, local: Obj) -> None:
@@ -96,7 +97,7 @@ class KubeLocalWrites:
         self.client = client
         self.events = events
 
-    async def status(self, local: Obj, patch: Obj) -> None:
+    async def status(self, local: Obj, patch: Obj) -> str | None:
         # uid and resourceVersion make the patch conditional: a merge patch replaces
         # the conditions list whole, so writing from a stale view could drop a
         # condition another writer just added. On 409 the sync is retried once the
@@ -107,7 +108,9 @@ class KubeLocalWrites:
             "status": patch,
         }
         where = path("pods", namespace=meta["namespace"], name=meta["name"], subresource="status")
-        await self.client.patch(where, body)
+        written = await self.client.patch(where, body)
+        rv: str | None = (written.get("metadata") or {}).get("resourceVersion")
+        return rv
 
     async def delete_for_good(self, local: Obj) -> None:
         meta = local["metadata"]
@@ -180,6 +183,13 @@ class PodController:
         self._created_at: dict[PodKey, float] = {}
         # Pods deleted for good whose removal the watch has not shown yet: uid.
         self._deleted: dict[PodKey, str] = {}
+        # The resourceVersion of AK's last status write per pod: the watch echo
+        # of that write needs no sync (it would find nothing to do). There were
+        # ~4 per pod created, a third of all pod syncs; virtual-kubelet drops
+        # status-only updates altogether, but another writer's (the node
+        # lifecycle controller marking pods not Ready) must be corrected, so
+        # only AK's own echoes are skipped.
+        self._echoes: dict[PodKey, str] = {}
         PODS.labels("local").set_function(self.local_pods.size)
 
     # -- what changed: map every change to the local key it concerns ----------------
@@ -197,10 +207,21 @@ class PodController:
             self.local_by_ns[key[0]].add(key[1])
             if old is None:
                 self._seen_at[key] = trio.current_time()
+        if new is not None and old is not None and self._is_echo(key, new):
+            return
         # Only creations wait their turn: a change to a pod that already runs
         # remotely, or a deletion, goes before a burst of new pods.
         urgent = new is None or is_deleting(new) or self.provider.has(key)
         self.queue.add(key, urgent=urgent)
+
+    def _is_echo(self, key: PodKey, new: Obj) -> bool:
+        rv = self._echoes.get(key)
+        if rv is None:
+            return False
+        if rv == new["metadata"].get("resourceVersion"):
+            del self._echoes[key]
+            return True
+        return False
 
     def _on_twin(self, key: PodKey, twin: Obj | None) -> None:
         if twin is not None:
@@ -369,7 +390,7 @@ class PodController:
             ", ".join(sorted(patch)),
         )
         try:
-            await self.writes.status(local, patch)
+            echo = await self.writes.status(local, patch)
         except NotFound:
             return
         except ApiError as e:
@@ -382,10 +403,13 @@ class PodController:
                 raise RetrySoon(STALE_RETRY, f"status from a stale view ({e})") from e
             log.info("status of %s/%s not written (%s); retrying", *key, e)
             raise
+        if echo is not None:
+            self._echoes[key] = echo
         if changed_at is not None:
             STATUS_LATENCY.observe(trio.current_time() - changed_at)
 
     def _release(self, key: PodKey) -> None:
+        self._echoes.pop(key, None)
         self._deleted.pop(key, None)
         self._told.pop(key, None)
         self._created_at.pop(key, None)

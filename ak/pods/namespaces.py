@@ -22,7 +22,7 @@ from ak.core.namespaces import (
 from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, NotFound
-from ak.kube.informer import Informer
+from ak.kube.shared import View
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class RemoteNamespaces:
         remote: KubeClient,
         node_name: str,
         template: Template,
-        informer: Informer,
+        informer: View,
         *,
         linger: float = LINGER,
     ) -> None:
@@ -136,7 +136,7 @@ class RemoteNamespaces:
         if uid and uid in self._policies_ok:
             return
         for resource, desired in (
-            ("resourcequotas", quota_object(rns, self.template)),
+            ("resourcequotas", quota_object(rns, self.template, node_label_value(self.node_name))),
             ("limitranges", limit_range_object(rns, self.template)),
         ):
             await self._ensure_one(rns, resource, desired)

@@ -32,6 +32,7 @@ from ak.core.types import Obj
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
+from ak.kube.shared import shared
 from ak.metrics import PODS
 from ak.pods.namespaces import RemoteNamespaces
 from ak.pods.prepare import PodPreparer
@@ -77,13 +78,13 @@ class RemoteCluster:
             handler=self._on_remote,
             name="remote pods",
         )
-        self.remote_namespaces = Informer(
+        # Shared with the quota's view of them (ak/node/quotas.py): one watch.
+        self.remote_namespaces = shared(
             remote,
             "/api/v1/namespaces",
-            label_selector=f"{LABEL_NODE}={settings.node_label}",
-            handler=self._on_namespace,
-            name="remote namespaces",
-        )
+            f"{LABEL_NODE}={settings.node_label}",
+            "remote namespaces",
+        ).view({LABEL_NODE: settings.node_label}, self._on_namespace)
         self.namespaces = RemoteNamespaces(
             remote, settings.node_name, settings.namespace_template, self.remote_namespaces
         )
@@ -157,10 +158,10 @@ class RemoteCluster:
     async def run(self, notify: Notify, in_use: Callable[[str], bool]) -> None:
         self._notify, self._local_in_use = notify, in_use
         async with trio.open_nursery() as nursery:
-            for informer in (self.remote_pods, self.remote_namespaces):
-                nursery.start_soon(informer.run)
-            for informer in (self.remote_pods, self.remote_namespaces):
-                await informer.synced.wait()
+            nursery.start_soon(self.remote_pods.run)
+            nursery.start_soon(self.remote_namespaces.run)
+            await self.remote_pods.synced.wait()
+            await self.remote_namespaces.synced.wait()
             for preparer in self.preparers:
                 await preparer.synced.wait()
             self.synced.set()

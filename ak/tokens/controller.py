@@ -62,7 +62,7 @@ from ak.core.token_refresh import MAX_AGE, refresh_due
 from ak.core.types import Obj
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, KubeError, NotFound
-from ak.kube.informer import Informer
+from ak.kube.shared import shared
 from ak.metrics import TOKENS_WRITTEN
 from ak.sync.keyed import KeyedLock
 from ak.sync.queue import WorkQueue
@@ -127,14 +127,11 @@ class TokenController:
         # deletes them some time after their pods, and a remote namespace is not
         # deleted while they remain (``RemoteCluster.leftovers``).
         self.identities_by_ns: Counter[str] = Counter()
-        self.identities = Informer(
-            remote,
-            "/api/v1/secrets",
-            label_selector=(
-                f"{LABEL_NODE}={settings.node_label},{LABEL_POD_IDENTITY}={POD_IDENTITY_VALUE}"
-            ),
-            handler=self._on_identity,
-            name="remote pod identities",
+        self.identities = shared(
+            remote, "/api/v1/secrets", f"{LABEL_NODE}={settings.node_label}", "remote secrets"
+        ).view(
+            {LABEL_NODE: settings.node_label, LABEL_POD_IDENTITY: POD_IDENTITY_VALUE},
+            self._on_identity,
             transform=without_values,
         )
         self.root_ca = RootCAReplicator(local, remote, settings.node_name, settings.node_label)

@@ -30,7 +30,7 @@ from ak.core.root_ca import (
 from ak.core.types import Obj
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
-from ak.kube.informer import Informer
+from ak.kube.shared import shared
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,9 @@ class RootCAReplicator:
     def __init__(
         self, local: KubeClient, remote: KubeClient, node_name: str, node_label: str
     ) -> None:
-        self.replicas = Informer(
-            remote,
-            "/api/v1/configmaps",
-            label_selector=f"{LABEL_NODE}={node_label},{LABEL_LOCAL_ROOT_CA}={LOCAL_ROOT_CA_VALUE}",
-            handler=self._on_replica,
-            name="remote root CA replicas",
-        )
+        self.replicas = shared(
+            remote, "/api/v1/configmaps", f"{LABEL_NODE}={node_label}", "remote configmaps"
+        ).view({LABEL_NODE: node_label, LABEL_LOCAL_ROOT_CA: LOCAL_ROOT_CA_VALUE}, self._on_replica)
         self.replicator: Replicator[str] = Replicator(
             local,
             remote,
