@@ -93,6 +93,7 @@ class DependencyController:
             ).view(
                 {LABEL_NODE: node_label, LABEL_REPLICA: REPLICA_VALUE},
                 functools.partial(self._on_copy, kind),
+                wanted=lambda: bool(self.replicator.users),
             )
             for kind, res in _RESOURCE.items()
         }
@@ -106,10 +107,15 @@ class DependencyController:
             lambda rk, rns: self.copies[rk[1]].get(rns, rk[2]),
             name="dependencies",
         )
+        self.replicator.on_claim = self._claimed
         # pod -> (uid and ephemeral container names, refs)
         self.pod_refs: dict[PodKey, tuple[str, set[RefKey]]] = {}
         self.optional: dict[RefKey, bool] = {}
         self.synced = trio.Event()
+
+    def _claimed(self) -> None:
+        for view in self.copies.values():
+            view.poke()
 
     @property
     def users(self) -> dict[RefKey, set[PodKey]]:

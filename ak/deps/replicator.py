@@ -112,6 +112,8 @@ class Replicator(Generic[K]):
         self.queue: WorkQueue[K] = WorkQueue(name)
         self.locks: KeyedLock[K] = KeyedLock()
         self.gc_allowed = trio.Event()  # set once every live pod has claimed what it uses
+        # Told of each claim: the copies' watch may be closed (ak/kube/ondemand.py).
+        self.on_claim: Callable[[], None] = lambda: None
 
     async def run(self, workers: int) -> None:
         # After a restart of the task, look at every object in use again.
@@ -124,6 +126,7 @@ class Replicator(Generic[K]):
     # -- claims --------------------------------------------------------------------
     def claim(self, key: K, pod: PodKey) -> None:
         self.users[key].add(pod)
+        self.on_claim()
         if self.lookup is not None or key in self.watches:
             return
         src = self.spec.source(key)

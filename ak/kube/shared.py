@@ -12,7 +12,10 @@ labels select, exactly as its own label selector did.
 per client, collection and selector; ``view`` gives a reader its filtered
 cache. Any view's ``run`` keeps the watch going: the first to run hosts it, the
 others wait and take over if the host's task is cancelled (a supervisor
-restart), so the watch lives as long as any reader runs.
+restart), so the watch lives as long as any reader runs. A view that says when
+it is ``wanted`` (and pokes when that may have become true) lets the watch
+close while no view wants it and nothing is cached (``ak/kube/ondemand.py``):
+an AK with no pods holds no watch of Secrets or ConfigMaps.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import trio
 from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.informer import Handler, Informer
+from ak.kube.ondemand import OnDemand
 
 
 def _labels(obj: Obj | None) -> Mapping[str, str]:
@@ -43,12 +47,18 @@ class View:
         labels: Mapping[str, str],
         handler: Handler,
         transform: Callable[[Obj], Obj] | None,
+        wanted: Callable[[], bool] | None,
     ) -> None:
         self.shared = shared
         self.labels = dict(labels)
         self.handler = handler
         self.transform = transform
+        self.wanted = wanted or (lambda: True)
         self.count = 0
+
+    def poke(self) -> None:
+        """This view may be wanted now: open the watch if it is closed."""
+        self.shared.watch.poke()
 
     def matches(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -89,6 +99,10 @@ class SharedInformer:
             name=name,
             transform=self._transform,
         )
+        self.watch = OnDemand(
+            self.informer,
+            lambda: self.informer.size() > 0 or any(v.wanted() for v in self.views),
+        )
         self._hosted = False
         self._host_gone = trio.Event()
 
@@ -97,10 +111,13 @@ class SharedInformer:
         labels: Mapping[str, str],
         handler: Handler,
         transform: Callable[[Obj], Obj] | None = None,
+        wanted: Callable[[], bool] | None = None,
     ) -> View:
         """A reader's view. Add views before the watch lists: a late one would
-        miss the handler calls for objects already cached."""
-        v = View(self, labels, handler, transform)
+        miss the handler calls for objects already cached. ``wanted``: whether the
+        reader needs the watch open (always, if not given); it calls ``poke``
+        when that may have become true."""
+        v = View(self, labels, handler, transform, wanted)
         self.views.append(v)
         return v
 
@@ -123,7 +140,7 @@ class SharedInformer:
             if not self._hosted:
                 self._hosted = True
                 try:
-                    await self.informer.run()
+                    await self.watch.run()
                 finally:
                     self._hosted = False
                     self._host_gone.set()

@@ -48,6 +48,7 @@ from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import NotFound
 from ak.kube.informer import Informer
+from ak.kube.ondemand import OnDemand
 from ak.metrics import REPLICATED
 from ak.pods.controller import PodController
 from ak.pods.remote import RemoteCluster
@@ -175,6 +176,11 @@ class NetworkPolicyController:
             name="network-policies",
             lookup=lambda key: self.policies.get(*key),
         )
+        # The copies' watch is open only while there are copies or claims.
+        self.copies_watch = OnDemand(
+            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
+        )
+        self.replicator.on_claim = self.copies_watch.poke
         self.by_ns: dict[str, set[str]] = defaultdict(set)
         # The policies as objects, for the check on every new connection: decoding
         # them from the informer's cache cost ~20 µs each per connection.
@@ -289,11 +295,12 @@ class NetworkPolicyController:
     # -- run -----------------------------------------------------------------------------
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
-            informers = [self.policies, self.namespaces, self.copies]
+            informers = [self.policies, self.namespaces]
             if self.peers is not None:
                 informers.append(self.peers)
             for informer in informers:
                 nursery.start_soon(informer.run)
+            nursery.start_soon(self.copies_watch.run)
             for informer in (self.policies, self.namespaces, self.copies):
                 await informer.synced.wait()
             await self.pods.synced.wait()

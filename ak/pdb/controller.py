@@ -32,6 +32,7 @@ from ak.deps.replicator import Replicator, Source
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
+from ak.kube.ondemand import OnDemand
 from ak.metrics import REPLICATED
 from ak.pods.controller import PodController
 from ak.sync.queue import WorkQueue
@@ -122,6 +123,11 @@ class DisruptionBudgetController:
             name="poddisruptionbudgets",
             lookup=lambda key: self.local_budgets.get(*key),
         )
+        # The copies' watch is open only while there are copies or claims.
+        self.copies_watch = OnDemand(
+            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
+        )
+        self.replicator.on_claim = self.copies_watch.poke
         self.by_ns: dict[str, set[str]] = defaultdict(set)
         self.queue: WorkQueue[BudgetKey] = WorkQueue("pdb-selection")
         # Conflicts are found where the replicator cannot await: told by a task
@@ -164,7 +170,7 @@ class DisruptionBudgetController:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.local_budgets.run)
-            nursery.start_soon(self.copies.run)
+            nursery.start_soon(self.copies_watch.run)
             await self.local_budgets.synced.wait()
             await self.copies.synced.wait()
             await self.pods.synced.wait()

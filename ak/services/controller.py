@@ -43,6 +43,7 @@ from ak.deps.replicator import Replicator, Source
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
+from ak.kube.ondemand import OnDemand
 from ak.metrics import REPLICATED
 from ak.pods.controller import PodController
 from ak.sync.queue import WorkQueue
@@ -131,6 +132,11 @@ class ServiceController:
             name="services",
             lookup=lambda key: self.local_services.get(*key),
         )
+        # The copies' watch is open only while there are copies or claims.
+        self.copies_watch = OnDemand(
+            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
+        )
+        self.replicator.on_claim = self.copies_watch.poke
         self.by_ns: dict[str, set[str]] = defaultdict(set)
         # Which Services select which pods is worked out here, one Service at a time.
         self.queue: WorkQueue[ServiceKey] = WorkQueue("service-selection")
@@ -186,7 +192,7 @@ class ServiceController:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.local_services.run)
-            nursery.start_soon(self.copies.run)
+            nursery.start_soon(self.copies_watch.run)
             await self.local_services.synced.wait()
             await self.copies.synced.wait()
             await self.pods.synced.wait()

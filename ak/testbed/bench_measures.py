@@ -87,6 +87,19 @@ def _metrics(port: int) -> dict[tuple[str, str, str], float]:
     return out
 
 
+def _syncs(port: int) -> dict[str, float]:
+    """AK's work-queue syncs so far, by queue (every result)."""
+    out: dict[str, float] = {}
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("ak_sync_total{"):
+            series, _, value = line.rpartition(" ")
+            labels = dict(kv.split("=", 1) for kv in series[len("ak_sync_total{") : -1].split(","))
+            queue = labels["queue"].strip('"')
+            out[queue] = out.get(queue, 0) + float(value)
+    return out
+
+
 def _diff(
     after: dict[tuple[str, str, str], float], before: dict[tuple[str, str, str], float]
 ) -> dict[str, float]:

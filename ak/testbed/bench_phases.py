@@ -33,6 +33,7 @@ from ak.testbed.bench_measures import (
     _metrics,
     _percentiles,
     _proc_stats,
+    _syncs,
 )
 from ak.testbed.cluster import Cluster
 
@@ -191,6 +192,7 @@ class Bench:
         pid = self.ak.pid
         profiler = self._profiler(pid, n)
         before = _metrics(self.ak.metrics_port)
+        syncs0 = _syncs(self.ak.metrics_port)
         cpu0 = _proc_stats(pid)[1]
         parts0 = self._parts()
         busy0, t0 = _machine_busy(), time.monotonic()
@@ -212,7 +214,14 @@ class Bench:
             profiler.wait(30)
         await trio.sleep(1)
         cost = _diff(_metrics(self.ak.metrics_port), before)
+        syncs = _syncs(self.ak.metrics_port)
         return {
+            # Syncs of each work queue per pod lifecycle (create, Running, delete, gone).
+            "syncs_per_pod": {
+                q: round((v - syncs0.get(q, 0)) / n, 2)
+                for q, v in sorted(syncs.items())
+                if v - syncs0.get(q, 0)
+            },
             "ak_pods_per_s": n / seconds,
             "ak_seconds_to_all_running": seconds,
             "ak_delete_seconds": delete_seconds,

@@ -133,6 +133,7 @@ class TokenController:
             {LABEL_NODE: settings.node_label, LABEL_POD_IDENTITY: POD_IDENTITY_VALUE},
             self._on_identity,
             transform=without_values,
+            wanted=lambda: bool(self.pods),  # no pods, no Secrets: the watch may close
         )
         self.root_ca = RootCAReplicator(local, remote, settings.node_name, settings.node_label)
         self.queue: WorkQueue[PodKey] = WorkQueue("tokens")
@@ -224,6 +225,7 @@ class TokenController:
         pod = self.pods.get(key)
         if pod is None or pod.uid != local["metadata"].get("uid"):
             pod = self.pods[key] = PodTokens(essentials(local), identity)
+            self.identities.poke()
             self.timer.cancel(key)
         pod.local = essentials(local)
         self._released.discard(key)

@@ -79,7 +79,11 @@ class RootCAReplicator:
     ) -> None:
         self.replicas = shared(
             remote, "/api/v1/configmaps", f"{LABEL_NODE}={node_label}", "remote configmaps"
-        ).view({LABEL_NODE: node_label, LABEL_LOCAL_ROOT_CA: LOCAL_ROOT_CA_VALUE}, self._on_replica)
+        ).view(
+            {LABEL_NODE: node_label, LABEL_LOCAL_ROOT_CA: LOCAL_ROOT_CA_VALUE},
+            self._on_replica,
+            wanted=lambda: bool(self.replicator.users),
+        )
         self.replicator: Replicator[str] = Replicator(
             local,
             remote,
@@ -88,6 +92,7 @@ class RootCAReplicator:
             lambda ns, rns: self.replicas.get(rns, ROOT_CA_REPLICA),
             name="root-ca",
         )
+        self.replicator.on_claim = self.replicas.poke
         self.synced = trio.Event()
 
     async def run(self) -> None:
