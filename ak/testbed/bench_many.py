@@ -13,6 +13,14 @@ API server's open watches per AK (``apiserver_longrunning_requests``).
 Prints a table and writes JSON; asserts nothing.
 
     python -m ak.testbed.bench_many --aks 20 --pods 100
+
+``--curve 1,10,50,100`` instead steps through the AK counts (starting the new
+ones at each step): with K AKs and no pods, the remote API server's CPU and
+memory, its open watches per AK, each AK's idle CPU and requests; then every
+AK runs ``--pods`` pods at once: the API server's CPU per pod lifecycle (also
+net of its idle CPU), AK requests per pod, the most watches open meanwhile.
+
+    python -m ak.testbed.bench_many --curve 1,10,50,100 --pods 10
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.informer import Informer
 from ak.testbed.akproc import AKProcess
-from ak.testbed.bench_measures import Stamps, _proc_stats
+from ak.testbed.bench_measures import Stamps, _metrics, _proc_stats
 from ak.testbed.bench_phases import _create_all, _delete_each, _pod, _wait
 from ak.testbed.cluster import Cluster
 from ak.testbed.testbed import Testbed
@@ -91,7 +99,13 @@ class Tenant:
 
 
 async def _phase(
-    local: Cluster, remote: Cluster, tenants: list[Tenant], n: int, run: str
+    local: Cluster,
+    remote: Cluster,
+    tenants: list[Tenant],
+    n: int,
+    run: str,
+    *,
+    idle_window: float = IDLE_WINDOW,
 ) -> dict[str, Any]:
     client = KubeClient(load_kubeconfig(str(local.kubeconfig)), name="bench-local", qps=0)
     apiserver = _pid_of(remote, "kube-apiserver")
@@ -99,9 +113,10 @@ async def _phase(
         # Each AK's cost with no pods (heartbeats, node status, watch upkeep): a
         # slower phase pays more of it, which is not a cost of its pods.
         idle0 = [_proc_stats(t.ak.pid)[1] for t in tenants]
-        await trio.sleep(IDLE_WINDOW)
-        for t, c in zip(tenants, idle0, strict=True):
-            t.idle_rate = (_proc_stats(t.ak.pid)[1] - c) / IDLE_WINDOW
+        if idle_window:
+            await trio.sleep(idle_window)
+            for t, c in zip(tenants, idle0, strict=True):
+                t.idle_rate = (_proc_stats(t.ak.pid)[1] - c) / idle_window
         cpu0 = _proc_stats(apiserver)[1]
         t0 = time.monotonic()
         async with trio.open_nursery() as nursery:
@@ -173,6 +188,128 @@ def run(aks: int, pods: int) -> dict[str, Any]:
         return results
 
 
+def _remote_objects(cluster: Cluster) -> float:
+    """Objects the API server keeps in etcd (``apiserver_storage_objects``, all resources)."""
+    with cluster.http() as c:
+        text = c.get("/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("apiserver_storage_objects{")
+    )
+
+
+def _ak_requests(tenants: list[Tenant]) -> float:
+    """Every API request the AKs made so far (both clusters, from their /metrics)."""
+    return sum(sum(_metrics(t.ak.metrics_port).values()) for t in tenants)
+
+
+async def _idle(remote: Cluster, tenants: list[Tenant], window: float) -> dict[str, Any]:
+    """The remote API server's and the AKs' cost with K AKs and no pods."""
+    apiserver = _pid_of(remote, "kube-apiserver")
+    cpu0 = _proc_stats(apiserver)[1]
+    ak0 = [_proc_stats(t.ak.pid)[1] for t in tenants]
+    req0 = _ak_requests(tenants)
+    await trio.sleep(window)
+    rss, cpu1 = _proc_stats(apiserver)
+    ak_rates = sorted(
+        (_proc_stats(t.ak.pid)[1] - c) / window for t, c in zip(tenants, ak0, strict=True)
+    )
+    return {
+        "remote_apiserver_idle_cpu_percent": 100 * (cpu1 - cpu0) / window,
+        "remote_apiserver_rss_mb": rss,
+        "ak_idle_cpu_percent_median": 100 * ak_rates[len(ak_rates) // 2],
+        "ak_rss_mb_median": sorted(_proc_stats(t.ak.pid)[0] for t in tenants)[len(tenants) // 2],
+        "ak_requests_per_s_per_ak_idle": (_ak_requests(tenants) - req0) / window / len(tenants),
+    }
+
+
+def curve(steps: list[int], pods: int, settle: float, window: float) -> list[dict[str, Any]]:
+    """Per step K (AKs started so far): idle costs, then every AK runs ``pods`` pods
+    at once; the remote API server's CPU per pod lifecycle, its open watches per
+    AK (idle and busy), and the AKs' own costs."""
+    points: list[dict[str, Any]] = []
+    with Testbed() as tb:
+        local = tb.cluster("local")
+        remote = tb.cluster("remote", kwok_nodes=10)
+        tenants = [Tenant(local, remote, i) for i in range(max(steps))]
+        _namespaces(local, tenants)
+        try:
+            watches0, objects0 = _open_watches(remote), _remote_objects(remote)
+            apiserver = _pid_of(remote, "kube-apiserver")
+            rss0 = _proc_stats(apiserver)[0]
+            started = 0
+            for k in steps:
+                _start(tenants[started:k])
+                started = k
+                group = tenants[:k]
+                # Watches of unused copies close 30 s after start (ak/kube/ondemand.py).
+                time.sleep(settle)
+                point: dict[str, Any] = {
+                    "aks": k,
+                    "remote_watches_per_ak_idle": (_open_watches(remote) - watches0) / k,
+                    "remote_apiserver_rss_mb_before_aks": rss0,
+                }
+                point.update(trio.run(_idle, remote, group, window))
+                busy = trio.run(_phase_with_watches, local, remote, group, pods, f"k{k}")
+                point.update(busy)
+                # The API server's idle cost over the phase is not a cost of the pods.
+                total = busy["remote_apiserver_cpu_s_per_pod"] * pods * k
+                idle_s = point["remote_apiserver_idle_cpu_percent"] / 100 * busy["seconds"]
+                point["remote_apiserver_cpu_s_per_pod_net_of_idle"] = (total - idle_s) / (pods * k)
+                point["remote_watches_per_ak_busy_peak"] = (
+                    busy["remote_watches_busy_peak"] - watches0
+                ) / k
+                point["remote_objects_added_per_ak_idle"] = (_remote_objects(remote) - objects0) / k
+                points.append(point)
+                print(_curve_table(points), flush=True)
+        finally:
+            for t in tenants:
+                t.ak.stop()
+    return points
+
+
+async def _phase_with_watches(
+    local: Cluster, remote: Cluster, tenants: list[Tenant], n: int, run: str
+) -> dict[str, Any]:
+    """``_phase``, with the most watches open on the remote API server while the pods run."""
+    peak = [_open_watches(remote)]
+
+    async def sample() -> None:
+        while True:
+            await trio.sleep(2)
+            peak[0] = max(peak[0], _open_watches(remote))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sample)
+        req0 = _ak_requests(tenants)
+        result = await _phase(local, remote, tenants, n, run, idle_window=0.0)
+        result["ak_requests_per_pod"] = (_ak_requests(tenants) - req0) / (n * len(tenants))
+        nursery.cancel_scope.cancel()
+    result["remote_watches_busy_peak"] = peak[0]
+    return result
+
+
+def _curve_table(points: list[dict[str, Any]]) -> str:
+    rows = [
+        "AKs | remote watches/AK idle, busy peak | apiserver idle CPU % | apiserver RSS MB"
+        " | apiserver CPU ms/pod (net of idle) | AK requests/pod | AK idle CPU %, req/s"
+        " | AK RSS MB"
+    ]
+    for p in points:
+        rows.append(
+            f"{p['aks']:>3} | {p['remote_watches_per_ak_idle']:.1f}, "
+            f"{p['remote_watches_per_ak_busy_peak']:.1f} | "
+            f"{p['remote_apiserver_idle_cpu_percent']:.1f} | {p['remote_apiserver_rss_mb']:.0f} | "
+            f"{p['remote_apiserver_cpu_s_per_pod'] * 1000:.1f} "
+            f"({p['remote_apiserver_cpu_s_per_pod_net_of_idle'] * 1000:.1f}) | "
+            f"{p['ak_requests_per_pod']:.1f} | "
+            f"{p['ak_idle_cpu_percent_median']:.2f}, {p['ak_requests_per_s_per_ak_idle']:.2f} | "
+            f"{p['ak_rss_mb_median']:.0f}"
+        )
+    return "\n".join(rows)
+
+
 def _table(results: dict[str, Any]) -> str:
     rows = [
         "phase | AKs | pods each | s | AK CPU ms/pod min/median/max | the same net of idle"
@@ -200,7 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aks", type=int, default=20, help="AK processes (node names)")
     parser.add_argument("--pods", type=int, default=100, help="pods per AK")
     parser.add_argument("--json", default="bench-many.json", help="where to write the figures")
+    parser.add_argument(
+        "--curve",
+        help="AK counts to step through, e.g. 1,10,50,100 (then --pods is per AK per step)",
+    )
+    parser.add_argument("--settle", type=float, default=45, help="s after starting AKs (curve)")
+    parser.add_argument("--window", type=float, default=20, help="idle window, s (curve)")
     args = parser.parse_args(argv)
+    if args.curve:
+        points = curve([int(k) for k in args.curve.split(",")], args.pods, args.settle, args.window)
+        report: dict[str, Any] = {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "curve": points,
+        }
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(_curve_table(points))
+        print(f"written to {args.json}", file=sys.stderr)
+        return 0
     results = run(args.aks, args.pods)
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     Path(args.json).write_text(json.dumps(report, indent=2))
