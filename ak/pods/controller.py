@@ -76,10 +76,9 @@ class LocalWrites(Protocol):
     """The controller's writes to the local cluster (``KubeLocalWrites``); the
     unit tests keep them in memory to check the rules in milliseconds."""
 
-    async def status(self, local: Obj, patch: Obj) -> str | None:
+    async def status(self, local: Obj, patch: Obj) -> None:
         """Merge-patch the pod's status, conditional on its uid and resourceVersion;
-        NotFound when the pod is gone, ApiError (409...) to retry. Returns the
-        written pod's resourceVersion (None if not known): its watch echo."""
+        NotFound when the pod is gone, ApiError (409...) to retry."""
         ...
 
     async def delete_for_good(self, local: Obj) -> None:
@@ -97,7 +96,7 @@ class KubeLocalWrites:
         self.client = client
         self.events = events
 
-    async def status(self, local: Obj, patch: Obj) -> str | None:
+    async def status(self, local: Obj, patch: Obj) -> None:
         # uid and resourceVersion make the patch conditional: a merge patch replaces
         # the conditions list whole, so writing from a stale view could drop a
         # condition another writer just added. On 409 the sync is retried once the
@@ -108,9 +107,7 @@ class KubeLocalWrites:
             "status": patch,
         }
         where = path("pods", namespace=meta["namespace"], name=meta["name"], subresource="status")
-        written = await self.client.patch(where, body)
-        rv: str | None = (written.get("metadata") or {}).get("resourceVersion")
-        return rv
+        await self.client.patch(where, body)
 
     async def delete_for_good(self, local: Obj) -> None:
         meta = local["metadata"]
@@ -183,13 +180,14 @@ class PodController:
         self._created_at: dict[PodKey, float] = {}
         # Pods deleted for good whose removal the watch has not shown yet: uid.
         self._deleted: dict[PodKey, str] = {}
-        # The resourceVersion of AK's last status write per pod: the watch echo
-        # of that write needs no sync (it would find nothing to do). There were
-        # ~4 per pod created, a third of all pod syncs; virtual-kubelet drops
+        # The status AK last wrote per pod. The watch brings each write back,
+        # and a sync on that echo finds nothing to do; virtual-kubelet drops
         # status-only updates altogether, but another writer's (the node
         # lifecycle controller marking pods not Ready) must be corrected, so
-        # only AK's own echoes are skipped.
-        self._echoes: dict[PodKey, str] = {}
+        # only a status-only change to what AK wrote is skipped. Matched by
+        # content, not by the write's resourceVersion: the echo often arrives
+        # before the write's response.
+        self._wrote: dict[PodKey, Obj] = {}
         PODS.labels("local").set_function(self.local_pods.size)
 
     # -- what changed: map every change to the local key it concerns ----------------
@@ -207,21 +205,20 @@ class PodController:
             self.local_by_ns[key[0]].add(key[1])
             if old is None:
                 self._seen_at[key] = trio.current_time()
-        if new is not None and old is not None and self._is_echo(key, new):
+        if old is not None and new is not None and self._is_echo(key, old, new):
             return
         # Only creations wait their turn: a change to a pod that already runs
         # remotely, or a deletion, goes before a burst of new pods.
         urgent = new is None or is_deleting(new) or self.provider.has(key)
         self.queue.add(key, urgent=urgent)
 
-    def _is_echo(self, key: PodKey, new: Obj) -> bool:
-        rv = self._echoes.get(key)
-        if rv is None:
-            return False
-        if rv == new["metadata"].get("resourceVersion"):
-            del self._echoes[key]
-            return True
-        return False
+    def _is_echo(self, key: PodKey, old: Obj, new: Obj) -> bool:
+        wrote = self._wrote.get(key)
+        return (
+            wrote is not None
+            and only_status_changed(old, new)
+            and not status_changed(wrote, new.get("status") or {})
+        )
 
     def _on_twin(self, key: PodKey, twin: Obj | None) -> None:
         if twin is not None:
@@ -389,11 +386,13 @@ class PodController:
             new.get("phase"),
             ", ".join(sorted(patch)),
         )
+        self._wrote[key] = new  # before the write: its echo may come before its answer
         try:
-            echo = await self.writes.status(local, patch)
+            await self.writes.status(local, patch)
         except NotFound:
             return
         except ApiError as e:
+            self._wrote.pop(key, None)
             if changed_at is not None:
                 self._changed_at.setdefault(key, changed_at)
             if isinstance(e, Conflict):
@@ -403,13 +402,11 @@ class PodController:
                 raise RetrySoon(STALE_RETRY, f"status from a stale view ({e})") from e
             log.info("status of %s/%s not written (%s); retrying", *key, e)
             raise
-        if echo is not None:
-            self._echoes[key] = echo
         if changed_at is not None:
             STATUS_LATENCY.observe(trio.current_time() - changed_at)
 
     def _release(self, key: PodKey) -> None:
-        self._echoes.pop(key, None)
+        self._wrote.pop(key, None)
         self._deleted.pop(key, None)
         self._told.pop(key, None)
         self._created_at.pop(key, None)
@@ -417,6 +414,15 @@ class PodController:
         if self.addresses is not None:
             self.addresses.release(key)
         self.provider.release(key)
+
+
+def only_status_changed(old: Obj, new: Obj) -> bool:
+    """Whether ``new`` differs from ``old`` in its status (and resourceVersion) only."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    m_old, m_new = old.get("metadata") or {}, new.get("metadata") or {}
+    keys = (m_old.keys() | m_new.keys()) - {"resourceVersion", "managedFields"}
+    return all(m_old.get(k) == m_new.get(k) for k in keys)
 
 
 def _phase(pod: Obj) -> str | None:
