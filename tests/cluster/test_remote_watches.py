@@ -58,7 +58,7 @@ def test_an_ak_holds_one_remote_watch_per_collection_and_only_what_it_uses(
     collection (each under AK's node label), Events one per remote namespace.
     Before, the identity Secrets and the Secret copies, and the root CA
     replicas and the ConfigMap copies, were separate watches, and the copies of
-    Services, NetworkPolicies and PDBs were watched whether used or not: 7
+    Services, NetworkPolicies and PDBs were watched whether used or not: 9
     watches idle, 10 here."""
     name, ns = f"ak-w-{uuid.uuid4().hex[:4]}", f"w-{uuid.uuid4().hex[:4]}"
     ak = AKProcess(local_cluster, remote_cluster, name)
