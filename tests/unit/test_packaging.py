@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -228,3 +229,39 @@ def test_oci_layout_is_reproducible_and_well_formed(tmp_path: Path) -> None:
         assert modes["ak"] == 0o755 and modes["tmp"] == 0o1777
         passwd = tar.extractfile("etc/passwd")
         assert passwd is not None and b"nonroot:x:65532:65532" in passwd.read()
+
+
+def test_wheel_builds_outside_the_tree_and_leaves_testbed_out(tmp_path: Path) -> None:
+    # setuptools built in-tree and left build/lib/ in our build/ scripts folder
+    # after `pip install .` (issue #28); the wheel must not ship the test harness.
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "ak", src / "ak", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    (src / "build").mkdir()
+    out = tmp_path / "wheel"
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    assert list((src / "build").iterdir()) == []
+    assert not (src / "ak.egg-info").exists()
+    [wheel] = out.glob("actual_kubelets-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ak/run.py" in names
+    assert not [n for n in names if n.startswith("ak/testbed/")]
