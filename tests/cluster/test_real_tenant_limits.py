@@ -1,8 +1,9 @@
 """What the remote operator and the tenant set, on a real remote kubelet: a pod's
 own placement onto the real node (``actual.vk/remote-placement`` within
 ``[pods.placement.allowed]``), the tenant's PodDisruptionBudget holding while
-the remote operator runs ``kubectl drain`` on that node, and the remote quota
-capping what the AK node advertises. (tests/cluster/test_tenant_placement.py,
+the remote operator runs ``kubectl drain`` on that node, the remote quota
+capping what the AK node advertises, and a fake GPU of the real node advertised
+and requested through AK. (tests/cluster/test_tenant_placement.py,
 test_disruption_budgets.py and test_quota_capacity.py cover the details on kwok.)
 """
 
@@ -21,9 +22,17 @@ from ak.core.tenant_placement import ANNOTATION
 from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
-from tests.cluster.realutil import container, exec_in, local_pod, remote_pod, wait_running
+from tests.cluster.realutil import (
+    container,
+    exec_in,
+    local_pod,
+    remote_pod,
+    run,
+    shell_pod,
+    wait_running,
+)
 from tests.cluster.util import Obj, budget, events_for, phase, pods, running, wait_until
-from tests.conftest import AKNode, node_running
+from tests.conftest import AKNode, ak_on_real_node, node_running
 
 pytestmark = pytest.mark.cluster
 
@@ -302,3 +311,47 @@ tolerations = [{{ key = "{realnode.LABEL}", operator = "Exists", effect = "NoSch
         assert (
             remote_pod(remote_cluster, node, "third")["spec"]["nodeName"] == remote_real_node.name
         )
+
+
+GPU = "example.com/gpu"
+
+
+def test_a_fake_gpu_on_the_real_node_is_advertised_and_reaches_a_real_container(
+    local_cluster: Cluster, remote_cluster: Cluster, remote_real_node: realnode.RealNode
+) -> None:
+    """An extended resource the remote node advertises (as a device plugin or
+    an operator would: two fake GPUs in its status) is advertised by the AK
+    node with auto capacity, and a pod's request for one passes through to a
+    real container on that node."""
+    path = f"/api/v1/nodes/{remote_real_node.name}"
+    gpus = json.dumps({"status": {"capacity": {GPU: "2"}, "allocatable": {GPU: "2"}}})
+    remote_cluster.kubectl(
+        "patch", "node", remote_real_node.name, "--subresource=status", "--type=merge", "-p", gpus
+    )  # fmt: skip
+    try:
+        with ak_on_real_node(
+            local_cluster, remote_cluster, "g", extra_args=("--auto-capacity",)
+        ) as node:
+            wait_until(
+                "the AK node advertising the real node's 2 GPUs",
+                lambda: node.ak.node()["status"]["allocatable"].get(GPU) == "2",
+                60,
+            )
+            one = {"limits": {GPU: "1"}}
+            pod = shell_pod(
+                node, "trainer", "", containers=[container("c", "sh", "-c", ASLEEP, resources=one)]
+            )
+            run(local_cluster, node, pod, 120)
+            remote = remote_pod(remote_cluster, node, "trainer")
+            assert remote["spec"]["nodeName"] == remote_real_node.name
+            assert remote["spec"]["containers"][0]["resources"]["requests"][GPU] == "1"
+    finally:
+        gone = [
+            {"op": "remove", "path": f"/status/{field}/{GPU.replace('/', '~1')}"}
+            for field in ("capacity", "allocatable")
+        ]
+        remote_cluster.kubectl(
+            "patch", "node", remote_real_node.name, "--subresource=status", "--type=json",
+            "-p", json.dumps(gone), check=False,
+        )  # fmt: skip
+        assert GPU not in remote_cluster.get_json(path)["status"]["capacity"]
