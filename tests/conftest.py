@@ -65,7 +65,14 @@ def local_cluster(testbed: Testbed) -> Cluster:
 
 @pytest.fixture(scope="session")
 def remote_cluster(testbed: Testbed) -> Cluster:
-    return testbed.cluster("remote", kwok_nodes=3)
+    # As the local one for HPAs and aggregated APIs: test_real_metrics.py runs
+    # metrics-server and an HPA directly on the remote real node as a baseline.
+    return testbed.cluster(
+        "remote",
+        kwok_nodes=3,
+        apiserver_args=["--enable-aggregator-routing=true"],
+        kcm_args=["--horizontal-pod-autoscaler-sync-period=5s"],
+    )
 
 
 ClusterFactory = Callable[..., Cluster]
