@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from ak.core.labels import LABEL_NODE
 from ak.core.names import node_label_value, remote_namespace
@@ -18,6 +19,11 @@ from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess, real_node_args
 from ak.testbed.cluster import Cluster
 from ak.testbed.testbed import Testbed
+
+# No per-example deadline: hypothesis' 200 ms default is a timed assertion, and on
+# a loaded 2-core machine (CI, parallel sandboxes) it fails examples that are right.
+settings.register_profile("ak", deadline=None)
+settings.load_profile("ak")
 
 # The InternalIP that ``ak_node`` advertises. Loopback unless the session runs in
 # a network namespace of its own (tests/cluster/test_node_proxy.py starts one).
