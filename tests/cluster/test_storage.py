@@ -21,8 +21,8 @@ from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
-from tests.cluster.util import events_for, pod, pod_template, wait_until
-from tests.conftest import NODE_IP, AKNode, wait_for_node_ready
+from tests.cluster.util import deployment, events_for, pod, pod_template, pods, running, wait_until
+from tests.conftest import NODE_IP, AKNode, node_running, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -423,3 +423,92 @@ def node_running_shared(node: AKNode) -> Iterator[AKNode]:
     finally:
         node.ak.stop()
         node.ak.local.kubectl("delete", "node", node.name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def remote_default(remote_cluster: Cluster, remote_storage: str) -> Iterator[str]:
+    """``remote_storage`` as the remote cluster's default class, for this test."""
+    annotate = ["annotate", "storageclass", remote_storage]
+    remote_cluster.kubectl(*annotate, f"{storage.ANNOTATION_DEFAULT_CLASS}=true")
+    yield remote_storage
+    remote_cluster.kubectl(*annotate, f"{storage.ANNOTATION_DEFAULT_CLASS}-", check=False)
+
+
+def test_ephemeral_volume_and_a_deployment_claim_in_the_default_class(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_default: str
+) -> None:
+    """Class actual-kubelets provisions in the remote default class; a generic
+    ephemeral volume is the claim <pod>-<volume> on both sides."""
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    template = {
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage.DEFAULT_CLASS,
+            "resources": {"requests": {"storage": "1Gi"}},
+        }
+    }
+    local_cluster.apply(
+        [
+            pod(
+                "scratchy",
+                ak_node.name,
+                volumes=[{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}],
+            ),
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "shared"},
+                **template,
+            },
+            deployment(
+                "app",
+                ak_node.name,
+                1,
+                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "shared"}}],
+            ),
+        ],
+        ns,
+    )
+    running_pod(local_cluster, ns, "scratchy")
+    ephemeral = bound_claim(local_cluster, ns, "scratchy-scratch")
+    assert ephemeral["metadata"]["ownerReferences"][0]["name"] == "scratchy"
+    remote = bound_claim(remote_cluster, rns, "scratchy-scratch")
+    assert remote["spec"]["storageClassName"] == remote_default
+    rpod = remote_cluster.get_json(f"/api/v1/namespaces/{rns}/pods/scratchy")
+    assert rpod["spec"]["volumes"][0] == {
+        "name": "scratch",
+        "persistentVolumeClaim": {"claimName": "scratchy-scratch"},
+    }
+    bound_claim(local_cluster, ns, "shared")
+    bound_claim(remote_cluster, rns, "shared")
+    wait_until("the Deployment's pod Running", lambda: running(pods(local_cluster, ns, "app=app")))
+    # The ephemeral claim goes with its pod, and (reclaim Delete) its remote claim.
+    local_cluster.kubectl("delete", "pod", "-n", ns, "scratchy", "--wait=false")
+    gone(
+        remote_cluster,
+        f"/api/v1/namespaces/{rns}/persistentvolumeclaims/scratchy-scratch",
+        "the ephemeral remote claim deleted",
+        timeout=90,
+    )
+
+
+def test_without_local_rights_the_node_runs_without_storage(
+    local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    node = AKNode(
+        AKProcess(
+            local_cluster,
+            remote_cluster,
+            f"ak-{uuid.uuid4().hex[:5]}",
+            node_ip=NODE_IP,
+            grant_storage=False,
+        ),
+        f"t-{uuid.uuid4().hex[:5]}",
+    )
+    with node_running(node):
+        local_cluster.apply(pod("plain", node.name), node.namespace)
+        running_pod(local_cluster, node.namespace, "plain")
+        wait_until(
+            "the warning in AK's log",
+            lambda: "storage is off until the local cluster grants" in node.ak.log.read_text(),
+        )
