@@ -512,3 +512,51 @@ def test_without_local_rights_the_node_runs_without_storage(
             "the warning in AK's log",
             lambda: "storage is off until the local cluster grants" in node.ak.log.read_text(),
         )
+
+
+def test_data_survives_a_rolling_update_and_the_node_re_registered(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: str
+) -> None:
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    klass = local_class(local_cluster, remote_storage)["metadata"]["name"]
+    local_cluster.apply(statefulset("db", ak_node.name, klass), ns)
+    bound_claim(local_cluster, ns, "data-db-0")
+    first = running_pod(local_cluster, ns, "db-0")
+    remote = bound_claim(remote_cluster, rns, "data-db-0")
+
+    seen = {first["metadata"]["uid"]}
+
+    def same_claim_after(what: str) -> Obj:
+        """A db-0 not seen before Running, on the same remote claim and volume."""
+        now = wait_until(
+            what,
+            lambda: (
+                p
+                if (p := running_pod(local_cluster, ns, "db-0"))["metadata"]["uid"] not in seen
+                else None
+            ),
+            timeout=180,
+        )
+        seen.add(now["metadata"]["uid"])
+        again = bound_claim(remote_cluster, rns, "data-db-0")
+        assert again["metadata"]["uid"] == remote["metadata"]["uid"]
+        assert again["spec"]["volumeName"] == remote["spec"]["volumeName"]
+        return now
+
+    local_cluster.kubectl(
+        "patch", "statefulset", "-n", ns, "db", "--type=merge",
+        "-p", '{"spec":{"template":{"metadata":{"annotations":{"rev":"2"}}}}}',
+    )  # fmt: skip
+    same_claim_after("db-0 rolled")
+    node_uid = ak_node.ak.node()["metadata"]["uid"]
+    local_cluster.kubectl("delete", "node", ak_node.name)
+    wait_until(
+        "the node registered again",
+        lambda: ak_node.ak.node()["metadata"]["uid"] != node_uid,
+        timeout=90,
+    )
+    # Back before the pod garbage collector saw the pod orphaned: it runs on, and a
+    # new one (deleted here) comes back to this node, pinned by the volume.
+    local_cluster.kubectl("delete", "pod", "-n", ns, "db-0", "--wait=false")
+    again = same_claim_after("db-0 back on the re-registered node")
+    assert again["spec"]["nodeName"] == ak_node.name
