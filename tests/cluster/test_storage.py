@@ -560,3 +560,100 @@ def test_data_survives_a_rolling_update_and_the_node_re_registered(
     local_cluster.kubectl("delete", "pod", "-n", ns, "db-0", "--wait=false")
     again = same_claim_after("db-0 back on the re-registered node")
     assert again["spec"]["nodeName"] == ak_node.name
+
+
+def test_a_claim_on_a_local_volume_is_refused(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    """A claim bound to a volume only the local cluster has: the pod stays Pending,
+    told why, and can be deleted."""
+    ns = ak_node.namespace
+    name = f"local-{uuid.uuid4().hex[:5]}"
+    local_cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "hostPath": {"path": f"/tmp/{name}"},
+                    "claimRef": {"namespace": ns, "name": "here"},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "here", "namespace": ns},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": name,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        ]
+    )
+    bound_claim(local_cluster, ns, "here")
+    local_cluster.apply(
+        pod(
+            "stuck",
+            ak_node.name,
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "here"}}],
+        ),
+        ns,
+    )
+    refused = wait_until(
+        "an UnsupportedVolume Event on the pod",
+        lambda: [
+            e for e in events_for(local_cluster, ns, "stuck") if e["reason"] == "UnsupportedVolume"
+        ],
+    )
+    assert name in refused[0]["message"] and storage.DEFAULT_CLASS in refused[0]["message"]
+    p = local_cluster.get_json(f"/api/v1/namespaces/{ns}/pods/stuck")
+    assert p["status"]["phase"] == "Pending"
+    assert (
+        get_or_none(remote_cluster, f"/api/v1/namespaces/{ak_node.remote_namespace}/pods/stuck")
+        is None
+    )
+    local_cluster.kubectl("delete", "pod", "-n", ns, "stuck", "--wait=true", timeout=60)
+    local_cluster.kubectl("delete", "pvc", "-n", ns, "here", "--wait=true", timeout=60)
+    local_cluster.kubectl("delete", "pv", name, "--wait=false")
+
+
+def test_a_remote_quota_refusal_is_told_on_the_claim(
+    local_cluster: Cluster, remote_cluster: Cluster, remote_storage: str, tmp_path: Any
+) -> None:
+    config = tmp_path / "quota.toml"
+    config.write_text('[namespaces.resource_quota.hard]\n"requests.storage" = "1Mi"\n')
+    suffix = uuid.uuid4().hex[:5]
+    node = AKNode(
+        AKProcess(
+            local_cluster,
+            remote_cluster,
+            f"ak-{suffix}",
+            node_ip=NODE_IP,
+            extra_args=[f"--config={config}"],
+        ),
+        f"t-{suffix}",
+    )
+    with node_running(node):
+        klass = local_class(local_cluster, remote_storage)["metadata"]["name"]
+        local_cluster.apply(statefulset("big", node.name, klass), node.namespace)
+        failed = wait_until(
+            "a ProvisioningFailed Event on the claim",
+            lambda: [
+                e
+                for e in events_for(local_cluster, node.namespace, "data-big-0")
+                if e["reason"] == "ProvisioningFailed"
+            ],
+            timeout=90,
+        )
+        assert "exceeded quota" in failed[0]["message"], failed[0]["message"]
+        assert claim(local_cluster, node.namespace, "data-big-0")["status"]["phase"] == "Pending"
+        local_cluster.kubectl("delete", "statefulset", "-n", node.namespace, "big")
+        local_cluster.kubectl(
+            "delete", "pvc", "-n", node.namespace, "data-big-0", "--wait=true", timeout=60
+        )
