@@ -55,6 +55,7 @@ class PodSettings:
     workers: int = 16
     namespace_template: Template = field(default_factory=Template)
     placement: Placement = NO_PLACEMENT
+    storage: bool = False  # claims are provisioned remotely (ak/storage)
 
 
 def _no_pods(_: str) -> bool:
@@ -191,6 +192,7 @@ class RemoteCluster:
             extra_env=self.s.extra_env,
             placement=self.s.placement,
             requested_placement=creating,
+            storage=self.s.storage,
         )
 
     async def create(self, local: Obj) -> Outcome:
