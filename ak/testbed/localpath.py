@@ -255,7 +255,8 @@ class LocalPath:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def volume_dir(self, pv: dict[str, Any]) -> Path:
+    @staticmethod
+    def volume_dir(pv: dict[str, Any]) -> Path:
         """Where a PV it provisioned keeps its files (the node's and this process's view)."""
         return Path(pv["spec"]["hostPath"]["path"])
 
