@@ -21,8 +21,8 @@ from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
-from tests.cluster.util import events_for, pod, pod_template, wait_until
-from tests.conftest import NODE_IP, AKNode, wait_for_node_ready
+from tests.cluster.util import deployment, events_for, pod, pod_template, pods, running, wait_until
+from tests.conftest import NODE_IP, AKNode, node_running, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -423,3 +423,237 @@ def node_running_shared(node: AKNode) -> Iterator[AKNode]:
     finally:
         node.ak.stop()
         node.ak.local.kubectl("delete", "node", node.name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def remote_default(remote_cluster: Cluster, remote_storage: str) -> Iterator[str]:
+    """``remote_storage`` as the remote cluster's default class, for this test."""
+    annotate = ["annotate", "storageclass", remote_storage]
+    remote_cluster.kubectl(*annotate, f"{storage.ANNOTATION_DEFAULT_CLASS}=true")
+    yield remote_storage
+    remote_cluster.kubectl(*annotate, f"{storage.ANNOTATION_DEFAULT_CLASS}-", check=False)
+
+
+def test_ephemeral_volume_and_a_deployment_claim_in_the_default_class(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_default: str
+) -> None:
+    """Class actual-kubelets provisions in the remote default class; a generic
+    ephemeral volume is the claim <pod>-<volume> on both sides."""
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    template = {
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage.DEFAULT_CLASS,
+            "resources": {"requests": {"storage": "1Gi"}},
+        }
+    }
+    local_cluster.apply(
+        [
+            pod(
+                "scratchy",
+                ak_node.name,
+                volumes=[{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}],
+            ),
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "shared"},
+                **template,
+            },
+            deployment(
+                "app",
+                ak_node.name,
+                1,
+                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "shared"}}],
+            ),
+        ],
+        ns,
+    )
+    running_pod(local_cluster, ns, "scratchy")
+    ephemeral = bound_claim(local_cluster, ns, "scratchy-scratch")
+    assert ephemeral["metadata"]["ownerReferences"][0]["name"] == "scratchy"
+    remote = bound_claim(remote_cluster, rns, "scratchy-scratch")
+    assert remote["spec"]["storageClassName"] == remote_default
+    rpod = remote_cluster.get_json(f"/api/v1/namespaces/{rns}/pods/scratchy")
+    assert rpod["spec"]["volumes"][0] == {
+        "name": "scratch",
+        "persistentVolumeClaim": {"claimName": "scratchy-scratch"},
+    }
+    bound_claim(local_cluster, ns, "shared")
+    bound_claim(remote_cluster, rns, "shared")
+    wait_until("the Deployment's pod Running", lambda: running(pods(local_cluster, ns, "app=app")))
+    # The ephemeral claim goes with its pod, and (reclaim Delete) its remote claim.
+    local_cluster.kubectl("delete", "pod", "-n", ns, "scratchy", "--wait=false")
+    gone(
+        remote_cluster,
+        f"/api/v1/namespaces/{rns}/persistentvolumeclaims/scratchy-scratch",
+        "the ephemeral remote claim deleted",
+        timeout=90,
+    )
+
+
+def test_without_local_rights_the_node_runs_without_storage(
+    local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    node = AKNode(
+        AKProcess(
+            local_cluster,
+            remote_cluster,
+            f"ak-{uuid.uuid4().hex[:5]}",
+            node_ip=NODE_IP,
+            grant_storage=False,
+        ),
+        f"t-{uuid.uuid4().hex[:5]}",
+    )
+    with node_running(node):
+        local_cluster.apply(pod("plain", node.name), node.namespace)
+        running_pod(local_cluster, node.namespace, "plain")
+        wait_until(
+            "the warning in AK's log",
+            lambda: "storage is off until the local cluster grants" in node.ak.log.read_text(),
+        )
+
+
+def test_data_survives_a_rolling_update_and_the_node_re_registered(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: str
+) -> None:
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    klass = local_class(local_cluster, remote_storage)["metadata"]["name"]
+    local_cluster.apply(statefulset("db", ak_node.name, klass), ns)
+    bound_claim(local_cluster, ns, "data-db-0")
+    first = running_pod(local_cluster, ns, "db-0")
+    remote = bound_claim(remote_cluster, rns, "data-db-0")
+
+    seen = {first["metadata"]["uid"]}
+
+    def same_claim_after(what: str) -> Obj:
+        """A db-0 not seen before Running, on the same remote claim and volume."""
+        now = wait_until(
+            what,
+            lambda: (
+                p
+                if (p := running_pod(local_cluster, ns, "db-0"))["metadata"]["uid"] not in seen
+                else None
+            ),
+            timeout=180,
+        )
+        seen.add(now["metadata"]["uid"])
+        again = bound_claim(remote_cluster, rns, "data-db-0")
+        assert again["metadata"]["uid"] == remote["metadata"]["uid"]
+        assert again["spec"]["volumeName"] == remote["spec"]["volumeName"]
+        return now
+
+    local_cluster.kubectl(
+        "patch", "statefulset", "-n", ns, "db", "--type=merge",
+        "-p", '{"spec":{"template":{"metadata":{"annotations":{"rev":"2"}}}}}',
+    )  # fmt: skip
+    same_claim_after("db-0 rolled")
+    node_uid = ak_node.ak.node()["metadata"]["uid"]
+    local_cluster.kubectl("delete", "node", ak_node.name)
+    wait_until(
+        "the node registered again",
+        lambda: ak_node.ak.node()["metadata"]["uid"] != node_uid,
+        timeout=90,
+    )
+    # Back before the pod garbage collector saw the pod orphaned: it runs on, and a
+    # new one (deleted here) comes back to this node, pinned by the volume.
+    local_cluster.kubectl("delete", "pod", "-n", ns, "db-0", "--wait=false")
+    again = same_claim_after("db-0 back on the re-registered node")
+    assert again["spec"]["nodeName"] == ak_node.name
+
+
+def test_a_claim_on_a_local_volume_is_refused(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    """A claim bound to a volume only the local cluster has: the pod stays Pending,
+    told why, and can be deleted."""
+    ns = ak_node.namespace
+    name = f"local-{uuid.uuid4().hex[:5]}"
+    local_cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "hostPath": {"path": f"/tmp/{name}"},
+                    "claimRef": {"namespace": ns, "name": "here"},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "here", "namespace": ns},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": name,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        ]
+    )
+    bound_claim(local_cluster, ns, "here")
+    local_cluster.apply(
+        pod(
+            "stuck",
+            ak_node.name,
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "here"}}],
+        ),
+        ns,
+    )
+    refused = wait_until(
+        "an UnsupportedVolume Event on the pod",
+        lambda: [
+            e for e in events_for(local_cluster, ns, "stuck") if e["reason"] == "UnsupportedVolume"
+        ],
+    )
+    assert name in refused[0]["message"] and storage.DEFAULT_CLASS in refused[0]["message"]
+    p = local_cluster.get_json(f"/api/v1/namespaces/{ns}/pods/stuck")
+    assert p["status"]["phase"] == "Pending"
+    assert (
+        get_or_none(remote_cluster, f"/api/v1/namespaces/{ak_node.remote_namespace}/pods/stuck")
+        is None
+    )
+    local_cluster.kubectl("delete", "pod", "-n", ns, "stuck", "--wait=true", timeout=60)
+    local_cluster.kubectl("delete", "pvc", "-n", ns, "here", "--wait=true", timeout=60)
+    local_cluster.kubectl("delete", "pv", name, "--wait=false")
+
+
+def test_a_remote_quota_refusal_is_told_on_the_claim(
+    local_cluster: Cluster, remote_cluster: Cluster, remote_storage: str, tmp_path: Any
+) -> None:
+    config = tmp_path / "quota.toml"
+    config.write_text('[namespaces.resource_quota.hard]\n"requests.storage" = "1Mi"\n')
+    suffix = uuid.uuid4().hex[:5]
+    node = AKNode(
+        AKProcess(
+            local_cluster,
+            remote_cluster,
+            f"ak-{suffix}",
+            node_ip=NODE_IP,
+            extra_args=[f"--config={config}"],
+        ),
+        f"t-{suffix}",
+    )
+    with node_running(node):
+        klass = local_class(local_cluster, remote_storage)["metadata"]["name"]
+        local_cluster.apply(statefulset("big", node.name, klass), node.namespace)
+        failed = wait_until(
+            "a ProvisioningFailed Event on the claim",
+            lambda: [
+                e
+                for e in events_for(local_cluster, node.namespace, "data-big-0")
+                if e["reason"] == "ProvisioningFailed"
+            ],
+            timeout=90,
+        )
+        assert "exceeded quota" in failed[0]["message"], failed[0]["message"]
+        assert claim(local_cluster, node.namespace, "data-big-0")["status"]["phase"] == "Pending"
+        local_cluster.kubectl("delete", "statefulset", "-n", node.namespace, "big")
+        local_cluster.kubectl(
+            "delete", "pvc", "-n", node.namespace, "data-big-0", "--wait=true", timeout=60
+        )

@@ -22,10 +22,13 @@ import yaml
 
 from ak.cli import main
 from ak.config import load_config
+from ak.core import storage
 from ak.doctor import (
     LOCAL_NETWORK_POLICY_PERMISSIONS,
     LOCAL_PEER_PERMISSIONS,
+    LOCAL_STORAGE_PERMISSIONS,
     REMOTE_PERMISSIONS,
+    REMOTE_STORAGE_PERMISSIONS,
     Permission,
 )
 
@@ -34,6 +37,7 @@ UNIT = REPO / "systemd" / "ak.service"
 EXAMPLE = REPO / "systemd" / "ak.toml.example"
 REMOTE_RBAC = REPO / "packaging" / "remote-rbac.yaml"
 LOCAL_NETPOL_RBAC = REPO / "packaging" / "local-network-policies.yaml"
+LOCAL_STORAGE_RBAC = REPO / "packaging" / "local-storage.yaml"
 CONFINEMENT = REPO / "packaging" / "remote-confinement.yaml"
 
 
@@ -124,7 +128,7 @@ def _wanted(perms: Sequence[Permission]) -> set[tuple[str, str, str]]:
 def test_remote_rbac_is_exactly_what_doctor_checks() -> None:
     docs = list(yaml.safe_load_all(REMOTE_RBAC.read_text()))
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    assert _granted(role) == _wanted(REMOTE_PERMISSIONS)
+    assert _granted(role) == _wanted(REMOTE_PERMISSIONS + REMOTE_STORAGE_PERMISSIONS)
     (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
     (sa,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     assert binding["subjects"] == [
@@ -141,6 +145,18 @@ def test_local_network_policy_rbac_is_exactly_what_doctor_checks() -> None:
     assert binding["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:NODE_NAME"}
     ]
+
+
+def test_local_storage_rbac_is_exactly_what_doctor_checks() -> None:
+    docs = list(yaml.safe_load_all(LOCAL_STORAGE_RBAC.read_text()))
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert _granted(role) == _wanted(LOCAL_STORAGE_PERMISSIONS)
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:NODE_NAME"}
+    ]
+    (klass,) = [d for d in docs if d["kind"] == "StorageClass"]
+    assert klass == storage.local_class(storage.DEFAULT_CLASS, None)
 
 
 def test_confinement_covers_every_resource_ak_writes_remotely() -> None:
@@ -160,7 +176,7 @@ def test_confinement_covers_every_resource_ak_writes_remotely() -> None:
     writes = {"create", "update", "patch", "delete"}
     written = {
         (p.group, p.resource)
-        for p in REMOTE_PERMISSIONS
+        for p in REMOTE_PERMISSIONS + REMOTE_STORAGE_PERMISSIONS
         if not p.subresource and writes & set(p.verbs)
     }
     assert written <= confined, written - confined
