@@ -127,7 +127,7 @@ def remote_real_node(remote_cluster: Cluster) -> realnode.RealNode:
 
 
 @pytest.fixture(scope="session")
-def remote_storage(
+def remote_local_path(
     remote_cluster: Cluster, remote_real_node: realnode.RealNode
 ) -> Iterator[LocalPath]:
     """Real dynamic provisioning on the remote cluster: rancher's

@@ -1,6 +1,6 @@
 """The testbed's dynamic provisioning, on the remote cluster directly (no AK).
 
-rancher's local-path-provisioner (``ak.testbed.localpath``, the ``remote_storage``
+rancher's local-path-provisioner (``ak.testbed.localpath``, the ``remote_local_path``
 fixture) provisions claims for pods on the remote real node: what AK's volumes
 stand on (tests/cluster/test_real_storage.py). Here a claim's data is written by
 one real container, read back by another after the first is gone, and checked by
@@ -105,7 +105,7 @@ def bound_volume(remote: Cluster, ns: str, name: str) -> Obj:
 def test_a_claim_keeps_its_data_across_pods_and_goes_with_the_claim(
     remote_cluster: Cluster,
     remote_real_node: realnode.RealNode,
-    remote_storage: LocalPath,
+    remote_local_path: LocalPath,
     namespace: str,
 ) -> None:
     remote, ns = remote_cluster, namespace
@@ -133,8 +133,8 @@ def test_a_claim_keeps_its_data_across_pods_and_goes_with_the_claim(
             ]
         }
     ]
-    directory = remote_storage.volume_dir(pv)
-    assert directory.parent == remote_storage.paths[remote_real_node.name]
+    directory = remote_local_path.volume_dir(pv)
+    assert directory.parent == remote_local_path.paths[remote_real_node.name]
     # What the container wrote, on the node's disk.
     assert (directory / "file").read_text() == content + "\n"
 
@@ -162,13 +162,13 @@ def test_a_claim_keeps_its_data_across_pods_and_goes_with_the_claim(
     pv_path = f"/api/v1/persistentvolumes/{pv['metadata']['name']}"
     wait_until("the PV deleted", lambda: gone(remote, pv_path), 120)
     assert not directory.exists()
-    assert remote_storage.paths[remote_real_node.name].is_dir()
+    assert remote_local_path.paths[remote_real_node.name].is_dir()
 
 
 def test_reclaim_retain_keeps_the_volume_and_its_data(
     remote_cluster: Cluster,
     remote_real_node: realnode.RealNode,
-    remote_storage: LocalPath,
+    remote_local_path: LocalPath,
     namespace: str,
 ) -> None:
     remote, ns = remote_cluster, namespace
@@ -176,7 +176,7 @@ def test_reclaim_retain_keeps_the_volume_and_its_data(
     content = write(remote, ns, remote_real_node, "kept")
     pv = bound_volume(remote, ns, "kept")
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
-    directory: Path = remote_storage.volume_dir(pv)
+    directory: Path = remote_local_path.volume_dir(pv)
 
     delete_pod(remote, ns, "writer")
     remote.kubectl("-n", ns, "delete", "pvc", "kept", "--wait=true", timeout=60)

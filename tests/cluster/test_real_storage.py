@@ -1,6 +1,6 @@
 """PersistentVolumeClaims on the AK node, with their data on the remote cluster's storage (#29).
 
-The remote cluster provisions for real (``remote_storage``: rancher's
+The remote cluster provisions for real (``remote_local_path``: rancher's
 local-path-provisioner onto the remote real node's disk, its default class
 ``local-path``, and ``local-path-retain``); AK is the provisioner of its local
 classes (``actual-kubelets`` for the remote default, ``actual-kubelets-<remote
@@ -208,7 +208,7 @@ def local_classes(local: Cluster) -> dict[str, Obj]:
 
 
 def test_ak_offers_a_local_class_per_remote_class(
-    ak_real: AKNode, local_cluster: Cluster, remote_storage: LocalPath
+    ak_real: AKNode, local_cluster: Cluster, remote_local_path: LocalPath
 ) -> None:
     want = {storage.DEFAULT_CLASS, storage.local_class_name(STORAGE_CLASS), RETAIN}
 
@@ -226,7 +226,7 @@ def test_ak_offers_a_local_class_per_remote_class(
 
 
 def test_statefulset_keeps_its_data_across_deletion_scaling_and_ak_crash(
-    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: LocalPath
+    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_local_path: LocalPath
 ) -> None:
     local, remote, node = local_cluster, remote_cluster, ak_real
     token = uuid.uuid4().hex
@@ -363,7 +363,7 @@ def test_ak_killed_mid_provisioning_provisions_once(
     ak_real: AKNode,
     local_cluster: Cluster,
     remote_cluster: Cluster,
-    remote_storage: LocalPath,
+    remote_local_path: LocalPath,
 ) -> None:
     """SIGKILL AK between two steps of provisioning: after it made the remote
     claim and before the local volume (its creation held), or after the local
@@ -428,7 +428,7 @@ def test_ak_killed_mid_provisioning_provisions_once(
 
 
 def test_reclaim_delete_removes_the_remote_claim_and_retain_keeps_it(
-    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: LocalPath
+    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_local_path: LocalPath
 ) -> None:
     local, remote, node = local_cluster, remote_cluster, ak_real
     token = uuid.uuid4().hex
@@ -488,7 +488,7 @@ def test_reclaim_delete_removes_the_remote_claim_and_retain_keeps_it(
 
 
 def test_generic_ephemeral_volume(
-    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: LocalPath
+    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_local_path: LocalPath
 ) -> None:
     local, remote, node = local_cluster, remote_cluster, ak_real
     token = uuid.uuid4().hex
@@ -535,7 +535,7 @@ def test_two_local_clusters_on_one_remote(
     ak_real: AKNode,
     local_cluster: Cluster,
     remote_cluster: Cluster,
-    remote_storage: LocalPath,
+    remote_local_path: LocalPath,
     cluster_factory: ClusterFactory,
 ) -> None:
     """Claims of the same name from two local clusters, each with its AK node
