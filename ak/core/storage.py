@@ -83,6 +83,7 @@ REASON_FAILED: Final = "ProvisioningFailed"
 REASON_RESIZE_FAILED: Final = "VolumeResizeFailed"
 REASON_RESIZED: Final = "VolumeResizeSuccessful"
 REASON_WAITING: Final = "WaitingForVolume"
+REASON_REMOTE_CLAIM_MISSING: Final = "RemoteClaimMissing"
 REASON_VOLUME: Final = "UnsupportedVolume"
 
 

@@ -211,10 +211,10 @@ class StorageController:
             await trio.sleep(RIGHTS_RECHECK)
 
     def holds_volumes(self, local_ns: str) -> bool:
-        """Whether AK's remote namespace of ``local_ns`` holds claims AK made (or AK
-        cannot yet tell): such a namespace is in use, pods or not."""
-        if not self.remote_claims.synced.is_set():
-            return True
+        """Whether AK's remote namespace of ``local_ns`` holds claims AK made: such a
+        namespace is in use, pods or not. Before the cache is synced (or when
+        storage never started) the remote API server is asked before a
+        namespace is deleted (``RemoteNamespaces.guard_claims``)."""
         rns = remote_namespace(self.node_name, local_ns)
         return any(c["metadata"].get("namespace") == rns for c in self.remote_claims.values())
 
@@ -330,6 +330,14 @@ class StorageController:
         rns, rname = storage.remote_of(volume)
         remote = self.remote_claims.get(rns, rname)
         if remote is None or storage.made_for(remote) != local["metadata"]["uid"]:
+            # Deleted on the remote cluster by someone else: AK makes no empty
+            # claim in its place (the pod would start on nothing), it says so.
+            message = (
+                f"remote claim {rns}/{rname} of volume {volume['metadata']['name']} is gone "
+                "from the remote cluster, and its data with it unless its volume was retained "
+                "there; delete this claim to provision a new one"
+            )
+            await self._tell(key, local, storage.REASON_REMOTE_CLAIM_MISSING, message)
             return None
         grow = storage.expansion_patch(local, remote)
         if grow is not None:
@@ -501,7 +509,8 @@ class StorageController:
             raise TranslationError(
                 storage.REASON_WAITING,
                 "waiting for AK's view of the claims and volumes; if it lasts, "
-                + LOCAL_STORAGE_HINT,
+                + LOCAL_STORAGE_HINT
+                + ", and packaging/remote-rbac.yaml on the remote cluster",
                 settling=True,
             )
         ns = local["metadata"]["namespace"]

@@ -657,3 +657,41 @@ def test_a_remote_quota_refusal_is_told_on_the_claim(
         local_cluster.kubectl(
             "delete", "pvc", "-n", node.namespace, "data-big-0", "--wait=true", timeout=60
         )
+
+
+def test_a_remote_claim_deleted_behind_aks_back_is_told_not_replaced(
+    ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: str
+) -> None:
+    ns, rns = ak_node.namespace, ak_node.remote_namespace
+    klass = local_class(local_cluster, remote_storage)["metadata"]["name"]
+    local_cluster.apply(statefulset("db", ak_node.name, klass), ns)
+    bound_claim(local_cluster, ns, "data-db-0")
+    running_pod(local_cluster, ns, "db-0")
+    scale(local_cluster, ns, "db", 0)
+    gone(local_cluster, f"/api/v1/namespaces/{ns}/pods/db-0", "db-0 gone")
+    remote_cluster.kubectl("delete", "pvc", "-n", rns, "data-db-0", "--wait=true", timeout=60)
+    told = wait_until(
+        "a RemoteClaimMissing Event on the claim",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "data-db-0")
+            if e["reason"] == storage.REASON_REMOTE_CLAIM_MISSING
+        ],
+    )
+    assert f"{rns}/data-db-0" in told[0]["message"]
+    scale(local_cluster, ns, "db", 1)
+    waiting = wait_until(
+        "db-0 waiting for its remote claim",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "db-0")
+            if e["reason"] == storage.REASON_WAITING
+        ],
+        timeout=90,
+    )
+    assert "data-db-0" in waiting[0]["message"]
+    assert (
+        get_or_none(remote_cluster, f"/api/v1/namespaces/{rns}/persistentvolumeclaims/data-db-0")
+        is None
+    )
+    assert get_or_none(remote_cluster, f"/api/v1/namespaces/{rns}/pods/db-0") is None
