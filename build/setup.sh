@@ -29,6 +29,8 @@ AK_TOOLS_BIN=$(bash build/tools.sh | tail -n 1)
 bash build/vk-e2e.sh >/dev/null
 # tests/cluster/test_real_metrics.py runs it (kubectl top, HPA on an AK node).
 bash build/metrics-server.sh >/dev/null
+# tests/cluster/test_real_local_path.py and test_real_storage.py run it (dynamic volumes on the remote).
+bash build/local-path.sh >/dev/null
 # The real-node parts (kubelet, containerd & co., test images); they need root.
 if [ "$(id -u)" = 0 ]; then
   AK_NODE_TOOLS=$(bash build/node.sh | tail -n 1)

@@ -18,6 +18,7 @@ from ak.core.names import node_label_value, remote_namespace
 from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess, real_node_args
 from ak.testbed.cluster import Cluster
+from ak.testbed.localpath import LocalPath
 from ak.testbed.testbed import Testbed
 
 # No per-example deadline: hypothesis' 200 ms default is a timed assertion, and on
@@ -136,6 +137,19 @@ def remote_real_node(remote_cluster: Cluster) -> realnode.RealNode:
     Tainted, so only pods placed there on purpose (``ak_real``) run on it. Fails,
     never skips, outside the sandbox that build/test.sh runs the tests in."""
     return remote_cluster.add_real_node("real-remote")
+
+
+@pytest.fixture(scope="session")
+def remote_local_path(
+    remote_cluster: Cluster, remote_real_node: realnode.RealNode
+) -> Iterator[LocalPath]:
+    """Real dynamic provisioning on the remote cluster: rancher's
+    local-path-provisioner (``ak.testbed.localpath``) for ``remote_real_node``,
+    with its StorageClasses ``local-path`` (the remote's default; reclaim
+    Delete) and ``local-path-retain``, both WaitForFirstConsumer. Started on
+    first use, once per session."""
+    with LocalPath(remote_cluster, [remote_real_node]) as provisioner:
+        yield provisioner
 
 
 # The placement (label and taint value) of ``remote_netpol_node``.
