@@ -5,7 +5,7 @@
 # remote cluster: real dynamic provisioning onto the real node's disk.
 #
 # Output: $AK_LOCAL_PATH_DIR (default ~/.cache/ak-tools/local-path-provisioner-<version>-<key>);
-# prints the binary's path as its last line (build/lib/go-tool.sh).
+# prints the binary's path as its last line (build/go-tool.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +14,6 @@ wrapper="$here/go/local-path"
 module=github.com/rancher/local-path-provisioner
 package=$module
 out_env=AK_LOCAL_PATH_DIR
-# shellcheck source=lib/go-tool.sh
-. "$here/lib/go-tool.sh"
+# shellcheck source=go-tool.sh
+. "$here/go-tool.sh"
 go_tool_build -ldflags "-s -w -X main.VERSION=$version"

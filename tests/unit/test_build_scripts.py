@@ -19,6 +19,7 @@ SCRIPTS = {
     "metrics-server.sh": "AK_METRICS_SERVER_DIR",
     "kube-router.sh": "AK_KUBE_ROUTER_DIR",
     "helm.sh": "AK_HELM_DIR",
+    "local-path.sh": "AK_LOCAL_PATH_DIR",
 }
 
 

@@ -31,6 +31,9 @@ go_tool_build() {
     echo "$bin"
     return 0
   fi
+  # shellcheck source=lib.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+  sandbox_guard "$tool"
   mkdir -p "$out"
   start=$(date +%s)
   log "building $tool $version (a few minutes the first time)"
