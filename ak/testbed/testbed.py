@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -31,6 +32,7 @@ def run_root() -> Path:
     lock = (root / _LOCK).open("wb")
     fcntl.flock(lock, fcntl.LOCK_SH)
     _held.append(lock)
+    atexit.register(lock.close)  # released at exit, without a ResourceWarning
     prune(base, KEEP_RUNS)
     return root
 
