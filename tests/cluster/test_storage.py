@@ -18,6 +18,7 @@ import pytest
 from ak.core import storage
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NODE, LABEL_VOLUME
 from ak.core.names import remote_namespace
+from ak.testbed import workloads
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
@@ -80,37 +81,18 @@ def remote_storage(remote_cluster: Cluster) -> Iterator[str]:
 
 
 def statefulset(name: str, node: str, class_name: str, replicas: int = 1) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": name,
-            "selector": {"matchLabels": {"app": name}},
-            "template": pod_template(
-                node,
-                {"app": name},
-                containers=[
-                    {
-                        "name": "c",
-                        "image": "registry.invalid/db:1",
-                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                    }
-                ],
-            ),
-            "volumeClaimTemplates": [
-                {
-                    "metadata": {"name": "data"},
-                    "spec": {
-                        "accessModes": ["ReadWriteOnce"],
-                        "storageClassName": class_name,
-                        "resources": {"requests": {"storage": "1Gi"}},
-                    },
-                }
-            ],
-        },
+    container = {
+        "name": "c",
+        "image": "registry.invalid/db:1",
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
+    claim = {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": class_name,
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    pod_spec = pod_template(node, {"app": name}, containers=[container])["spec"]
+    return workloads.statefulset(name, replicas, pod_spec, {"data": claim})
 
 
 def claim(cluster: Cluster, ns: str, name: str) -> Obj:
