@@ -431,11 +431,13 @@ class StorageController:
         if step is Release.DELETE_REMOTE:
             assert remote is not None
             uid = remote["metadata"].get("uid")
-            with contextlib.suppress(NotFound):
+            try:
                 await self.remote.delete(
                     path("persistentvolumeclaims", namespace=rns, name=rname),
                     {"preconditions": {"uid": uid}},
                 )
+            except NotFound:
+                return None  # gone already (a second look at the same release)
             log.info(
                 "storage: remote claim %s/%s deleted: volume %s released (reclaim Delete)",
                 rns,
