@@ -46,10 +46,8 @@ def prune(base: Path, keep: int) -> list[Path]:
         try:
             with (run / _LOCK).open("ab") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # in use
         except OSError:
-            pass  # a run from before the lock existed
+            continue  # in use (BlockingIOError), or not ours to lock: left alone
         with contextlib.suppress(OSError):
             shutil.rmtree(run)
             removed.append(run)
