@@ -41,6 +41,7 @@ from ak.pods.remote import PodSettings, RemoteCluster
 from ak.proxy.addresses import PodAddresses
 from ak.proxy.server import PodProxy
 from ak.services.controller import ServiceController
+from ak.storage.controller import StorageController
 from ak.sync.supervisor import Supervisor
 from ak.systemd import SystemdNotifier
 from ak.tokens.controller import TokenController, TokenSettings
@@ -113,6 +114,7 @@ class Provider:
             PodSettings(
                 node_name=node.name,
                 node_label=label,
+                storage=config.pods.storage,
                 extra_env=[{"name": k, "value": v} for k, v in config.pods.env],
                 namespace_template=template,
                 placement=Placement(
@@ -125,6 +127,23 @@ class Provider:
             preparers=[self.deps, self.tokens],
         )
         self.tokens.twin = self.remote_pods.get
+        self.storage = (
+            StorageController(
+                local,
+                remote,
+                node.name,
+                label,
+                remote_pods=self.remote_pods,
+                events=self.events,
+                allowed=config.pods.storage_remote_classes,
+            )
+            if config.pods.storage
+            else None
+        )
+        if self.storage is not None:
+            self.remote_pods.preparers.append(self.storage)
+            self.remote_pods.holds_volumes = self.storage.holds_volumes
+            self.remote_pods.namespaces.guard_claims = True
         self.remote_pods.leftovers = lambda rns: self.tokens.identities_by_ns.get(rns, 0) > 0
         self.addresses = (
             PodAddresses(parse_range(config.pods.address_range))
@@ -227,6 +246,8 @@ class Provider:
                 sup.start("network-policy-sync", self.policies.run)
             if self.budgets is not None:
                 sup.start("disruption-budget-sync", self.budgets.run)
+            if self.storage is not None:
+                sup.start("storage", self.storage.run)
             if self.proxy is not None:
                 sup.start("pod-proxy", self.proxy.run)
             sup.start("event-mirror", self.event_mirror.run)

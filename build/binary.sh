@@ -49,21 +49,12 @@ if [ -z "${AK_BINARY_FORCE:-}" ] && [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/nu
   exit 0
 fi
 
+. build/lib.sh
+sandbox_guard "dist/ak"
 start=$(date +%s)
-# Debian packages the build needs: the venv module, headers for any sdist, and
-# binutils (objdump/objcopy, which PyInstaller and staticx call).
-need=()
-[ -x /usr/bin/python3 ] || need+=(python3)
-/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
-[ -f "/usr/include/python$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)/Python.h" ] || need+=(python3-dev)
-command -v objdump >/dev/null && command -v objcopy >/dev/null || need+=(binutils)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { log "missing Debian packages: ${need[*]} (run as root or install them)"; exit 1; }
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q "${need[@]}" >/dev/null
-fi
+# The venv module, headers for any sdist, and binutils (objdump/objcopy, which
+# PyInstaller and staticx call).
+bash build/prereqs.sh
 
 # A fresh venv each build: only AK's runtime dependencies and the build tools
 # (never pytest & co., which PyInstaller's hooks would drag in).
@@ -73,7 +64,7 @@ log "venv from $(/usr/bin/python3 --version 2>&1) at /usr/bin/python3"
 /usr/bin/python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
 # Install from a copy of the sources without the test-only ak/testbed, so that
-# setuptools' build/ clutter stays in the work dir and ak.testbed cannot be frozen.
+# ak.testbed cannot be frozen whatever PyInstaller's import analysis finds.
 mkdir -p "$work/src"
 cp -r pyproject.toml README.md ak "$work/src/"
 rm -rf "$work/src/ak/testbed"

@@ -27,6 +27,8 @@ grep -q "helm.sh/helm/v3 $HELM_VERSION" "$mod/go.mod" || {
   log "the wrapper module $mod pins another helm; edit its go.mod (go get helm.sh/helm/v3@$HELM_VERSION)"
   exit 1
 }
+. "$here/lib.sh"
+sandbox_guard "helm"
 mkdir -p "$out"
 start=$(date +%s)
 log "building helm $HELM_VERSION (a few minutes the first time)"

@@ -13,16 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[build/image] %s\n' "$*" >&2; }
 
-need=()
-command -v skopeo >/dev/null || need+=(skopeo)
-command -v umoci >/dev/null || need+=(umoci)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { log "missing Debian packages: ${need[*]} (run as root or install them)"; exit 1; }
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q "${need[@]}" >/dev/null
-fi
+bash build/prereqs.sh  # skopeo and umoci
 
 binary=$(bash build/binary.sh | tail -n 1)
 version=$(/usr/bin/python3 -c 'import re,sys; print(re.search(r"__version__ = \"(.*)\"", open("ak/__init__.py").read())[1])')

@@ -28,6 +28,8 @@ if [ -x "$out/kube-router" ] && [ -f "$out/.complete" ]; then
   echo "$out"
   exit 0
 fi
+. "$here/lib.sh"
+sandbox_guard "kube-router"
 mkdir -p "$out"
 start=$(date +%s)
 log "building kube-router $version (a few minutes the first time)"

@@ -27,6 +27,8 @@ if [ -x "$bin" ] && [ -f "$out/.complete" ]; then
   echo "$bin"
   exit 0
 fi
+. "$here/lib.sh"
+sandbox_guard "metrics-server"
 mkdir -p "$out"
 start=$(date +%s)
 log "building metrics-server $version (a few minutes the first time)"

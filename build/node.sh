@@ -15,25 +15,8 @@ K8S_VERSION=${K8S_VERSION:-v1.36.3}
 cache_root=${AK_TOOLS_CACHE:-$HOME/.cache/ak-tools}
 log() { printf '[build/node] %s\n' "$*" >&2; }
 
-need=()
-for pair in containerd:containerd runc:runc ctr:containerd busybox:busybox-static iptables:iptables \
-            conntrack:conntrack unshare:util-linux nsenter:util-linux setpriv:util-linux \
-            ip:iproute2 ipset:ipset; do
-  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
-# The systemd host of tests/cluster/test_real_systemd.py (never started as the machine's PID 1).
-[ -x /lib/systemd/systemd ] || need+=(systemd)
-# The image must hold a static busybox: Debian's busybox package is dynamic.
-file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { log "missing Debian packages: ${need[*]} (run as root or install them)"; exit 1; }
-  command -v file >/dev/null || need+=(file)
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
-fi
+. "$here/lib.sh"
+bash "$here/prereqs.sh"
 
 tools_bin=$(bash "$here/tools.sh" | tail -n 1)
 out="$cache_root/node-k8s-$K8S_VERSION"
@@ -41,6 +24,7 @@ mkdir -p "$out"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
 if [ ! -x "$out/kubelet" ]; then
+  sandbox_guard kubelet
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   log "building kubelet $K8S_VERSION (first build takes about 10 minutes)"
   t=$(date +%s)
@@ -55,6 +39,7 @@ fi
 # (tests/cluster/test_real_east_west.py): kube-proxy from the same wrapper module,
 # CoreDNS from its own (build/go/coredns: only the plugins the tests use).
 if [ ! -x "$out/kube-proxy" ]; then
+  sandbox_guard kube-proxy
   log "building kube-proxy $K8S_VERSION"
   (cd "$here/go/k8s" && go build -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION" \
      -o "$out/kube-proxy.tmp" k8s.io/kubernetes/cmd/kube-proxy)
@@ -62,6 +47,7 @@ if [ ! -x "$out/kube-proxy" ]; then
 fi
 dns_key=$(cat "$here/go/coredns/go.mod" "$here/go/coredns/main.go" | sha256sum | cut -c1-16)
 if [ ! -x "$out/coredns" ] || [ "$(cat "$out/coredns.key" 2>/dev/null)" != "$dns_key" ]; then
+  sandbox_guard CoreDNS
   log "building CoreDNS (about a minute)"
   (cd "$here/go/coredns" && go build -ldflags "-s -w" -o "$out/coredns.tmp" .)
   mv "$out/coredns.tmp" "$out/coredns"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs for the tests and the demo; quick when done before.
+#   the Debian packages (build/prereqs.sh, as root),
 #   a virtualenv with AK and its test tools in .venv,
 #   the Kubernetes binaries built from Go modules (build/tools.sh, cached),
 #   virtual-kubelet's provider e2e suite as a test binary (build/vk-e2e.sh, cached),
@@ -8,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash build/prereqs.sh
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)" >&2
@@ -27,6 +29,8 @@ AK_TOOLS_BIN=$(bash build/tools.sh | tail -n 1)
 bash build/vk-e2e.sh >/dev/null
 # tests/cluster/test_real_metrics.py runs it (kubectl top, HPA on an AK node).
 bash build/metrics-server.sh >/dev/null
+# tests/cluster/test_real_local_path.py and test_real_storage.py run it (dynamic volumes on the remote).
+bash build/local-path.sh >/dev/null
 # The real-node parts (kubelet, containerd & co., test images); they need root.
 if [ "$(id -u)" = 0 ]; then
   AK_NODE_TOOLS=$(bash build/node.sh | tail -n 1)

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The test command: lint, type-check, then every test (unit, real-cluster, real-node).
-# The tests run in a network + mount + PID namespace of their own, where real
-# kubelets can have non-loopback addresses and nothing reaches the machine.
+# The test command: every build the tests need, lint, type-check, then every test
+# (unit, real-cluster, real-node). The tests run in a network + mount + PID
+# namespace of their own, where real kubelets can have non-loopback addresses
+# and nothing reaches the machine, nor any package registry: so everything they
+# run is built here first, outside (each step cached by its inputs).
 # Extra arguments go to pytest, e.g. `bash build/test.sh -k harness`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 AK_TOOLS_BIN=$(bash build/setup.sh | tail -n 1)
 export AK_TOOLS_BIN
+# The three deliveries the tests run: the static binary, the image, helm for the chart.
+bash build/binary.sh >/dev/null
+bash build/image.sh >/dev/null
+bash build/helm.sh >/dev/null
+echo "[test] every build ready in $(( $(date +%s) - start ))s" >&2
 echo "[test] ruff" >&2
 .venv/bin/ruff check ak tests
 .venv/bin/ruff format --check ak tests

@@ -30,6 +30,8 @@ fi
 
 command -v go >/dev/null || { log "Go is required to build the control plane (none on PATH)"; exit 1; }
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
+. "$here/lib.sh"
+sandbox_guard "the control plane (kube-apiserver, etcd, kwok & co.)"
 mkdir -p "$out"
 start=$(date +%s)
 

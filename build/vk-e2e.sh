@@ -28,6 +28,8 @@ if [ -x "$bin" ] && [ -f "$out/.complete" ]; then
   echo "$bin"
   exit 0
 fi
+. "$here/lib.sh"
+sandbox_guard "virtual-kubelet's e2e suite"
 mkdir -p "$out"
 start=$(date +%s)
 log "building virtual-kubelet $vk_version test/e2e (a few minutes the first time)"

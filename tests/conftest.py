@@ -11,13 +11,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from ak.core.labels import LABEL_NODE
 from ak.core.names import node_label_value, remote_namespace
 from ak.testbed import realnode, sandbox
 from ak.testbed.akproc import AKProcess, real_node_args
 from ak.testbed.cluster import Cluster
+from ak.testbed.localpath import LocalPath
 from ak.testbed.testbed import Testbed
+
+# No per-example deadline: hypothesis' 200 ms default is a timed assertion, and on
+# a loaded 2-core machine (CI, parallel sandboxes) it fails examples that are right.
+settings.register_profile("ak", deadline=None)
+settings.load_profile("ak")
 
 # The InternalIP that ``ak_node`` advertises. Loopback unless the session runs in
 # a network namespace of its own (tests/cluster/test_node_proxy.py starts one).
@@ -65,7 +72,14 @@ def local_cluster(testbed: Testbed) -> Cluster:
 
 @pytest.fixture(scope="session")
 def remote_cluster(testbed: Testbed) -> Cluster:
-    return testbed.cluster("remote", kwok_nodes=3)
+    # As the local one for HPAs and aggregated APIs: test_real_metrics.py runs
+    # metrics-server and an HPA directly on the remote real node as a baseline.
+    return testbed.cluster(
+        "remote",
+        kwok_nodes=3,
+        apiserver_args=["--enable-aggregator-routing=true"],
+        kcm_args=["--horizontal-pod-autoscaler-sync-period=5s"],
+    )
 
 
 ClusterFactory = Callable[..., Cluster]
@@ -123,6 +137,19 @@ def remote_real_node(remote_cluster: Cluster) -> realnode.RealNode:
     Tainted, so only pods placed there on purpose (``ak_real``) run on it. Fails,
     never skips, outside the sandbox that build/test.sh runs the tests in."""
     return remote_cluster.add_real_node("real-remote")
+
+
+@pytest.fixture(scope="session")
+def remote_local_path(
+    remote_cluster: Cluster, remote_real_node: realnode.RealNode
+) -> Iterator[LocalPath]:
+    """Real dynamic provisioning on the remote cluster: rancher's
+    local-path-provisioner (``ak.testbed.localpath``) for ``remote_real_node``,
+    with its StorageClasses ``local-path`` (the remote's default; reclaim
+    Delete) and ``local-path-retain``, both WaitForFirstConsumer. Started on
+    first use, once per session."""
+    with LocalPath(remote_cluster, [remote_real_node]) as provisioner:
+        yield provisioner
 
 
 # The placement (label and taint value) of ``remote_netpol_node``.

@@ -84,6 +84,11 @@ class PodSettings:
     # The local NetworkPolicies selecting the node's pods are copied to their
     # remote namespaces, and their ingress rules enforced at the pod addresses.
     network_policies: bool = True
+    # [storage]: claims of AK's local StorageClasses are provisioned on the remote
+    # cluster (ak/core/storage.py); remote_classes is the operator's allow-list of
+    # remote StorageClasses (empty: every one).
+    storage: bool = True
+    storage_remote_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,15 @@ def _tolerations(value: object) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _names(value: object) -> tuple[str, ...]:
+    """A list of object names (DNS subdomains), e.g. StorageClasses."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and is_dns_subdomain(v) for v in value
+    ):
+        raise _Bad(f"{_show(value)} is not a list of names")
+    return tuple(value)
+
+
 def _allow_list(value: object) -> dict[str, tuple[str, ...]]:
     """``{ key = [values] }``; an empty list allows every value of the key."""
     out: dict[str, tuple[str, ...]] = {}

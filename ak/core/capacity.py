@@ -25,7 +25,9 @@ def _ready(node: Obj) -> bool:
 
 def pod_requests(pod: Obj) -> dict[str, Decimal]:
     """Effective requests, as the scheduler counts them: the sum over containers,
-    or the largest init container if larger, plus overhead."""
+    or the largest init container if larger, plus overhead. Pod-level requests
+    (``spec.resources``, PodLevelResources: CPU, memory and hugepages, which the
+    API server validates) stand for the containers' of the same resource."""
     spec = pod.get("spec") or {}
     total: dict[str, Decimal] = defaultdict(Decimal)
     for c in spec.get("containers") or []:
@@ -34,6 +36,8 @@ def pod_requests(pod: Obj) -> dict[str, Decimal]:
     for c in spec.get("initContainers") or []:
         for k, v in ((c.get("resources") or {}).get("requests") or {}).items():
             total[k] = max(total[k], parse_quantity(v))
+    for k, v in ((spec.get("resources") or {}).get("requests") or {}).items():
+        total[k] = parse_quantity(v)
     for k, v in (spec.get("overhead") or {}).items():
         total[k] += parse_quantity(v)
     return dict(total)

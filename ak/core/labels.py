@@ -25,9 +25,15 @@ LABEL_REPLICA: Final = "actual.vk/replica"
 an object a remote user created under the same name."""
 REPLICA_VALUE: Final = "true"
 
+LABEL_VOLUME: Final = "actual.vk/volume"
+"""Marks a remote PersistentVolumeClaim AK provisioned for a local claim
+(``ak/core/storage.py``). Value ``VOLUME_VALUE``. Never carries
+``LABEL_REPLICA``: a claim holds data, and no replica clean-up may touch it."""
+VOLUME_VALUE: Final = "true"
+
 ANNOTATION_LOCAL_UID: Final = "actual.vk/local-uid"
-"""UID of the local pod a remote pod runs for: tells incarnations of a pod
-with the same name apart."""
+"""UID of the local pod a remote pod runs for (of the local claim a remote
+claim was made for): tells incarnations of the same name apart."""
 
 ANNOTATION_PROPAGATED_KEYS: Final = "actual.vk/propagated-keys"
 """JSON list of the label and annotation keys AK copied from the local pod.

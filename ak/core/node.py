@@ -1,8 +1,10 @@
 """The virtual Node, its status heartbeats and its Lease.
 
-Only the status the kubelet owns is ever patched; ``declaredFeatures`` is
-never emitted because declaring a feature (``ExtendWebSocketsToKubelet``
-in particular) makes the API server rely on behaviour AK may not have.
+Only the status the kubelet owns is ever patched. ``declaredFeatures`` (the
+API server and scheduler refuse what needs a feature the node does not
+declare) holds only ``DECLARED_FEATURES``: declaring any other feature
+(``ExtendWebSocketsToKubelet`` in particular) would make the API server rely
+on behaviour AK may not have.
 """
 
 import uuid
@@ -27,7 +29,11 @@ _PRESSURE_CONDITIONS = (
     ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 )
 _MAP_FIELDS = ("capacity", "allocatable")
-_REPLACED_FIELDS = ("addresses", "daemonEndpoints", "nodeInfo")
+_REPLACED_FIELDS = ("addresses", "daemonEndpoints", "nodeInfo", "declaredFeatures")
+# What AK does as a kubelet would: a pod-level resize is carried to the remote
+# pod (ak/core/resize.py); without the declaration the local API server refuses
+# it ("pod update requires features InPlacePodLevelResourcesVerticalScaling").
+DECLARED_FEATURES = ("InPlacePodLevelResourcesVerticalScaling",)
 
 
 def _condition(type_: str, status: str, reason: str, message: str, now: str) -> Obj:
@@ -113,6 +119,7 @@ def node_object(
             "capacity": dict(capacity),
             "allocatable": dict(allocatable),
             "conditions": all_conditions,
+            "declaredFeatures": list(DECLARED_FEATURES),
         },
     }
 

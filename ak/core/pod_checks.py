@@ -21,16 +21,23 @@ REASON_RESOURCE_CLAIM = "UnsupportedResourceClaim"
 _HOST_NAMESPACE_FIELDS = ("hostNetwork", "hostPID", "hostIPC")
 
 # hostPath reads and writes a remote node's disk, not the data the local
-# cluster has; PersistentVolumeClaims (and the volumes bound to them) are not
-# replicated, so the remote pod would stay Pending forever.
+# cluster has. Claims are provisioned on the remote cluster by AK when storage
+# is on (ak/core/storage.py); with it off nothing would ever bind them
+# remotely. (A generic ephemeral volume then goes over as it is, and the
+# remote cluster makes its claim in its default class.)
 _UNSUPPORTED_VOLUMES = {
     "hostPath": "it would use a directory on a remote node",
-    "persistentVolumeClaim": "PersistentVolumeClaims are not replicated to the remote cluster",
+}
+_STORAGE_VOLUMES = {
+    "persistentVolumeClaim": "PersistentVolumeClaims are not provisioned on the remote "
+    "cluster: this node's storage is off ([storage] enabled = false)",
 }
 
 
-def check_supported(pod: Obj) -> None:
-    """Raise ``TranslationError`` if AK cannot run ``pod`` remotely."""
+def check_supported(pod: Obj, *, storage: bool = False) -> None:
+    """Raise ``TranslationError`` if AK cannot run ``pod`` remotely; ``storage``:
+    claims are provisioned remotely (whether each claim is, is the storage
+    preparer's to check)."""
     spec: dict[str, Any] = pod.get("spec") or {}
     for field in _HOST_NAMESPACE_FIELDS:
         if spec.get(field):
@@ -39,8 +46,9 @@ def check_supported(pod: Obj) -> None:
                 f"spec.{field} is not supported: the pod would share a namespace "
                 "with a node of the remote cluster",
             )
+    unsupported = _UNSUPPORTED_VOLUMES if storage else {**_UNSUPPORTED_VOLUMES, **_STORAGE_VOLUMES}
     for volume in spec.get("volumes") or []:
-        for source, why in _UNSUPPORTED_VOLUMES.items():
+        for source, why in unsupported.items():
             if source in volume:
                 raise TranslationError(
                     REASON_VOLUME,

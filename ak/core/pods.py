@@ -47,6 +47,7 @@ from ak.core.placement import NONE as NO_PLACEMENT
 from ak.core.placement import Placement
 from ak.core.pod_checks import check_supported
 from ak.core.pod_env import pinned_fields, with_env
+from ak.core.storage import rewrite_ephemeral
 from ak.core.types import Obj
 
 _COPIED_SPEC_FIELDS = (
@@ -110,7 +111,9 @@ def _remote_metadata(local: Obj, node_name: str, remote_namespace: str) -> Obj:
     }
 
 
-def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement, requested: bool) -> Obj:
+def _remote_spec(
+    local: Obj, extra_env: list[Obj], placement: Placement, requested: bool, storage: bool
+) -> Obj:
     spec: dict[str, Any] = local.get("spec") or {}
     pinned = pinned_fields(local)
     remote = {f: clone(spec[f]) for f in _COPIED_SPEC_FIELDS if f in spec}
@@ -119,6 +122,8 @@ def _remote_spec(local: Obj, extra_env: list[Obj], placement: Placement, request
             remote[field] = [with_env(c, extra_env, pinned) for c in spec[field]]
     if spec.get("volumes"):
         remote["volumes"] = rewrite_volumes(spec["volumes"], local)
+        if storage:
+            remote["volumes"] = rewrite_ephemeral(remote["volumes"], local["metadata"]["name"])
     remote["automountServiceAccountToken"] = False
     placement.apply(remote)
     request = tenant_placement.requested(local) if requested else None
@@ -135,19 +140,22 @@ def to_remote_pod(
     extra_env: list[Obj],
     placement: Placement = NO_PLACEMENT,
     requested_placement: bool = True,
+    storage: bool = False,
 ) -> Obj:
     """The pod to create remotely; raises ``TranslationError`` if impossible.
 
     ``requested_placement=False`` leaves out the pod's own placement request
     (``ak.core.tenant_placement``): for updates, which never touch scheduling
     fields, so a request the operator's allow-list no longer admits (changed
-    since the pod was made) does not stop labels and images propagating."""
-    check_supported(local)
+    since the pod was made) does not stop labels and images propagating.
+    ``storage``: claims are provisioned remotely under their local names
+    (``ak.core.storage``)."""
+    check_supported(local, storage=storage)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _remote_metadata(local, node_name, remote_namespace),
-        "spec": _remote_spec(local, extra_env, placement, requested_placement),
+        "spec": _remote_spec(local, extra_env, placement, requested_placement, storage),
     }
 
 

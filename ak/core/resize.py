@@ -10,6 +10,10 @@ stands. On the AK node the local API server accepts the resize; AK patches
 the twin's ``resize`` subresource with the same values (``resize_patch``), and
 the remote kubelet's answer comes back with the rest of the status
 (``status.local_status``: the conditions are the kubelet's, so the remote's).
+Pod-level resources (``spec.resources``, resizable in place since
+InPlacePodLevelResourcesVerticalScaling, beta and on in 1.36) are carried the
+same way, and the kubelet's ``status.resources``/``allocatedResources`` for
+the pod as a whole come back with the containers'.
 
 The remote API server may refuse what the local one took: its
 PodResizeValidator compares the requests with the remote node's allocatable
@@ -52,7 +56,9 @@ def _same(want: Any, have: Any) -> bool:
         return bool(want == have)
 
 
-def _container_change(local: Obj, remote: Obj) -> Obj | None:
+def _resources_change(local: Obj, remote: Obj) -> Obj | None:
+    """What differs between the ``resources`` of ``local`` and ``remote`` (a
+    container or a pod spec): the CPU and memory requests and limits to send."""
     wanted: dict[str, Any] = local.get("resources") or {}
     current: dict[str, Any] = remote.get("resources") or {}
     change: Obj = {}
@@ -65,12 +71,18 @@ def _container_change(local: Obj, remote: Obj) -> Obj | None:
         }
         if differ:
             change[kind] = differ
+    return change or None
+
+
+def _container_change(local: Obj, remote: Obj) -> Obj | None:
+    change = _resources_change(local, remote)
     return {"name": local["name"], "resources": change} if change else None
 
 
 def resize_patch(local: Obj, remote: Obj) -> Obj | None:
     """Strategic merge patch for the twin's ``resize`` subresource that gives
-    its containers the local pod's CPU and memory, or None if they have them.
+    it (the pod's own ``spec.resources`` and its containers') the local pod's
+    CPU and memory, or None if it has them.
 
     Only the values that differ are sent: resources merge key by key, so
     what the remote added (LimitRange defaults) stays. Removing a request or
@@ -89,6 +101,9 @@ def resize_patch(local: Obj, remote: Obj) -> Obj | None:
         ]
         if changes:
             spec[field] = changes
+    pod_level = _resources_change(local_spec, remote_spec)
+    if pod_level:
+        spec["resources"] = pod_level
     return {"spec": spec} if spec else None
 
 

@@ -44,6 +44,10 @@ _COPIED_FROM_REMOTE = (
     "startTime",
     "reason",
     "message",
+    # The pod-level resources the kubelet applied and allocated (the pod-level
+    # analogues of containerStatuses[].resources/allocatedResources).
+    "resources",
+    "allocatedResources",
 )
 LOCAL_CONDITIONS = frozenset({"PodScheduled", "DisruptionTarget"})
 KUBELET_CONDITIONS = (

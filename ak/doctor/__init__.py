@@ -37,8 +37,10 @@ from ak.doctor.permissions import (
     LOCAL_NETWORK_POLICY_PERMISSIONS,
     LOCAL_PEER_PERMISSIONS,
     LOCAL_PERMISSIONS,
+    LOCAL_STORAGE_PERMISSIONS,
     REMOTE_PERMISSIONS,
     REMOTE_RBAC_HINT,
+    REMOTE_STORAGE_PERMISSIONS,
     Permission,
 )
 from ak.doctor.report import Doctor, diagnose, main, report
@@ -47,9 +49,11 @@ __all__ = [
     "LOCAL_NETWORK_POLICY_PERMISSIONS",
     "LOCAL_PEER_PERMISSIONS",
     "LOCAL_PERMISSIONS",
+    "LOCAL_STORAGE_PERMISSIONS",
     "MAX_MINOR_SKEW",
     "REMOTE_PERMISSIONS",
     "REMOTE_RBAC_HINT",
+    "REMOTE_STORAGE_PERMISSIONS",
     "Check",
     "Checklist",
     "ClusterChecks",

@@ -15,6 +15,8 @@ from ak.doctor.permissions import (
     LOCAL_NETWORK_POLICY_HINT,
     LOCAL_NETWORK_POLICY_PERMISSIONS,
     LOCAL_PEER_PERMISSIONS,
+    LOCAL_STORAGE_HINT,
+    LOCAL_STORAGE_PERMISSIONS,
     REMOTE_RBAC_HINT,
     Permission,
 )
@@ -193,6 +195,8 @@ class ClusterChecks(Checklist):
                 fix = REMOTE_RBAC_HINT
             elif perm in LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_PEER_PERMISSIONS:
                 fix = LOCAL_NETWORK_POLICY_HINT
+            elif perm in LOCAL_STORAGE_PERMISSIONS:
+                fix = LOCAL_STORAGE_HINT
             else:
                 fix = (
                     "give AK a node identity (system:node:<name> in system:nodes) or install the "

@@ -78,6 +78,24 @@ LOCAL_NETWORK_POLICY_PERMISSIONS: tuple[Permission, ...] = (
 LOCAL_PEER_PERMISSIONS: tuple[Permission, ...] = (Permission("pods", ("list", "watch")),)
 """Every local pod's address and labels: only with a pod address range."""
 
+# Beyond a kubelet: claims of AK's StorageClasses provisioned on the remote
+# cluster ([storage] enabled): every claim read (to find those the scheduler
+# picked the node for), the local volumes written, a resized claim's status,
+# and AK's StorageClasses made from the remote ones. A node identity gets them
+# from packaging/local-storage.yaml (or the Helm chart).
+LOCAL_STORAGE_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("persistentvolumeclaims", ("get", "list", "watch")),
+    Permission("persistentvolumeclaims", ("patch",), subresource="status"),
+    Permission("persistentvolumes", ("get", "list", "watch", "create", "patch", "delete")),
+    Permission(
+        "storageclasses", ("get", "list", "watch", "create", "patch"), group="storage.k8s.io"
+    ),
+)
+LOCAL_STORAGE_HINT = (
+    "grant packaging/local-storage.yaml on the local cluster (the Helm chart does), or set "
+    "[storage] enabled = false"
+)
+
 LOCAL_NETWORK_POLICY_HINT = (
     "grant packaging/local-network-policies.yaml on the local cluster (the Helm chart "
     "does), or set [pods] networkPolicies = false"
@@ -121,6 +139,13 @@ REMOTE_PERMISSIONS: tuple[Permission, ...] = (
     ),
     # Capacity "auto" sums the remote nodes' allocatable.
     Permission("nodes", ("get", "list", "watch")),
+)
+
+# With storage on: the claims AK provisions in its namespaces, and the remote
+# StorageClasses it maps local ones to.
+REMOTE_STORAGE_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("persistentvolumeclaims", ("get", "list", "watch", "create", "patch", "delete")),
+    Permission("storageclasses", ("get", "list", "watch"), group="storage.k8s.io"),
 )
 
 REMOTE_RBAC_HINT = (

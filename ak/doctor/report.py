@@ -17,7 +17,9 @@ from ak.doctor.permissions import (
     LOCAL_NETWORK_POLICY_PERMISSIONS,
     LOCAL_PEER_PERMISSIONS,
     LOCAL_PERMISSIONS,
+    LOCAL_STORAGE_PERMISSIONS,
     REMOTE_PERMISSIONS,
+    REMOTE_STORAGE_PERMISSIONS,
 )
 
 
@@ -38,7 +40,11 @@ class Doctor(ClusterChecks, NodeChecks, IsolationChecks):
                 local += LOCAL_NETWORK_POLICY_PERMISSIONS
                 if self.config.pods.address_range:
                     local += LOCAL_PEER_PERMISSIONS
-            for side, perms in ((self.local, local), (self.remote, REMOTE_PERMISSIONS)):
+            remote = REMOTE_PERMISSIONS
+            if self.config.pods.storage:
+                local += LOCAL_STORAGE_PERMISSIONS
+                remote += REMOTE_STORAGE_PERMISSIONS
+            for side, perms in ((self.local, local), (self.remote, remote)):
                 await self.permissions(side, perms)
             await self.node_free()
             await self.local_endpoint()

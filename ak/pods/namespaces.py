@@ -57,6 +57,9 @@ class RemoteNamespaces:
         # template is fixed for AK's lifetime, so one check per namespace (and per
         # AK start) is enough; checking on every sync cost two GETs per pod deleted.
         self._policies_ok: set[str] = set()
+        # With storage on, a namespace is never deleted while the remote API
+        # server (not a cache) shows a claim in it: claims hold data.
+        self.guard_claims = False
 
     # -- the pod preparer (ak/pods/prepare.py) -------------------------------------
     @property
@@ -119,6 +122,9 @@ class RemoteNamespaces:
             if now - since < self.linger:
                 return since + self.linger - now
             del self._unused_since[local_ns]
+            if self.guard_claims and await self._holds_claims(rns):
+                log.info("remote namespace %s kept: it holds PersistentVolumeClaims", rns)
+                return None
             self._policies_ok.discard(existing["metadata"].get("uid", ""))
             with contextlib.suppress(NotFound):
                 await self.remote.delete(path("namespaces", name=rns))
@@ -131,6 +137,15 @@ class RemoteNamespaces:
             log.info("remote namespace %s updated to the template", rns)
         await self._ensure_policies(rns, existing["metadata"].get("uid", ""), local_ns)
         return None
+
+    async def _holds_claims(self, rns: str) -> bool:
+        try:
+            found = await self.remote.get(
+                path("persistentvolumeclaims", namespace=rns), {"limit": 1}
+            )
+        except (NotFound, Forbidden):
+            return False  # without the right to read claims AK never made one there
+        return bool(found.get("items"))
 
     async def _ensure_policies(self, rns: str, uid: str, local_ns: str) -> None:
         if uid and uid in self._policies_ok:

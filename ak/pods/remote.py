@@ -56,6 +56,7 @@ class PodSettings:
     workers: int = 16
     namespace_template: Template = field(default_factory=Template)
     placement: Placement = NO_PLACEMENT
+    storage: bool = False  # claims are provisioned remotely (ak/storage)
 
 
 def _no_pods(_: str) -> bool:
@@ -103,6 +104,8 @@ class RemoteCluster:
         # Whether a remote namespace still holds objects of AK's pods (their
         # identity Secrets, until the garbage collector deletes them).
         self.leftovers: Callable[[str], bool] = lambda remote_ns: False
+        # A remote namespace holding AK's claims is in use, pods or not (ak/storage).
+        self.holds_volumes: Callable[[str], bool] = lambda local_ns: False
         # Ephemeral containers the remote refused, per pod incarnation (uid):
         # name -> the remote's message, for the local status.
         self._refused_ephemeral: dict[PodKey, tuple[str, dict[str, str]]] = {}
@@ -174,7 +177,11 @@ class RemoteCluster:
         self._tracked_all.set()
 
     async def _sync_namespace(self, local_ns: str) -> float | None:
-        in_use = bool(self._local_in_use(local_ns) or self.remote_by_ns.get(local_ns))
+        in_use = bool(
+            self._local_in_use(local_ns)
+            or self.remote_by_ns.get(local_ns)
+            or self.holds_volumes(local_ns)
+        )
         if not in_use and self.leftovers(self.namespaces.name(local_ns)):
             # Deleting a namespace that still holds thousands of Secrets the garbage
             # collector has yet to reach keeps it Terminating for minutes, and a pod
@@ -192,6 +199,7 @@ class RemoteCluster:
             extra_env=self.s.extra_env,
             placement=self.s.placement,
             requested_placement=creating,
+            storage=self.s.storage,
         )
 
     async def create(self, local: Obj) -> Outcome:

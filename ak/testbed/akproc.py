@@ -17,19 +17,29 @@ from ak.testbed.procs import Proc, free_port
 from ak.testbed.tools import REPO
 
 LOCAL_NETWORK_POLICY_RBAC = REPO / "packaging" / "local-network-policies.yaml"
+LOCAL_STORAGE_RBAC = REPO / "packaging" / "local-storage.yaml"
+
+_COLLECTIONS = {
+    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    "StorageClass": "/apis/storage.k8s.io/v1/storageclasses",
+}
+
+
+def grant_local(local: Cluster, node_name: str, manifest: Path) -> None:
+    """A packaging manifest applied for this node as the docs say (NODE_NAME replaced)."""
+    text = manifest.read_text().replace("NODE_NAME", node_name)
+    with local.http() as c:
+        for doc in yaml.safe_load_all(text):
+            r = c.post(_COLLECTIONS[doc["kind"]], json=doc)
+            if r.status_code != 409:  # ClusterRoles and classes are shared by every node
+                r.raise_for_status()
 
 
 def grant_network_policy_reads(local: Cluster, node_name: str) -> None:
     """What a kubelet identity lacks for the tenant's NetworkPolicies, granted as
     the docs say: ``packaging/local-network-policies.yaml`` for this node."""
-    text = LOCAL_NETWORK_POLICY_RBAC.read_text().replace("NODE_NAME", node_name)
-    base = "/apis/rbac.authorization.k8s.io/v1"
-    with local.http() as c:
-        for doc in yaml.safe_load_all(text):
-            collection = "clusterroles" if doc["kind"] == "ClusterRole" else "clusterrolebindings"
-            r = c.post(f"{base}/{collection}", json=doc)
-            if r.status_code != 409:  # the ClusterRole is shared by every node
-                r.raise_for_status()
+    grant_local(local, node_name, LOCAL_NETWORK_POLICY_RBAC)
 
 
 def real_node_args(local: Cluster, placement: str = realnode.PLACEMENT) -> list[str]:
@@ -80,6 +90,7 @@ class AKProcess:
         node_ip: str = "127.0.0.1",
         env: dict[str, str] | None = None,
         grant_network_policies: bool = True,
+        grant_storage: bool = True,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -109,6 +120,8 @@ class AKProcess:
         self.env = env  # None: this process's environment
         # The local grant beyond the node identity (packaging/local-network-policies.yaml).
         self.grant_network_policies = grant_network_policies
+        # ... and packaging/local-storage.yaml, for claims on the remote storage.
+        self.grant_storage = grant_storage
         self.proc: Proc | None = None
         self.starts = 0
 
@@ -131,6 +144,8 @@ class AKProcess:
     def start(self) -> AKProcess:
         if self.grant_network_policies and self.starts == 0:
             grant_network_policy_reads(self.local, self.node_name)
+        if self.grant_storage and self.starts == 0:
+            grant_local(self.local, self.node_name, LOCAL_STORAGE_RBAC)
         self.starts += 1
         with self.log.open("a") as f:
             f.write(f"\n===== start {self.starts} at {time.strftime('%H:%M:%S')} =====\n")

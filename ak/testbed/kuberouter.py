@@ -24,7 +24,6 @@ load a module into the machine's kernel.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -33,11 +32,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ak.testbed import sandbox
 from ak.testbed.procs import Proc, free_port, wait_for
+from ak.testbed.tools import build_output
 
 if TYPE_CHECKING:
     from ak.testbed.realnode import RealNode
 
-REPO = Path(__file__).resolve().parents[2]
 ENV = "AK_KUBE_ROUTER"
 # What the testbed's API servers serve Services from (components.apiserver).
 SERVICE_RANGE = "10.0.0.0/24"
@@ -88,15 +87,7 @@ class KubeRouterUnavailable(RuntimeError):
 def find_binary() -> Path:
     """kube-router as ``build/kube-router.sh`` builds it (or finds it cached);
     ``$AK_KUBE_ROUTER`` names its directory and skips the script."""
-    d = os.environ.get(ENV)
-    if not d:
-        script = REPO / "build" / "kube-router.sh"
-        done = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
-        if done.returncode != 0:
-            raise KubeRouterUnavailable(f"bash {script} exited {done.returncode}; see its output")
-        d = done.stdout.strip().splitlines()[-1]
-        os.environ[ENV] = d
-    return Path(d) / "kube-router"
+    return Path(build_output("kube-router.sh", ENV)) / "kube-router"
 
 
 class KubeRouter:

@@ -298,6 +298,8 @@ class RealNode:
         for rule in self._rules:
             _run("iptables", "-t", "nat", "-D", "PREROUTING", *rule, check=False)
         self._rules.clear()
+        # The images and snapshots (~140 MB a node); the logs stay for a look.
+        shutil.rmtree(self.dir / "containerd", ignore_errors=True)
 
     def describe(self) -> str:
         netpol = f"; {self.netpol.describe()}" if self.netpol is not None else ""

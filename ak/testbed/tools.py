@@ -14,6 +14,20 @@ class ToolsMissing(RuntimeError):
     pass
 
 
+def build_output(script: str, env: str) -> str:
+    """The last line ``build/<script>`` prints (what it built, or found cached by
+    its inputs), remembered in ``$<env>``, which, when set, skips the script."""
+    out = os.environ.get(env)
+    if not out:
+        path = REPO / "build" / script
+        done = subprocess.run(["bash", str(path)], stdout=subprocess.PIPE, text=True, check=False)
+        if done.returncode != 0:
+            raise ToolsMissing(f"bash {path} exited {done.returncode}; see its output")
+        out = done.stdout.strip().splitlines()[-1]
+        os.environ[env] = out
+    return out
+
+
 @dataclass(frozen=True)
 class Tools:
     bin: Path

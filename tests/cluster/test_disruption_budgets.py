@@ -14,21 +14,12 @@ import pytest
 
 from ak.core.labels import ANNOTATION_SOURCE_UID, LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA
 from ak.testbed.cluster import Cluster
-from tests.cluster.util import deployment, events_for, pods, running, wait_until
+from tests.cluster.util import budget, deployment, events_for, pods, running, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
 
 Obj = dict[str, Any]
-
-
-def budget(name: str, app: str, **spec: Any) -> Obj:
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": {"app": app}}, **spec},
-    }
 
 
 def remote_budget(remote: Cluster, rns: str, name: str) -> Obj | None:

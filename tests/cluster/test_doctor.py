@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed.akproc import grant_network_policy_reads
+from ak.testbed.akproc import LOCAL_STORAGE_RBAC, grant_local, grant_network_policy_reads
 from ak.testbed.cluster import Cluster, kubeconfig_dict
 from ak.testbed.procs import free_port
 from ak.testbed.tools import REPO
@@ -57,8 +57,9 @@ def fix_after(lines: list[str], name: str) -> str:
 
 
 def node_kubeconfig(cluster: Cluster, node: str) -> Path:
-    """A kubelet identity with the grant for the tenant's NetworkPolicies."""
+    """A kubelet identity with the grants for the tenant's NetworkPolicies and storage."""
     grant_network_policy_reads(cluster, node)
+    grant_local(cluster, node, LOCAL_STORAGE_RBAC)
     return cluster.node_kubeconfig(node)
 
 
@@ -87,6 +88,8 @@ def test_node_identity_and_remote_admin_pass(
     assert "only from this node's remote namespaces" in line(lines, "remote network isolation")
     assert "copied to the remote namespaces" in line(lines, "local NetworkPolicies")
     assert line(lines, "local can networkpolicies.networking.k8s.io").startswith("✓ ")
+    assert line(lines, "local can persistentvolumes").startswith("✓ ")
+    assert line(lines, "remote can persistentvolumeclaims").startswith("✓ ")
     assert f"accepted as system:node:{node}" in line(lines, "local credentials")
     assert "system:nodes" in line(lines, "local credentials")
     assert "v1." in line(lines, "local API server")
@@ -106,8 +109,11 @@ def test_node_identity_without_the_network_policy_grant_is_told_how(
     for name in ("local can networkpolicies.networking.k8s.io", "local can namespaces"):
         assert line(lines, name).startswith("✗ "), name
         assert "local-network-policies.yaml" in fix_after(lines, name)
+    for name in ("local can persistentvolumes", "local can storageclasses.storage.k8s.io"):
+        assert line(lines, name).startswith("✗ "), name
+        assert "local-storage.yaml" in fix_after(lines, name)
     # Switched off, nothing beyond the kubelet's is asked for, and that is said.
-    rc, lines = doctor(kc, remote_cluster.kubeconfig, node, "--no-network-policies")
+    rc, lines = doctor(kc, remote_cluster.kubeconfig, node, "--no-network-policies", "--no-storage")
     assert rc == 0, "\n".join(lines)
     assert line(lines, "local NetworkPolicies").startswith("! ")
 

@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from ak.config import load_config
-from ak.doctor import LOCAL_NETWORK_POLICY_PERMISSIONS, LOCAL_PEER_PERMISSIONS, LOCAL_PERMISSIONS
+from ak.doctor import (
+    LOCAL_NETWORK_POLICY_PERMISSIONS,
+    LOCAL_PEER_PERMISSIONS,
+    LOCAL_PERMISSIONS,
+    LOCAL_STORAGE_PERMISSIONS,
+)
 from ak.kube.config import load_kubeconfig
 from ak.testbed.cluster import Cluster
 from ak.testbed.tools import REPO
@@ -195,17 +200,23 @@ def test_node_identity_mode(helm: str, tmp_path: Path) -> None:
         helm, "r2", "ak", "-f", str(CI_VALUES), "--set-file", f"local.kubeconfig={node_kubeconfig}"
     )
     kinds = by_kind(objs)
-    # No kubelet permission is granted; only the read-only NetworkPolicy reads a
-    # kubelet may not do, to the node's own identity.
+    # No kubelet permission is granted; only what a kubelet may not do (the
+    # read-only NetworkPolicy reads, storage), to the node's own identity.
     assert "Role" not in kinds
-    (role,) = kinds["ClusterRole"]
-    assert rbac_triples(role["rules"]) == {
-        (p.group, p.resource, verb) for p in LOCAL_NETWORK_POLICY_PERMISSIONS for verb in p.verbs
+    granted = set().union(*(rbac_triples(role["rules"]) for role in kinds["ClusterRole"]))
+    assert granted == {
+        (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, verb)
+        for p in LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_STORAGE_PERMISSIONS
+        for verb in p.verbs
     }
-    (binding,) = kinds["ClusterRoleBinding"]
-    assert binding["subjects"] == [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:vk-ak-r2"}
-    ]
+    for binding in kinds["ClusterRoleBinding"]:
+        assert binding["subjects"] == [
+            {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "User",
+                "name": "system:node:vk-ak-r2",
+            }
+        ]
     config = load_config({"config": str(ak_toml(objs, tmp_path))}, {})
     assert config.pods.network_policies is True and config.namespaces.isolation is True
     assert sorted(s["metadata"]["name"] for s in kinds["Secret"]) == [
@@ -235,7 +246,10 @@ def test_chart_rbac_mirrors_doctor(helm: str) -> None:
     )
     wanted = {
         (p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, verb)
-        for p in LOCAL_PERMISSIONS + LOCAL_NETWORK_POLICY_PERMISSIONS + LOCAL_PEER_PERMISSIONS
+        for p in LOCAL_PERMISSIONS
+        + LOCAL_NETWORK_POLICY_PERMISSIONS
+        + LOCAL_PEER_PERMISSIONS
+        + LOCAL_STORAGE_PERMISSIONS
         for verb in p.verbs
     }
     assert granted == wanted

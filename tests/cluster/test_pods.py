@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
+from ak.core.node import DECLARED_FEATURES
 from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, events_for, phase, pod, pods, running, wait_until
 from tests.conftest import AKNode
@@ -30,7 +31,7 @@ def test_node_registers_ready_with_lease(ak_node: AKNode, local_cluster: Cluster
     assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] == ak_node.ak.kubelet_port
     assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
     assert status["nodeInfo"]["kubeletVersion"].startswith("v")
-    assert "declaredFeatures" not in status
+    assert status["declaredFeatures"] == list(DECLARED_FEATURES)
     assert not any(
         t["key"] == "virtual-kubelet.io/provider" for t in node["spec"].get("taints", [])
     )

@@ -9,11 +9,13 @@ node, whose own kubelet's figures are the reference.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from ak.testbed import realnode
 from ak.testbed.cluster import Cluster
 from ak.testbed.metricsserver import MetricsServer
 from tests.cluster.realutil import container, exec_in, kubectl, run, shell_pod
@@ -118,19 +120,20 @@ def test_kubectl_top_agrees_with_the_remote_kubelet(
         assert remote_pod_m > LIMIT_M / 2, readings
 
 
-def _hpa_replicas(local: Cluster, ns: str) -> int:
-    got: Obj = local.get_json(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/web")
+def _hpa_replicas(cluster: Cluster, ns: str) -> int:
+    got: Obj = cluster.get_json(
+        f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/web"
+    )
     return int(got.get("status", {}).get("desiredReplicas") or 0)
 
 
-def test_hpa_scales_a_deployment_on_the_ak_node(
-    ak_real: AKNode, local_cluster: Cluster, metrics_server: MetricsServer
-) -> None:
-    ns = ak_real.namespace
-    resources = {"requests": {"cpu": "100m"}, "limits": {"cpu": f"{LIMIT_M}m"}}
-    template = shell_pod(
-        ak_real, "web", "", containers=[container("c", "sh", "-c", SWITCHED, resources=resources)]
-    )
+def _hpa_reaction(
+    cluster: Cluster, ns: str, spec: Obj, kubectl_exec: Callable[..., int]
+) -> tuple[float, float]:
+    """A Deployment of pods with ``spec`` and an HPA on CPU in ``cluster``'s
+    namespace ``ns``; the pod's load switched on, then off, by
+    ``kubectl_exec(pod, *command)``. Seconds from load on to the HPA asking
+    for more replicas, and from load off (all replicas Ready) to asking for 1."""
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -138,7 +141,7 @@ def test_hpa_scales_a_deployment_on_the_ak_node(
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": template["metadata"], "spec": template["spec"]},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec},
         },
     }
     now_window = {"stabilizationWindowSeconds": 0}
@@ -162,10 +165,10 @@ def test_hpa_scales_a_deployment_on_the_ak_node(
             "behavior": {"scaleUp": now_window, "scaleDown": now_window},
         },
     }
-    local_cluster.apply([deployment, hpa], ns)
+    cluster.apply([deployment, hpa], ns)
 
     def first_pod() -> str | None:
-        pods = local_cluster.get_json(
+        pods = cluster.get_json(
             f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": "app=web"}
         )["items"]
         running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
@@ -174,9 +177,7 @@ def test_hpa_scales_a_deployment_on_the_ak_node(
     pod = wait_until("the Deployment's pod Running", first_pod, 90, 1)
 
     def idle_measured() -> bool:
-        got = local_cluster.get_json(
-            f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/web"
-        )
+        got = cluster.get_json(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/web")
         current = got.get("status", {}).get("currentMetrics") or []
         return (
             bool(current)
@@ -184,15 +185,15 @@ def test_hpa_scales_a_deployment_on_the_ak_node(
         )
 
     wait_until("the HPA measuring the idle pod", idle_measured, 90, 1)
-    assert _hpa_replicas(local_cluster, ns) == 1
+    assert _hpa_replicas(cluster, ns) == 1
     started = time.monotonic()
-    assert exec_in(local_cluster, ak_real, pod, "touch", "/tmp/burn").returncode == 0
-    wait_until("the HPA scaling up", lambda: _hpa_replicas(local_cluster, ns) > 1, 120, 1)
+    assert kubectl_exec(pod, "touch", "/tmp/burn") == 0
+    wait_until("the HPA scaling up", lambda: _hpa_replicas(cluster, ns) > 1, 120, 1)
     up = time.monotonic() - started
     wait_until(
-        "the new replicas Running on the AK node",
+        "the new replicas Running",
         lambda: (
-            local_cluster.get_json(f"/apis/apps/v1/namespaces/{ns}/deployments/web")
+            cluster.get_json(f"/apis/apps/v1/namespaces/{ns}/deployments/web")
             .get("status", {})
             .get("readyReplicas", 0)
             > 1
@@ -201,7 +202,54 @@ def test_hpa_scales_a_deployment_on_the_ak_node(
         1,
     )
     stopped = time.monotonic()
-    assert exec_in(local_cluster, ak_real, pod, "rm", "/tmp/burn").returncode == 0
-    wait_until("the HPA scaling down", lambda: _hpa_replicas(local_cluster, ns) == 1, 120, 1)
+    assert kubectl_exec(pod, "rm", "/tmp/burn") == 0
+    wait_until("the HPA scaling down", lambda: _hpa_replicas(cluster, ns) == 1, 120, 1)
     down = time.monotonic() - stopped
-    print(f"\nHPA on the AK node: load to scale-up {up:.1f}s, load off to scale-down {down:.1f}s")
+    return up, down
+
+
+def test_hpa_scales_a_deployment_on_the_ak_node_as_on_the_real_node(
+    ak_real: AKNode,
+    local_cluster: Cluster,
+    remote_cluster: Cluster,
+    metrics_server: MetricsServer,
+) -> None:
+    """The same Deployment and HPA on the AK node (its pods on the remote real
+    node) and, directly, on the remote real node itself (metrics-server
+    scraping its kubelet), one after the other: both scale up under load and
+    down after; the reaction times of both are printed side by side."""
+    resources = {"requests": {"cpu": "100m"}, "limits": {"cpu": f"{LIMIT_M}m"}}
+    busy = container("c", "sh", "-c", SWITCHED, resources=resources)
+    ak_spec = shell_pod(ak_real, "web", "", containers=[busy])["spec"]
+
+    def through_ak(pod: str, *command: str) -> int:
+        return exec_in(local_cluster, ak_real, pod, *command).returncode
+
+    ak_up, ak_down = _hpa_reaction(local_cluster, ak_real.namespace, ak_spec, through_ak)
+    # Its pods away before the baseline, so they do not load the node it measures.
+    local_cluster.kubectl("delete", "deployment", "web", "-n", ak_real.namespace)
+
+    ns = f"hpa-direct-{uuid.uuid4().hex[:5]}"
+    remote_cluster.kubectl("create", "namespace", ns)
+    direct_spec: Obj = {
+        "nodeSelector": {realnode.LABEL: realnode.PLACEMENT},
+        "tolerations": [realnode.toleration_for()],
+        "terminationGracePeriodSeconds": 5,
+        "containers": [busy],
+    }
+
+    def directly(pod: str, *command: str) -> int:
+        return kubectl(remote_cluster, "-n", ns, "exec", pod, "--", *command).returncode
+
+    binary = Path(build_output("metrics-server.sh"))
+    selector = f"{realnode.LABEL}={realnode.PLACEMENT}"
+    try:
+        with MetricsServer(remote_cluster, binary, node_selector=selector):
+            real_up, real_down = _hpa_reaction(remote_cluster, ns, direct_spec, directly)
+    finally:
+        remote_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    print(
+        f"\nHPA reaction, load on -> scale-up / load off -> scale-down: "
+        f"AK node {ak_up:.1f}s / {ak_down:.1f}s, "
+        f"real node directly {real_up:.1f}s / {real_down:.1f}s"
+    )

@@ -191,3 +191,49 @@ def test_a_resize_the_remote_node_cannot_fit_is_infeasible_locally(
         return _condition(p, "PodResizePending") is None and _status_cpu(p) == "250m"
 
     wait_until("the local pod without PodResizePending, at 250m", settled_at_250m, 30)
+
+
+def test_pod_level_resources_resize_reaches_the_remote_pod(
+    ak_real: AKNode, local_cluster: Cluster, remote_cluster: Cluster
+) -> None:
+    """``spec.resources`` of the pod as a whole (InPlacePodLevelResourcesVerticalScaling,
+    beta and on in 1.36): resized in place on the remote kubelet, which reports
+    it in ``status.resources``, mirrored locally."""
+    script = "while true; do sleep 1; done"
+    pod = shell_pod(ak_real, "podlevel", script)
+    pod["spec"]["resources"] = _cpu("200m")
+    run(local_cluster, ak_real, pod)
+    before = _container(remote_pod(remote_cluster, ak_real, "podlevel"))
+    with local_cluster.http() as c:
+        r = c.patch(
+            f"/api/v1/namespaces/{ak_real.namespace}/pods/podlevel/resize",
+            content=json.dumps({"spec": {"resources": _cpu("300m")}}),
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        )
+    assert r.status_code == 200, r.text
+
+    def pod_level_cpu(p: Obj) -> str | None:
+        limit: str | None = (
+            (p.get("status", {}).get("resources") or {}).get("limits", {}).get("cpu")
+        )
+        return limit
+
+    wait_until(
+        "the remote kubelet running the pod with 300m",
+        lambda: pod_level_cpu(remote_pod(remote_cluster, ak_real, "podlevel")) == "300m",
+        60,
+    )
+    remote = remote_pod(remote_cluster, ak_real, "podlevel")
+    assert remote["spec"]["resources"] == _cpu("300m")
+    local = wait_until(
+        "the local status showing the pod at 300m",
+        lambda: (
+            p
+            if pod_level_cpu(p := local_pod(local_cluster, ak_real, "podlevel")) == "300m"
+            else None
+        ),
+        30,
+    )
+    assert local["status"]["allocatedResources"]["cpu"] == "300m", local["status"]
+    after = _container(remote)
+    assert after["containerID"] == before["containerID"] and after["restartCount"] == 0

@@ -74,6 +74,16 @@ def deployment(name: str, node: str, replicas: int, **spec: Any) -> Obj:
     }
 
 
+def budget(name: str, app: str, **spec: Any) -> Obj:
+    """A PodDisruptionBudget for the pods labelled ``app``."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": app}}, **spec},
+    }
+
+
 def pod(name: str, node: str, **spec: Any) -> Obj:
     tpl = pod_template(node, {"app": name}, **spec)
     return {

@@ -80,6 +80,21 @@ def test_pod_requests_take_the_largest_init_container() -> None:
     assert pod_requests(p) == {"cpu": Decimal("1.010"), "memory": Decimal(2**30)}
 
 
+def test_pod_level_requests_stand_for_the_pods() -> None:
+    p = {
+        "spec": {
+            "resources": {"requests": {"cpu": "2", "memory": "1Gi"}},
+            "containers": [{"resources": {"requests": {"cpu": "100m", "example.com/gpu": "1"}}}],
+            "overhead": {"cpu": "10m"},
+        }
+    }
+    assert pod_requests(p) == {
+        "cpu": Decimal("2.010"),
+        "memory": Decimal(2**30),
+        "example.com/gpu": Decimal(1),
+    }
+
+
 def test_auto_capacity_advertises_extended_resources_in_whole_units() -> None:
     gpu = node("g", "8", "32Gi", "110")
     gpu["status"]["allocatable"]["example.com/gpu"] = "3"

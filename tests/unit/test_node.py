@@ -4,7 +4,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ak.core.names import fnv1_64
-from ak.core.node import lease_object, node_is_ready, node_object, node_status_patch
+from ak.core.node import (
+    DECLARED_FEATURES,
+    lease_object,
+    node_is_ready,
+    node_object,
+    node_status_patch,
+)
 from ak.core.node_labels import invalid_node_labels
 from ak.core.types import Obj
 
@@ -58,7 +64,7 @@ def test_node_object() -> None:
     assert status["addresses"] == ADDRESSES
     assert status["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
     assert status["capacity"] == {"cpu": "100", "memory": "1Ti", "pods": "1000"}
-    assert "declaredFeatures" not in status
+    assert status["declaredFeatures"] == ["InPlacePodLevelResourcesVerticalScaling"]
     info = status["nodeInfo"]
     assert info["kubeletVersion"] == "v1.35.7-ak.0.1.0"
     assert info["containerRuntimeVersion"] == "actual-kubelets://v1.35.7-ak.0.1.0"
@@ -289,13 +295,19 @@ def test_missing_heartbeat_forces_patch() -> None:
     assert patch is not None
 
 
-def test_declared_features_never_emitted() -> None:
+def test_declared_features_are_only_what_ak_does() -> None:
+    """A node registered before AK declared anything gets its features; never
+    ExtendWebSocketsToKubelet (the API server would then rely on it)."""
+    assert "ExtendWebSocketsToKubelet" not in DECLARED_FEATURES
     current = stored(make_node())
+    del current["status"]["declaredFeatures"]
     desired = make_node(now=T0 + timedelta(minutes=2))["status"]
-    desired["declaredFeatures"] = ["ExtendWebSocketsToKubelet"]
     patch = node_status_patch(current, desired, T0 + timedelta(minutes=2))
     assert patch is not None
-    assert "declaredFeatures" not in patch["status"]
+    assert patch["status"]["declaredFeatures"] == list(DECLARED_FEATURES)
+    current["status"]["declaredFeatures"] = list(DECLARED_FEATURES)
+    patch = node_status_patch(current, desired, T0 + timedelta(minutes=2))
+    assert patch is not None and "declaredFeatures" not in patch["status"]
 
 
 # --- lease ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -22,10 +23,13 @@ import yaml
 
 from ak.cli import main
 from ak.config import load_config
+from ak.core import storage
 from ak.doctor import (
     LOCAL_NETWORK_POLICY_PERMISSIONS,
     LOCAL_PEER_PERMISSIONS,
+    LOCAL_STORAGE_PERMISSIONS,
     REMOTE_PERMISSIONS,
+    REMOTE_STORAGE_PERMISSIONS,
     Permission,
 )
 
@@ -34,6 +38,7 @@ UNIT = REPO / "systemd" / "ak.service"
 EXAMPLE = REPO / "systemd" / "ak.toml.example"
 REMOTE_RBAC = REPO / "packaging" / "remote-rbac.yaml"
 LOCAL_NETPOL_RBAC = REPO / "packaging" / "local-network-policies.yaml"
+LOCAL_STORAGE_RBAC = REPO / "packaging" / "local-storage.yaml"
 CONFINEMENT = REPO / "packaging" / "remote-confinement.yaml"
 
 
@@ -124,7 +129,7 @@ def _wanted(perms: Sequence[Permission]) -> set[tuple[str, str, str]]:
 def test_remote_rbac_is_exactly_what_doctor_checks() -> None:
     docs = list(yaml.safe_load_all(REMOTE_RBAC.read_text()))
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    assert _granted(role) == _wanted(REMOTE_PERMISSIONS)
+    assert _granted(role) == _wanted(REMOTE_PERMISSIONS + REMOTE_STORAGE_PERMISSIONS)
     (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
     (sa,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     assert binding["subjects"] == [
@@ -141,6 +146,18 @@ def test_local_network_policy_rbac_is_exactly_what_doctor_checks() -> None:
     assert binding["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:NODE_NAME"}
     ]
+
+
+def test_local_storage_rbac_is_exactly_what_doctor_checks() -> None:
+    docs = list(yaml.safe_load_all(LOCAL_STORAGE_RBAC.read_text()))
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert _granted(role) == _wanted(LOCAL_STORAGE_PERMISSIONS)
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:node:NODE_NAME"}
+    ]
+    (klass,) = [d for d in docs if d["kind"] == "StorageClass"]
+    assert klass == storage.local_class(storage.DEFAULT_CLASS, None)
 
 
 def test_confinement_covers_every_resource_ak_writes_remotely() -> None:
@@ -160,7 +177,7 @@ def test_confinement_covers_every_resource_ak_writes_remotely() -> None:
     writes = {"create", "update", "patch", "delete"}
     written = {
         (p.group, p.resource)
-        for p in REMOTE_PERMISSIONS
+        for p in REMOTE_PERMISSIONS + REMOTE_STORAGE_PERMISSIONS
         if not p.subresource and writes & set(p.verbs)
     }
     assert written <= confined, written - confined
@@ -228,3 +245,39 @@ def test_oci_layout_is_reproducible_and_well_formed(tmp_path: Path) -> None:
         assert modes["ak"] == 0o755 and modes["tmp"] == 0o1777
         passwd = tar.extractfile("etc/passwd")
         assert passwd is not None and b"nonroot:x:65532:65532" in passwd.read()
+
+
+def test_wheel_builds_outside_the_tree_and_leaves_testbed_out(tmp_path: Path) -> None:
+    # setuptools built in-tree and left build/lib/ in our build/ scripts folder
+    # after `pip install .` (issue #28); the wheel must not ship the test harness.
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "ak", src / "ak", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    (src / "build").mkdir()
+    out = tmp_path / "wheel"
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    assert list((src / "build").iterdir()) == []
+    assert not (src / "ak.egg-info").exists()
+    [wheel] = out.glob("actual_kubelets-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ak/run.py" in names
+    assert not [n for n in names if n.startswith("ak/testbed/")]

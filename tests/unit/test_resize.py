@@ -94,6 +94,27 @@ def test_init_containers_are_resized_too() -> None:
     }
 
 
+def test_pod_level_resources_are_resized_too() -> None:
+    """spec.resources of the pod as a whole (InPlacePodLevelResourcesVerticalScaling,
+    on in 1.36) is sent as the containers' are, and the kubelet's pod-level
+    status comes back."""
+    local = pod()
+    local["spec"]["resources"] = {"requests": {"cpu": "200m"}, "limits": {"cpu": "400m"}}
+    remote = twin_of(local)
+    assert resize_patch(local, remote) is None
+    local["spec"]["resources"] = {"requests": {"cpu": "300m"}, "limits": {"cpu": "0.4"}}
+    assert resize_patch(local, remote) == {"spec": {"resources": {"requests": {"cpu": "300m"}}}}
+    # Pod-level resources added by the resize (the API server allows it).
+    del remote["spec"]["resources"]
+    assert resize_patch(local, remote) == {"spec": {"resources": local["spec"]["resources"]}}
+
+    remote["status"]["resources"] = {"requests": {"cpu": "300m"}, "limits": {"cpu": "400m"}}
+    remote["status"]["allocatedResources"] = {"cpu": "300m"}
+    status = local_status(remote, local)
+    assert status["resources"] == remote["status"]["resources"]
+    assert status["allocatedResources"] == {"cpu": "300m"}
+
+
 def test_patch_key_is_stable() -> None:
     a = {"spec": {"containers": [{"resources": {"limits": {"cpu": "1"}}, "name": "c"}]}}
     b = {"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1"}}}]}}

@@ -1,0 +1,184 @@
+"""Benchmark: a StatefulSet with a claim per replica, through AK vs straight on the remote (#29).
+
+The remote cluster provisions for real (``ak.testbed.localpath``: rancher's
+local-path-provisioner onto a remote real node's disk; a helper pod per
+volume). The same StatefulSet (``--replicas``, one ``volumeClaimTemplate`` of
+16Mi each, real containers on the real node) is created:
+
+* ``direct``: on the remote cluster, in its class ``local-path``: the baseline;
+* ``ak``: on the local cluster, in AK's class ``actual-kubelets`` (the remote
+  default, so the same remote class), on the AK node whose pods run on that
+  real node.
+
+Each figure is the time from creating the StatefulSet until all its pods are
+Running and Ready (and until the first is), polled every 0.2 s; rounds
+alternate the two so both see the same machine. Between rounds the
+StatefulSet and its claims are deleted, and the next round waits until the
+provisioner has removed their volumes. ``Parallel`` pod management by default
+(every claim provisioned at once); ``--ordered`` uses ``OrderedReady``.
+
+Prints a table and writes JSON; asserts nothing. In the testbed sandbox::
+
+    python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.bench_storage
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ak.core.storage import DEFAULT_CLASS
+from ak.testbed import images, realnode, sandbox, workloads
+from ak.testbed.akproc import AKProcess, real_node_args
+from ak.testbed.cluster import Cluster
+from ak.testbed.localpath import STORAGE_CLASS, LocalPath
+from ak.testbed.procs import wait_for
+from ak.testbed.testbed import Testbed
+
+Obj = dict[str, Any]
+NS = "bench"
+NAME = "web"
+
+
+def statefulset(replicas: int, hostname: str, storage_class: str, *, ordered: bool) -> Obj:
+    """``replicas`` pods on node ``hostname``, each writing to its own claim."""
+    spec: Obj = {
+        "nodeSelector": {"kubernetes.io/hostname": hostname},
+        "tolerations": [realnode.TOLERATION],
+        "terminationGracePeriodSeconds": 1,
+        "containers": [
+            {
+                "name": "c",
+                "image": images.SHELL,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "hostname > /data/file; exec sleep 3600"],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            }
+        ],
+    }
+    claim = {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": storage_class,
+        "resources": {"requests": {"storage": "16Mi"}},
+    }
+    policy = "OrderedReady" if ordered else "Parallel"
+    return workloads.statefulset(NAME, replicas, spec, {"data": claim}, podManagementPolicy=policy)
+
+
+def _ready(cluster: Cluster, namespace: str) -> int:
+    pods = cluster.get_json(
+        f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": f"app={NAME}"}
+    )["items"]
+    return sum(
+        1
+        for p in pods
+        if p.get("status", {}).get("phase") == "Running"
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p["status"].get("conditions", [])
+        )
+    )
+
+
+def time_statefulset(
+    cluster: Cluster, namespace: str, sts: Obj, timeout: float
+) -> dict[str, float]:
+    """Seconds from creating ``sts`` until its first and all its pods are Ready."""
+    want = sts["spec"]["replicas"]
+    start = time.monotonic()
+    cluster.apply(sts, namespace)
+    first = 0.0
+    while True:
+        n = _ready(cluster, namespace)
+        now = time.monotonic() - start
+        if n and not first:
+            first = now
+        if n >= want:
+            return {"first_s": first, "all_s": now}
+        if now > timeout:
+            raise TimeoutError(f"{n}/{want} pods Ready after {timeout:.0f}s in {namespace}")
+        time.sleep(0.2)
+
+
+def clean(cluster: Cluster, namespace: str, remote: Cluster) -> None:
+    """Delete the StatefulSet and its claims; wait until the remote volumes are gone."""
+    cluster.kubectl("-n", namespace, "delete", "statefulset", NAME, "--wait=true", timeout=300)
+    cluster.kubectl("-n", namespace, "delete", "pvc", "--all", "--wait=true", timeout=300)
+
+    def no_volumes() -> bool:
+        return not remote.get_json("/api/v1/persistentvolumes")["items"]
+
+    wait_for("the remote volumes deleted", no_volumes, 600)
+
+
+def run(replicas: int, rounds: int, ordered: bool) -> dict[str, Any]:
+    timeout = 60 + 30 * replicas
+    with Testbed() as tb:
+        local = tb.cluster("local")
+        remote = tb.cluster("remote")
+        node = remote.add_real_node("st-bench")
+        with LocalPath(remote, [node]):
+            ak = AKProcess(
+                local,
+                remote,
+                "ak-stb",
+                node_ip=sandbox.HOST_IP,
+                extra_args=real_node_args(local),
+            )
+            ak.start()
+            try:
+                wait_for("AK's node Ready", ak.node_ready, 120, [ak.proc] if ak.proc else [])
+                local.kubectl("create", "namespace", NS)
+                remote.kubectl("create", "namespace", NS)
+                ak_host = local.get_json(f"/api/v1/nodes/{ak.node_name}")["metadata"]["labels"][
+                    "kubernetes.io/hostname"
+                ]
+                out: dict[str, list[dict[str, float]]] = {"direct": [], "ak": []}
+                for _ in range(rounds):
+                    sts = statefulset(replicas, node.name, STORAGE_CLASS, ordered=ordered)
+                    out["direct"].append(time_statefulset(remote, NS, sts, timeout))
+                    clean(remote, NS, remote)
+                    sts = statefulset(replicas, ak_host, DEFAULT_CLASS, ordered=ordered)
+                    out["ak"].append(time_statefulset(local, NS, sts, timeout))
+                    clean(local, NS, remote)
+                return {"replicas": replicas, "ordered": ordered, "rounds": out}
+            finally:
+                ak.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicas", type=int, default=20, help="StatefulSet replicas")
+    parser.add_argument("--rounds", type=int, default=2, help="direct/AK pairs timed")
+    parser.add_argument("--ordered", action="store_true", help="OrderedReady, not Parallel")
+    parser.add_argument("--json", type=Path, default=Path("bench-storage.json"))
+    args = parser.parse_args(argv)
+    if not sandbox.inside():
+        print(
+            "run inside the testbed sandbox: python -m ak.testbed.sandbox -- ...", file=sys.stderr
+        )
+        return 2
+    r = run(args.replicas, args.rounds, args.ordered)
+    args.json.write_text(json.dumps(r, indent=2))
+    policy = "OrderedReady" if args.ordered else "Parallel"
+    print(f"StatefulSet of {args.replicas} replicas, a 16Mi claim each ({policy}), "
+          "created until all pods Running and Ready (s):")  # fmt: skip
+    for what, runs in r["rounds"].items():
+        all_s = [x["all_s"] for x in runs]
+        first = [x["first_s"] for x in runs]
+        print(f"  {what:>6}: all {', '.join(f'{x:.1f}' for x in all_s)} "
+              f"(median {statistics.median(all_s):.1f}); "
+              f"first {statistics.median(first):.1f}")  # fmt: skip
+    direct = statistics.median(x["all_s"] for x in r["rounds"]["direct"])
+    through = statistics.median(x["all_s"] for x in r["rounds"]["ak"])
+    print(f"  AK / direct: {through / direct:.2f}x, +{through - direct:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
