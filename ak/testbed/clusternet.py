@@ -66,24 +66,41 @@ class KubeProxy:
         path.write_text(json.dumps(config))
         return path
 
-    def start(self) -> KubeProxy:
+    def start(self, attempts: int = 3, patience: float = 20) -> KubeProxy:
+        """Start kube-proxy and wait until its rules are in place.
+
+        kube-router shares the netns and rewrites the filter table with
+        iptables-restore; a chain kube-proxy creates in between is lost, its
+        first sync fails ("Chain 'KUBE-EXTERNAL-SERVICES' does not exist"), and
+        kube-proxy v1.36 may then not retry until a Service changes (seen in CI:
+        ten minutes). So a stalled start is restarted, as a kubelet would
+        restart the static pod, and a failed start leaves no process behind.
+        """
         config = self._config()
-        self.proc = Proc(
-            f"kube-proxy-{self.node.name}",
-            [str(self.binary), f"--config={config}", "--v=2"],
-            self.dir / "kube-proxy.log",
-        )
         log = self.dir / "kube-proxy.log"
-        wait_for(
-            "kube-proxy's first sync",
-            lambda: (
-                "syncProxyRules complete" in log.read_text(errors="replace")
-                or _has_chain("KUBE-SERVICES")
-            ),
-            60,
-            [self.proc],
-        )
-        return self
+        for attempt in range(1, attempts + 1):
+            self.proc = Proc(
+                f"kube-proxy-{self.node.name}",
+                [str(self.binary), f"--config={config}", "--v=2"],
+                log,
+            )
+            try:
+                # The nat KUBE-SERVICES chain is written by the iptables-restore
+                # of a successful sync only ("SyncProxyRules complete" is also
+                # logged after a failed one).
+                wait_for(
+                    "kube-proxy's first sync",
+                    lambda: _has_chain("KUBE-SERVICES"),
+                    patience,
+                    [self.proc],
+                )
+                return self
+            except BaseException:
+                self.proc.stop()
+                self.proc = None
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         if self.proc is not None:
