@@ -43,6 +43,7 @@ from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
 from ak.kube.informer import Informer
+from ak.kube.ondemand import OnDemand
 from ak.pods.remote import RemoteCluster
 from ak.sync.queue import RetrySoon, WorkQueue
 
@@ -107,6 +108,12 @@ class StorageController:
         self.remote_classes = Informer(
             remote, CLASSES, handler=self._on_class, name="remote storageclasses"
         )
+        # Most tenants have no claims: the remote claims' watch is open only
+        # while this node has volumes, remote claims or claims to provision
+        # (ak/kube/ondemand.py). Closed, its cache is empty and stays so: only
+        # AK makes these claims, and a claim to provision opens it first.
+        self.remote_claims_watch = OnDemand(self.remote_claims, self._remote_claims_wanted)
+        self._to_provision: set[ClaimKey] = set()
         self.claims: WorkQueue[ClaimKey] = WorkQueue("storage-claims")
         self.volumes: WorkQueue[str] = WorkQueue("storage-volumes")
         self.classes: WorkQueue[str] = WorkQueue("storage-classes")
@@ -122,13 +129,17 @@ class StorageController:
         obj = new or old
         if obj is None:
             return
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         volume = (obj.get("spec") or {}).get("volumeName")
-        if storage.selected_node(obj) == self.node_name or (
-            volume and self.local_volumes.get("", volume) is not None
-        ):
-            self.claims.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        selected = storage.selected_node(obj) == self.node_name
+        if new is not None and selected and not volume:
+            self._to_provision.add(key)
+            self.remote_claims_watch.poke()
+        else:
+            self._to_provision.discard(key)
+        if selected or (volume and self.local_volumes.get("", volume) is not None):
+            self.claims.add(key)
         if new is None:
-            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             self._told.pop(key, None)
             self._pending_looks.pop(key, None)
 
@@ -137,6 +148,7 @@ class StorageController:
         if obj is None:
             return
         self.volumes.add(obj["metadata"]["name"])
+        self.remote_claims_watch.poke()
         ref = (obj.get("spec") or {}).get("claimRef") or {}
         if ref.get("name"):
             self.claims.add((ref.get("namespace", ""), ref["name"]))
@@ -168,6 +180,9 @@ class StorageController:
                     meta = claim["metadata"]
                     self.claims.add((meta["namespace"], meta["name"]))
 
+    def _remote_claims_wanted(self) -> bool:
+        return bool(self.remote_claims.size() or self.local_volumes.size() or self._to_provision)
+
     # -- run -----------------------------------------------------------------------------
     async def run(self) -> None:
         await self._wait_for_rights()
@@ -180,7 +195,11 @@ class StorageController:
                 self.remote_classes,
             )
             for informer in informers:
-                nursery.start_soon(informer.run)
+                if informer is self.remote_claims:
+                    # The first LIST always runs: leftovers are found after a restart.
+                    nursery.start_soon(self.remote_claims_watch.run)
+                else:
+                    nursery.start_soon(informer.run)
             for informer in informers:
                 await informer.synced.wait()
             self.ready.set()

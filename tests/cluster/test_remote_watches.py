@@ -15,9 +15,11 @@ from collections import Counter
 
 import pytest
 
+from ak.core import storage
 from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
+from tests.cluster.realutil import get_or_none
 from tests.cluster.util import pod, pods, running, wait_until
 from tests.conftest import wait_for_node_ready
 
@@ -52,7 +54,8 @@ def settled_watches(cluster: Cluster) -> Counter[str]:
 def test_an_ak_holds_one_remote_watch_per_collection_and_only_what_it_uses(
     local_cluster: Cluster, remote_cluster: Cluster
 ) -> None:
-    """Idle, AK follows only its pods and namespaces on the remote. With a pod
+    """Idle, AK follows only its pods and namespaces on the remote, and the
+    remote StorageClasses. With a pod
     using a Secret, a ConfigMap, its service account token and a Service,
     every part of AK that follows remote objects is busy: one watch per
     collection (each under AK's node label), Events one per remote namespace.
@@ -66,10 +69,14 @@ def test_an_ak_holds_one_remote_watch_per_collection_and_only_what_it_uses(
     local_cluster.kubectl("-n", ns, "create", "secret", "generic", "s", "--from-literal=k=v")
     local_cluster.kubectl("-n", ns, "create", "configmap", "c", "--from-literal=k=v")
     before = settled_watches(remote_cluster)
+    remote_class = ""
     ak.start()
     try:
         wait_for_node_ready(ak)
-        idle = {"pods": 1, "namespaces": 1}
+        # Storage (on by default) follows the remote StorageClasses, few and
+        # cluster-wide, for the local classes it mirrors; its claims' watch is
+        # open only while the node has claims.
+        idle = {"pods": 1, "namespaces": 1, "storageclasses": 1}
 
         # The watches of copies close once unused for a while (ak/kube/ondemand.py).
         def idle_now() -> bool:
@@ -112,8 +119,73 @@ def test_an_ak_holds_one_remote_watch_per_collection_and_only_what_it_uses(
             "configmaps": 1,
             "services": 1,
             "events": 1,
+            "storageclasses": 1,
         }, dict(mine)
+
+        # A claim, long after the remote claims' watch closed at start: its
+        # selection opens the watch, and the claim is provisioned through it.
+        remote_class = f"w-{uuid.uuid4().hex[:5]}"
+        remote_cluster.apply(
+            [
+                {
+                    "apiVersion": "storage.k8s.io/v1",
+                    "kind": "StorageClass",
+                    "metadata": {"name": remote_class},
+                    "provisioner": "kubernetes.io/no-provisioner",
+                    "volumeBindingMode": "Immediate",
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": remote_class},
+                    "spec": {
+                        "capacity": {"storage": "1Gi"},
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": remote_class,
+                        "hostPath": {"path": f"/tmp/{remote_class}"},
+                    },
+                },
+            ]
+        )
+        local_class = storage.local_class_name(remote_class)
+        wait_until(
+            f"local StorageClass {local_class}",
+            lambda: get_or_none(
+                local_cluster, f"/apis/storage.k8s.io/v1/storageclasses/{local_class}"
+            ),
+        )
+        local_cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": local_class,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+            ns,
+        )
+        volume = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
+        local_cluster.apply(pod("db", ak.node_name, volumes=[volume]), ns)
+        wait_until(
+            "the claim Bound through AK",
+            lambda: (
+                local_cluster.get_json(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")
+                .get("status", {})
+                .get("phase")
+                == "Bound"
+            ),
+            timeout=120,
+        )
+        with_claim = settled_watches(remote_cluster) - before
+        print("remote watches with a claim:", dict(with_claim))
+        assert with_claim["persistentvolumeclaims"] == 1, dict(with_claim)
     finally:
         ak.stop()
         local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         local_cluster.kubectl("delete", "node", ak.node_name, "--wait=false", check=False)
+        if remote_class:
+            remote_cluster.kubectl("delete", "pv", remote_class, "--wait=false", check=False)
+            remote_cluster.kubectl("delete", "storageclass", remote_class, check=False)
