@@ -249,6 +249,29 @@ def served_here(claim: Obj, node_name: str, class_provisioner: str | None) -> bo
     return provisioner == PROVISIONER and selected_node(claim) == node_name
 
 
+def binding_problem(claim: Obj, claim_class: Obj | None) -> str | None:
+    """Why an unbound claim of an AK class no scheduler will pick a node for is
+    never provisioned, or None. AK provisions on the remote cluster of the AK
+    node the claim's first pod is scheduled to, which only
+    ``WaitForFirstConsumer`` binding names; with ``Immediate`` (the API's
+    default) the local volume controller waits for a provisioner that never
+    comes, and the pod for a claim that is never bound."""
+    if claim_class is None or claim_class.get("provisioner") != PROVISIONER:
+        return None
+    if (claim.get("spec") or {}).get("volumeName") or selected_node(claim):
+        return None
+    mode = claim_class.get("volumeBindingMode") or "Immediate"
+    if mode == "WaitForFirstConsumer":
+        return None
+    name = claim_class.get("metadata", {}).get("name", "")
+    return (
+        f"StorageClass {name} has volumeBindingMode {mode}: AK provisions a claim on the "
+        "remote cluster of the AK node its first pod is scheduled to, so its classes need "
+        "volumeBindingMode: WaitForFirstConsumer (recreate the class with it, or use "
+        "AK's own classes)"
+    )
+
+
 def requested_storage(claim: Obj) -> str:
     requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
     return str(requests.get("storage") or "")

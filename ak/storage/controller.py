@@ -131,13 +131,17 @@ class StorageController:
             return
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         volume = (obj.get("spec") or {}).get("volumeName")
-        selected = storage.selected_node(obj) == self.node_name
-        if new is not None and selected and not volume:
+        selected = storage.selected_node(obj)
+        if new is not None and selected == self.node_name and not volume:
             self._to_provision.add(key)
             self.remote_claims_watch.poke()
         else:
             self._to_provision.discard(key)
-        if selected or (volume and self.local_volumes.get("", volume) is not None):
+        if (
+            selected == self.node_name
+            or (volume and self.local_volumes.get("", volume) is not None)
+            or (not selected and not volume and self._maybe_ours(obj))
+        ):
             self.claims.add(key)
         if new is None:
             self._told.pop(key, None)
@@ -174,7 +178,7 @@ class StorageController:
         if self.ready.is_set():
             # A class that appears may be what a failed claim waited for.
             for claim in self.local_claims.values():
-                if storage.selected_node(claim) == self.node_name and not (
+                if storage.selected_node(claim) in (self.node_name, "") and not (
                     claim.get("spec") or {}
                 ).get("volumeName"):
                     meta = claim["metadata"]
@@ -182,6 +186,15 @@ class StorageController:
 
     def _remote_claims_wanted(self) -> bool:
         return bool(self.remote_claims.size() or self.local_volumes.size() or self._to_provision)
+
+    def _maybe_ours(self, claim: Obj) -> bool:
+        """An unbound claim no node was picked for: AK's to judge if its class is AK's
+        (or not yet known: judged once the caches are in)."""
+        name = (claim.get("spec") or {}).get("storageClassName") or ""
+        found = self.local_classes.get("", name) if name else None
+        if found is None:
+            return bool(name) and not self.ready.is_set()
+        return found.get("provisioner") == storage.PROVISIONER
 
     # -- run -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -247,6 +260,11 @@ class StorageController:
         class_name = (local.get("spec") or {}).get("storageClassName") or ""
         local_class = self.local_classes.get("", class_name) if class_name else None
         provisioner = local_class.get("provisioner") if local_class is not None else None
+        problem = storage.binding_problem(local, local_class)
+        if problem is not None:
+            # Every AK node tells it (none is picked for such a claim); each once.
+            await self._fail(key, local, problem)
+            return None
         if not storage.served_here(local, self.node_name, provisioner):
             return None
         try:

@@ -11,7 +11,11 @@ volume). The same StatefulSet (``--replicas``, one ``volumeClaimTemplate`` of
   real node.
 
 Each figure is the time from creating the StatefulSet until all its pods are
-Running and Ready (and until the first is), polled every 0.2 s; rounds
+Running and Ready (and until the first is), polled every 0.2 s. For each AK
+round also AK's cost per replica (a claim and its pod, created, Ready, then
+deleted with the claim and its remote volume): API requests from AK's
+``/metrics`` (those on claims, volumes and classes apart) and CPU seconds
+from ``/proc``, with AK's idle CPU over the same time subtracted; rounds
 alternate the two so both see the same machine. Between rounds the
 StatefulSet and its claims are deleted, and the next round waits until the
 provisioner has removed their volumes. ``Parallel`` pod management by default
@@ -29,12 +33,14 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ak.core.storage import DEFAULT_CLASS
 from ak.testbed import images, realnode, sandbox, workloads
 from ak.testbed.akproc import AKProcess, real_node_args
+from ak.testbed.bench_measures import _diff, _metrics, _proc_stats
 from ak.testbed.cluster import Cluster
 from ak.testbed.localpath import STORAGE_CLASS, LocalPath
 from ak.testbed.procs import wait_for
@@ -43,6 +49,8 @@ from ak.testbed.testbed import Testbed
 Obj = dict[str, Any]
 NS = "bench"
 NAME = "web"
+STORAGE_RESOURCES = ("persistentvolumeclaims", "persistentvolumes", "storageclasses")
+IDLE_WINDOW = 10.0
 
 
 def statefulset(replicas: int, hostname: str, storage_class: str, *, ordered: bool) -> Obj:
@@ -116,6 +124,32 @@ def clean(cluster: Cluster, namespace: str, remote: Cluster) -> None:
     wait_for("the remote volumes deleted", no_volumes, 600)
 
 
+def ak_cost(
+    ak: AKProcess, replicas: int, idle_rate: float, round_trip: Callable[[], dict[str, float]]
+) -> dict[str, float]:
+    """Run ``round_trip()`` (create, Ready, delete, volumes gone); AK's requests and
+    CPU per replica over it, its idle CPU rate subtracted."""
+    before, cpu0, t0 = _metrics(ak.metrics_port), _proc_stats(ak.pid)[1], time.monotonic()
+    timed = round_trip()
+    cpu = _proc_stats(ak.pid)[1] - cpu0 - idle_rate * (time.monotonic() - t0)
+    requests = _diff(_metrics(ak.metrics_port), before)
+    storage = sum(
+        v for k, v in requests.items() if k.rsplit(" ", 1)[1].split("/")[0] in STORAGE_RESOURCES
+    )
+    return {
+        **timed,
+        "requests_per_replica": sum(requests.values()) / replicas,
+        "storage_requests_per_replica": storage / replicas,
+        "cpu_ms_per_replica": max(cpu, 0.0) * 1000 / replicas,
+    }
+
+
+def idle_cpu_rate(ak: AKProcess) -> float:
+    cpu0 = _proc_stats(ak.pid)[1]
+    time.sleep(IDLE_WINDOW)
+    return (_proc_stats(ak.pid)[1] - cpu0) / IDLE_WINDOW
+
+
 def run(replicas: int, rounds: int, ordered: bool) -> dict[str, Any]:
     timeout = 60 + 30 * replicas
     with Testbed() as tb:
@@ -129,6 +163,7 @@ def run(replicas: int, rounds: int, ordered: bool) -> dict[str, Any]:
                 "ak-stb",
                 node_ip=sandbox.HOST_IP,
                 extra_args=real_node_args(local),
+                metrics=True,
             )
             ak.start()
             try:
@@ -144,8 +179,13 @@ def run(replicas: int, rounds: int, ordered: bool) -> dict[str, Any]:
                     out["direct"].append(time_statefulset(remote, NS, sts, timeout))
                     clean(remote, NS, remote)
                     sts = statefulset(replicas, ak_host, DEFAULT_CLASS, ordered=ordered)
-                    out["ak"].append(time_statefulset(local, NS, sts, timeout))
-                    clean(local, NS, remote)
+
+                    def through_ak(sts: Obj = sts) -> dict[str, float]:
+                        timed = time_statefulset(local, NS, sts, timeout)
+                        clean(local, NS, remote)
+                        return timed
+
+                    out["ak"].append(ak_cost(ak, replicas, idle_cpu_rate(ak), through_ak))
                 return {"replicas": replicas, "ordered": ordered, "rounds": out}
             finally:
                 ak.stop()
@@ -177,6 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     direct = statistics.median(x["all_s"] for x in r["rounds"]["direct"])
     through = statistics.median(x["all_s"] for x in r["rounds"]["ak"])
     print(f"  AK / direct: {through / direct:.2f}x, +{through - direct:.1f} s")
+    ak_runs = r["rounds"]["ak"]
+
+    def median(field: str) -> float:
+        return float(statistics.median(x[field] for x in ak_runs))
+
+    print("  AK per replica (claim + pod, created to deleted, net of idle): "
+          f"requests {median('requests_per_replica'):.1f} (on claims, volumes, classes "
+          f"{median('storage_requests_per_replica'):.1f}), "
+          f"CPU {median('cpu_ms_per_replica'):.1f} ms")  # fmt: skip
     return 0
 
 

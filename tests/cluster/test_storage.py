@@ -313,6 +313,49 @@ def test_unknown_remote_class_is_told_and_deletable(
     local_cluster.kubectl("delete", "storageclass", name)
 
 
+def test_an_immediate_binding_class_of_aks_is_told_on_the_claim(
+    ak_node: AKNode, local_cluster: Cluster
+) -> None:
+    """A class of AK's written with Immediate binding (the API's default): no
+    scheduler ever picks a node for its claims, so no AK would act and the
+    claim would wait for ever; the claim says why instead."""
+    ns = ak_node.namespace
+    name = f"ak-immediate-{uuid.uuid4().hex[:5]}"
+    local_cluster.apply(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": name},
+            "provisioner": storage.PROVISIONER,
+        }
+    )
+    local_cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "at-once"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": name,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        ns,
+    )
+    failed = wait_until(
+        "a ProvisioningFailed Event on the claim",
+        lambda: [
+            e
+            for e in events_for(local_cluster, ns, "at-once")
+            if e["reason"] == "ProvisioningFailed"
+        ],
+    )
+    assert failed[0]["type"] == "Warning"
+    assert "volumeBindingMode: WaitForFirstConsumer" in failed[0]["message"], failed[0]
+    local_cluster.kubectl("delete", "pvc", "-n", ns, "at-once", "--wait=true", timeout=60)
+    local_cluster.kubectl("delete", "storageclass", name)
+
+
 def test_expansion_follows_the_remote_claim(
     ak_node: AKNode, local_cluster: Cluster, remote_cluster: Cluster, remote_storage: str
 ) -> None:

@@ -125,6 +125,22 @@ def test_served_here_needs_ak_provisioner_and_this_node() -> None:
     assert not storage.served_here(unannotated, NODE, None)
 
 
+def test_an_immediate_ak_class_is_told_because_no_node_is_ever_picked() -> None:
+    immediate = {"metadata": {"name": "fast"}, "provisioner": storage.PROVISIONER}
+    unselected = claim()
+    del unselected["metadata"]["annotations"][storage.ANNOTATION_SELECTED_NODE]
+    problem = storage.binding_problem(unselected, immediate)
+    assert problem is not None
+    assert "StorageClass fast" in problem and "WaitForFirstConsumer" in problem
+    waits = {**immediate, "volumeBindingMode": "WaitForFirstConsumer"}
+    assert storage.binding_problem(unselected, waits) is None
+    # Not AK's class, or already on its way: nothing to tell.
+    assert storage.binding_problem(unselected, {**immediate, "provisioner": "x.csi"}) is None
+    assert storage.binding_problem(unselected, None) is None
+    assert storage.binding_problem(claim(), immediate) is None
+    assert storage.binding_problem(claim(volumeName="pvc-1"), immediate) is None
+
+
 # -- the remote claim -------------------------------------------------------------------
 
 
