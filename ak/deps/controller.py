@@ -13,6 +13,7 @@ import logging
 
 import trio
 
+from ak.core import ownership
 from ak.core.deps import (
     Kind,
     Ref,
@@ -25,8 +26,7 @@ from ak.core.deps import (
     to_remote_copy,
 )
 from ak.core.errors import Notice, TranslationError
-from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
-from ak.core.names import remote_namespace
+from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.types import Obj
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
@@ -219,17 +219,18 @@ class DependencyController:
         obj = new or old
         if obj is None:
             return
-        meta = obj["metadata"]
-        local_ns = meta.get("labels", {}).get(LABEL_NAMESPACE, "")
-        if remote_namespace(self.node_name, local_ns) == meta.get("namespace"):
+        key = ownership.local_key(obj, self.node_name)
+        if key is not None:
             # Garbage, drift from the source, or a deleted copy still needed: sync decides.
-            self.replicator.queue.add((local_ns, kind, meta["name"]))
+            self.replicator.queue.add((key[0], kind, key[1]))
 
     async def _collect_garbage_when_allowed(self) -> None:
         await self.replicator.gc_allowed.wait()
         for kind, informer in self.copies.items():
             for obj in list(informer.values()):
-                local_ns = obj["metadata"].get("labels", {}).get(LABEL_NAMESPACE, "")
-                rk = (local_ns, kind, obj["metadata"]["name"])
+                key = ownership.local_key(obj, self.node_name)
+                if key is None:
+                    continue  # not this node's (its label and place disagree)
+                rk = (key[0], kind, key[1])
                 if rk not in self.replicator.users:
                     self.replicator.queue.add(rk)

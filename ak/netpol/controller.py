@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 
 import trio
 
-from ak.core import netpol
+from ak.core import netpol, ownership
 from ak.core.errors import TranslationError
-from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
+from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.local_apiserver import Endpoint
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
@@ -263,8 +263,8 @@ class NetworkPolicyController:
             self.copies_by_ns[rns].discard(meta["name"])
         else:
             self.copies_by_ns[rns].add(meta["name"])
-        local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
-        if remote_namespace(self.node_name, local_ns) != rns:
+        local_ns = ownership.local_namespace(obj, self.node_name)
+        if local_ns is None:
             return
         self.replicator.queue.add((local_ns, meta["name"]))
         for name in list(self.remote_pods.remote_by_ns.get(local_ns, ())):

@@ -21,10 +21,9 @@ from collections import defaultdict
 
 import trio
 
-from ak.core import pdb
+from ak.core import ownership, pdb
 from ak.core.errors import TranslationError
-from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
-from ak.core.names import remote_namespace
+from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.services import is_own_service as is_own_copy
 from ak.core.status import TERMINAL_PHASES
 from ak.core.types import Obj
@@ -161,10 +160,9 @@ class DisruptionBudgetController:
         obj = new or old
         if obj is None:
             return
-        meta = obj["metadata"]
-        local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
-        if remote_namespace(self.node_name, local_ns) == meta.get("namespace"):
-            self.replicator.queue.add((local_ns, meta["name"]))
+        key = ownership.local_key(obj, self.node_name)
+        if key is not None:
+            self.replicator.queue.add(key)
 
     # -- run -----------------------------------------------------------------------------
     async def run(self) -> None:

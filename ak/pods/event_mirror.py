@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 
 import trio
 
+from ak.core import ownership
 from ak.core.event_mirror import mirror_patch, mirrored_event, worth_mirroring
-from ak.core.labels import LABEL_NAMESPACE
-from ak.core.names import remote_namespace
 from ak.core.types import Obj
 from ak.kube.client import KubeClient, TokenBucket, path
 from ak.kube.errors import Conflict, KubeError
@@ -68,11 +67,11 @@ class EventMirror:
         if obj is None:
             return
         rns = obj["metadata"]["name"]
-        local_ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE, "")
         if new is None or new["metadata"].get("deletionTimestamp"):
             self.watches.remove(rns)
             return
-        if rns in self.watches or remote_namespace(self.node_name, local_ns) != rns:
+        local_ns = ownership.local_namespace_of_namespace(obj, self.node_name)
+        if rns in self.watches or local_ns is None:
             return
         informer = Informer(
             self.remote,

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 
 import trio
 
+from ak.core import ownership
 from ak.core.errors import Notice, TranslationError
 from ak.core.incarnation import adoption_patch
-from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE
+from ak.core.labels import LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
 from ak.core.placement import NONE as NO_PLACEMENT
@@ -118,12 +119,8 @@ class RemoteCluster:
 
     # -- the view ------------------------------------------------------------------
     def _local_key(self, remote: Obj) -> PodKey | None:
-        meta = remote["metadata"]
-        ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE)
         # A pod in a namespace that does not match its label is not ours to touch.
-        if not ns or remote_namespace(self.s.node_name, ns) != meta.get("namespace"):
-            return None
-        return (ns, meta["name"])
+        return ownership.local_key(remote, self.s.node_name)
 
     def _on_remote(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -144,8 +141,8 @@ class RemoteCluster:
             listener(old, new)
         obj = new or old
         if obj is not None:
-            ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE)
-            if ns:
+            ns = ownership.local_namespace_of_namespace(obj, self.s.node_name)
+            if ns is not None:
                 self.ns_queue.add(ns)
 
     def has(self, key: PodKey) -> bool:

@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import trio
 
+from ak.core import ownership
 from ak.core.errors import TranslationError
-from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
-from ak.core.names import remote_namespace
+from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.services import (
     REASON_CONFLICT,
     REASON_UNSUPPORTED,
@@ -182,11 +182,10 @@ class ServiceController:
         obj = new or old
         if obj is None:
             return
-        meta = obj["metadata"]
-        local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
-        if remote_namespace(self.node_name, local_ns) == meta.get("namespace"):
+        key = ownership.local_key(obj, self.node_name)
+        if key is not None:
             # Drift, garbage, or a deleted copy still used: the replicator decides.
-            self.replicator.queue.add((local_ns, meta["name"]))
+            self.replicator.queue.add(key)
 
     # -- run -----------------------------------------------------------------------------
     async def run(self) -> None:

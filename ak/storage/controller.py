@@ -33,9 +33,9 @@ import logging
 
 import trio
 
-from ak.core import storage
+from ak.core import ownership, storage
 from ak.core.errors import Notice, TranslationError
-from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE, LABEL_VOLUME, VOLUME_VALUE
+from ak.core.labels import LABEL_NODE, LABEL_VOLUME, VOLUME_VALUE
 from ak.core.names import remote_namespace
 from ak.core.storage import Release, Step, StorageError
 from ak.core.types import Obj
@@ -161,11 +161,11 @@ class StorageController:
         obj = new or old
         if obj is None:
             return
-        meta = obj["metadata"]
-        local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
-        if remote_namespace(self.node_name, local_ns) != meta.get("namespace"):
+        key = ownership.local_key(obj, self.node_name)
+        if key is None:
             return
-        self.claims.add((local_ns, meta["name"]))
+        local_ns = key[0]
+        self.claims.add(key)
         uid = storage.made_for(obj)
         if uid:
             self.volumes.add(f"pvc-{uid}")

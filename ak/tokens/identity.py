@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import trio
 
+from ak.core import ownership
 from ak.core.errors import TranslationError
-from ak.core.labels import ANNOTATION_LOCAL_UID, ANNOTATION_POD_NAME, LABEL_NAMESPACE
-from ak.core.names import remote_namespace
+from ak.core.labels import ANNOTATION_LOCAL_UID, ANNOTATION_POD_NAME
 from ak.core.pod_env import pinned_fields
 from ak.core.serviceaccount import PodIdentity, TokenSpec, identity_secret_name
 from ak.core.types import Obj
@@ -121,11 +121,9 @@ def gone_or_going(twin: Obj | None, uid: str | None = None) -> bool:
 def identity_key(secret: Obj, node_name: str) -> tuple[str, str] | None:
     """The local pod (namespace, name) an identity Secret of this node is for."""
     meta = secret["metadata"]
-    local_ns = (meta.get("labels") or {}).get(LABEL_NAMESPACE, "")
+    local_ns = ownership.local_namespace(secret, node_name)
     pod_name = (meta.get("annotations") or {}).get(ANNOTATION_POD_NAME, "")
-    if not local_ns or not pod_name:
-        return None
-    if remote_namespace(node_name, local_ns) != meta.get("namespace"):
+    if local_ns is None or not pod_name:
         return None
     if identity_secret_name(pod_name) != meta["name"]:
         return None

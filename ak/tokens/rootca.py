@@ -18,8 +18,9 @@ import logging
 
 import trio
 
+from ak.core import ownership
 from ak.core.errors import TranslationError
-from ak.core.labels import LABEL_LOCAL_ROOT_CA, LABEL_NAMESPACE, LABEL_NODE, LOCAL_ROOT_CA_VALUE
+from ak.core.labels import LABEL_LOCAL_ROOT_CA, LABEL_NODE, LOCAL_ROOT_CA_VALUE
 from ak.core.root_ca import (
     KUBE_ROOT_CA,
     ROOT_CA_REPLICA,
@@ -77,6 +78,7 @@ class RootCAReplicator:
     def __init__(
         self, local: KubeClient, remote: KubeClient, node_name: str, node_label: str
     ) -> None:
+        self.node_name = node_name
         self.replicas = shared(
             remote, "/api/v1/configmaps", f"{LABEL_NODE}={node_label}", "remote configmaps"
         ).view(
@@ -139,6 +141,6 @@ class RootCAReplicator:
         obj = new or old
         if obj is None:
             return
-        local_ns = (obj["metadata"].get("labels") or {}).get(LABEL_NAMESPACE, "")
-        if local_ns in self.replicator.users:
+        local_ns = ownership.local_namespace(obj, self.node_name)
+        if local_ns is not None and local_ns in self.replicator.users:
             self.replicator.queue.add(local_ns)  # drift or deletion: put it back
