@@ -178,9 +178,10 @@ class StorageController:
         if self.ready.is_set():
             # A class that appears may be what a failed claim waited for.
             for claim in self.local_claims.values():
-                if storage.selected_node(claim) in (self.node_name, "") and not (
-                    claim.get("spec") or {}
-                ).get("volumeName"):
+                if (claim.get("spec") or {}).get("volumeName"):
+                    continue
+                selected = storage.selected_node(claim)
+                if selected == self.node_name or (not selected and self._maybe_ours(claim)):
                     meta = claim["metadata"]
                     self.claims.add((meta["namespace"], meta["name"]))
 
@@ -200,6 +201,12 @@ class StorageController:
     async def run(self) -> None:
         await self._wait_for_rights()
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.local_volumes.run)
+            nursery.start_soon(self.local_claims.run)
+            nursery.start_soon(self.local_classes.run)
+            # On demand; its first LIST always runs: leftovers are found after a restart.
+            nursery.start_soon(self.remote_claims_watch.run)
+            nursery.start_soon(self.remote_classes.run)
             informers = (
                 self.local_volumes,
                 self.local_claims,
@@ -207,12 +214,6 @@ class StorageController:
                 self.remote_claims,
                 self.remote_classes,
             )
-            for informer in informers:
-                if informer is self.remote_claims:
-                    # The first LIST always runs: leftovers are found after a restart.
-                    nursery.start_soon(self.remote_claims_watch.run)
-                else:
-                    nursery.start_soon(informer.run)
             for informer in informers:
                 await informer.synced.wait()
             self.ready.set()

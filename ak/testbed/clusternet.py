@@ -95,10 +95,11 @@ class KubeProxy:
                     [self.proc],
                 )
                 return self
-            except BaseException:
+            except BaseException as e:
                 self.proc.stop()
                 self.proc = None
-                if attempt == attempts:
+                # Only a stall is retried; anything else (it died, Ctrl-C) ends here.
+                if attempt == attempts or not isinstance(e, TimeoutError):
                     raise
         raise AssertionError("unreachable")
 
