@@ -20,7 +20,7 @@ from ak.core.names import remote_namespace
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
-from tests.cluster.util import pod, pods, running, wait_until
+from tests.cluster.util import claim_manifest, pod, pods, running, wait_until
 from tests.conftest import ClusterFactory, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -159,19 +159,7 @@ def test_an_ak_holds_one_remote_watch_per_collection_and_only_what_it_uses(
                 local_cluster, f"/apis/storage.k8s.io/v1/storageclasses/{local_class}"
             ),
         )
-        local_cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "data"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": local_class,
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-            ns,
-        )
+        local_cluster.apply(claim_manifest("data", local_class), ns)
         volume = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
         local_cluster.apply(pod("db", ak.node_name, volumes=[volume]), ns)
         wait_until(

@@ -22,7 +22,16 @@ from ak.testbed import workloads
 from ak.testbed.akproc import AKProcess
 from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
-from tests.cluster.util import deployment, events_for, pod, pod_template, pods, running, wait_until
+from tests.cluster.util import (
+    claim_manifest,
+    deployment,
+    events_for,
+    pod,
+    pod_template,
+    pods,
+    running,
+    wait_until,
+)
 from tests.conftest import NODE_IP, AKNode, node_running, wait_for_node_ready
 
 pytestmark = pytest.mark.cluster
@@ -279,16 +288,7 @@ def test_unknown_remote_class_is_told_and_deletable(
     )
     local_cluster.apply(
         [
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "lost"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": name,
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
+            claim_manifest("lost", name),
             pod(
                 "user",
                 ak_node.name,
@@ -299,9 +299,7 @@ def test_unknown_remote_class_is_told_and_deletable(
     )
     failed = wait_until(
         "a ProvisioningFailed Event on the claim",
-        lambda: [
-            e for e in events_for(local_cluster, ns, "lost") if e["reason"] == "ProvisioningFailed"
-        ],
+        lambda: events_for(local_cluster, ns, "lost", "ProvisioningFailed"),
     )
     assert failed[0]["type"] == "Warning"
     assert "no StorageClass 'nope'" in failed[0]["message"]
@@ -329,26 +327,10 @@ def test_an_immediate_binding_class_of_aks_is_told_on_the_claim(
             "provisioner": storage.PROVISIONER,
         }
     )
-    local_cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "at-once"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": name,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-        ns,
-    )
+    local_cluster.apply(claim_manifest("at-once", name), ns)
     failed = wait_until(
         "a ProvisioningFailed Event on the claim",
-        lambda: [
-            e
-            for e in events_for(local_cluster, ns, "at-once")
-            if e["reason"] == "ProvisioningFailed"
-        ],
+        lambda: events_for(local_cluster, ns, "at-once", "ProvisioningFailed"),
     )
     assert failed[0]["type"] == "Warning"
     assert "volumeBindingMode: WaitForFirstConsumer" in failed[0]["message"], failed[0]

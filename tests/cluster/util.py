@@ -121,9 +121,24 @@ def run_pod(cluster: Cluster, namespace: str, node: str, name: str = "app") -> O
     return wait_until(f"pod {name} Running", running_now)
 
 
-def events_for(cluster: Cluster, namespace: str, name: str) -> list[Obj]:
+def events_for(cluster: Cluster, namespace: str, name: str, reason: str = "") -> list[Obj]:
+    """The Events about object ``name`` (with ``reason`` only, when given)."""
     items: list[Obj] = cluster.get_json(
         f"/api/v1/namespaces/{namespace}/events",
         {"fieldSelector": f"involvedObject.name={name}"},
     )["items"]
-    return items
+    return [e for e in items if not reason or e.get("reason") == reason]
+
+
+def claim_manifest(name: str, class_name: str, size: str = "1Gi") -> Obj:
+    """A ReadWriteOnce PersistentVolumeClaim in ``class_name``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": class_name,
+            "resources": {"requests": {"storage": size}},
+        },
+    }
