@@ -9,6 +9,7 @@ import secrets
 import signal
 import socket
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from ak.core.names import node_label_value
 from ak.core.namespaces import Template
 from ak.core.placement import Allowed, Placement
 from ak.core.pod_addresses import parse_range
+from ak.core.types import Obj
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
@@ -37,6 +39,7 @@ from ak.node.quotas import RemoteQuotas
 from ak.pdb.controller import DisruptionBudgetController
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
+from ak.pods.provider import PodKey
 from ak.pods.remote import PodSettings, RemoteCluster
 from ak.proxy.addresses import PodAddresses
 from ak.proxy.server import PodProxy
@@ -96,7 +99,15 @@ def token_settings(config: Config, local_server: str) -> TokenSettings:
 class Provider:
     """Everything ``ak run`` runs, wired together; tests drive it in-process too."""
 
-    def __init__(self, config: Config, local: KubeClient, remote: KubeClient) -> None:
+    def __init__(
+        self,
+        config: Config,
+        local: KubeClient,
+        remote: KubeClient,
+        *,
+        manage_lease: bool = True,
+    ) -> None:
+        """``manage_lease``: False when a leader elector holds the node Lease."""
         self.config = config
         self.local = local
         self.remote = remote
@@ -107,7 +118,25 @@ class Provider:
         self.kubelet_health = KubeletAPIHealth(report=self._node_warning)
         self.deps = DependencyController(local, remote, node.name, label)
         tokens = token_settings(config, local.config.server)
-        self.tokens = TokenController(local, remote, tokens)
+        # Tokens ask whether a pod's twin is gone; the pod provider is made
+        # below, with the tokens among its preparers.
+        self.tokens = TokenController(local, remote, tokens, twin=self._twin)
+        # Claims live in the pod provider's remote namespaces, and a namespace
+        # holding claims is kept: the two refer to each other.
+        self.storage = (
+            StorageController(
+                local,
+                remote,
+                node.name,
+                label,
+                ensure_namespace=self._ensure_namespace,
+                namespace_changed=self._namespace_changed,
+                events=self.events,
+                allowed=config.pods.storage_remote_classes,
+            )
+            if config.pods.storage
+            else None
+        )
         template = Template(**dataclasses.asdict(config.namespaces))
         self.remote_pods = RemoteCluster(
             remote,
@@ -124,27 +153,10 @@ class Provider:
                     Allowed(config.pods.allowed_node_labels, config.pods.allowed_tolerations),
                 ),
             ),
-            preparers=[self.deps, self.tokens],
+            preparers=[self.deps, self.tokens, *([self.storage] if self.storage else [])],
+            leftovers=self._identities_left,
+            holds_volumes=self.storage.holds_volumes if self.storage else None,
         )
-        self.tokens.twin = self.remote_pods.get
-        self.storage = (
-            StorageController(
-                local,
-                remote,
-                node.name,
-                label,
-                remote_pods=self.remote_pods,
-                events=self.events,
-                allowed=config.pods.storage_remote_classes,
-            )
-            if config.pods.storage
-            else None
-        )
-        if self.storage is not None:
-            self.remote_pods.preparers.append(self.storage)
-            self.remote_pods.holds_volumes = self.storage.holds_volumes
-            self.remote_pods.namespaces.guard_claims = True
-        self.remote_pods.leftovers = lambda rns: self.tokens.identities_by_ns.get(rns, 0) > 0
         self.addresses = (
             PodAddresses(parse_range(config.pods.address_range))
             if config.pods.address_range
@@ -223,6 +235,7 @@ class Provider:
             capacity=self.capacity.current if self.capacity else lambda: None,
             limits=self.quotas.limits if self.quotas else dict,
             kubelet_api=self.kubelet_health,
+            manage_lease=manage_lease,
         )
         self.kubelet_api = kubelet_api.from_config(
             config,
@@ -235,7 +248,9 @@ class Provider:
         )
         self.event_mirror = EventMirror(local, remote, self.pods, self.remote_pods, node.name)
 
-    async def run(self) -> None:
+    async def run(self, mirrored_before: datetime | None = None) -> None:
+        """``mirrored_before``: the previous AK's last heartbeat, if known (its
+        Events were mirrored by it)."""
         async with trio.open_nursery() as nursery:
             sup = Supervisor(nursery)
             sup.start("node", self.node.run)
@@ -250,7 +265,7 @@ class Provider:
                 sup.start("storage", self.storage.run)
             if self.proxy is not None:
                 sup.start("pod-proxy", self.proxy.run)
-            sup.start("event-mirror", self.event_mirror.run)
+            sup.start("event-mirror", partial(self.event_mirror.run, mirrored_before))
             if self.capacity is not None:
                 sup.start("remote-capacity", self.capacity.run)
             if self.quotas is not None:
@@ -266,6 +281,19 @@ class Provider:
                 "systemd-notify",
                 partial(SystemdNotifier.from_environ().run, self.ready, sup.healthy),
             )
+
+    # Late-bound, for parts made before the pod provider (one refers to the other).
+    def _twin(self, key: PodKey) -> Obj | None:
+        return self.remote_pods.get(key)
+
+    async def _ensure_namespace(self, local_ns: str) -> None:
+        await self.remote_pods.namespaces.ensure(local_ns)
+
+    def _namespace_changed(self, local_ns: str) -> None:
+        self.remote_pods.ns_queue.add(local_ns)
+
+    def _identities_left(self, remote_ns: str) -> bool:
+        return self.tokens.identities_by_ns.get(remote_ns, 0) > 0
 
     async def _node_warning(self, reason: str, message: str) -> None:
         await self.events.record(self.node.reference(), reason, message)
@@ -308,10 +336,7 @@ async def serve(config: Config) -> None:
             await _lead(config, local, remote)
         else:
             provider = Provider(config, local, remote)
-            provider.event_mirror.mirrored_before = await read_last_heartbeat(
-                local, config.node.name
-            )
-            await provider.run()
+            await provider.run(await read_last_heartbeat(local, config.node.name))
     finally:
         with trio.CancelScope(shield=True):
             await local.aclose()
@@ -324,15 +349,13 @@ async def _lead(config: Config, local: KubeClient, remote: KubeClient) -> None:
     identity = (
         config.leader_elect_identity or f"{node}/{socket.gethostname()}-{secrets.token_hex(2)}"
     )
-    provider = Provider(config, local, remote)
-    provider.node.manage_lease = False
+    provider = Provider(config, local, remote, manage_lease=False)
     elector = LeaderElector(
         local, node, identity, lambda: (provider.node.node or {}).get("metadata", {}).get("uid", "")
     )
     await elector.acquire()
-    provider.event_mirror.mirrored_before = elector.previous_heartbeat
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(provider.run)
+        nursery.start_soon(provider.run, elector.previous_heartbeat)
         await elector.hold()
 
 

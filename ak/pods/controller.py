@@ -14,8 +14,8 @@ The rules, all in ``sync``:
   status while it stops, then delete the local pod for good;
 * no twin: create one, unless the pod finished, or once had a twin (then it
   is lost: the pod fails, so its controller replaces it);
-* a twin made by the original AK: adopt it;
-* otherwise: update the twin, mirror its status.
+* otherwise: update the twin (the provider adopts one the original AK made),
+  mirror its status.
 
 Failures are reported on the pod (status and one Warning Event per problem
 and pod incarnation) and retried with backoff by the queue.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -188,6 +188,9 @@ class PodController:
         # content, not by the write's resourceVersion: the echo often arrives
         # before the write's response.
         self._wrote: dict[PodKey, Obj] = {}
+        # Local keys whose twin exists, as the provider's notifications tell:
+        # a set lookup decides a local change's urgency (``get`` decodes a pod).
+        self._twins: set[PodKey] = set()
         PODS.labels("local").set_function(self.local_pods.size)
 
     # -- what changed: map every change to the local key it concerns ----------------
@@ -209,7 +212,7 @@ class PodController:
             return
         # Only creations wait their turn: a change to a pod that already runs
         # remotely, or a deletion, goes before a burst of new pods.
-        urgent = new is None or is_deleting(new) or self.provider.has(key)
+        urgent = new is None or is_deleting(new) or key in self._twins
         self.queue.add(key, urgent=urgent)
 
     def _is_echo(self, key: PodKey, old: Obj, new: Obj) -> bool:
@@ -221,18 +224,27 @@ class PodController:
         )
 
     def _on_twin(self, key: PodKey, twin: Obj | None) -> None:
-        if twin is not None:
+        if twin is None:
+            self._twins.discard(key)
+        else:
+            self._twins.add(key)
             self._changed_at.setdefault(key, trio.current_time())
         self.queue.add(key, urgent=True)
 
-    def _in_use(self, local_ns: str) -> bool:
+    # -- what the provider may read of the local side (``LocalPods``) ---------------
+    def live(self) -> Iterator[Obj]:
+        for pod in self.local_pods.values():
+            if not is_deleting(pod) and _phase(pod) not in TERMINAL_PHASES:
+                yield pod
+
+    def in_use(self, local_ns: str) -> bool:
         return bool(self.local_by_ns.get(local_ns))
 
     # -- run ------------------------------------------------------------------------
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.local_pods.run)
-            nursery.start_soon(self.provider.run, self._on_twin, self._in_use)
+            nursery.start_soon(self.provider.run, self._on_twin, self)
             await self.local_pods.synced.wait()
             await self.provider.synced.wait()
             log.info("caches synced: %d local pods; reconciling", self.local_pods.size())
@@ -240,11 +252,6 @@ class PodController:
                 for pod in self.local_pods.values():
                     self.addresses.adopt(pod)
             self.synced.set()
-            # Claims of running pods first, then what nobody claims may go.
-            for pod in self.local_pods.values():
-                if not is_deleting(pod) and _phase(pod) not in TERMINAL_PHASES:
-                    self.provider.track(pod)
-            self.provider.tracked_all()
             await self.queue.run_workers(self.workers, self.sync)
 
     async def sync(self, key: PodKey) -> float | None:
@@ -267,9 +274,6 @@ class PodController:
             return None
         if twin is None:
             return await self._create_or_fail(key, local)
-        if which is Incarnation.LEGACY:
-            await self.provider.adopt(local, twin)
-            return None  # the watch brings the adopted twin back
         outcome = await self.provider.update(local, twin)
         for notice in outcome.notices:
             await self._tell(key, local, notice)

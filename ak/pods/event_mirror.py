@@ -47,10 +47,12 @@ class EventMirror:
         self._send: trio.MemorySendChannel[tuple[str, Obj]]
         self._send, self._receive = trio.open_memory_channel[tuple[str, Obj]](1000)
         self._started = datetime.now(UTC)
-        # The previous AK's last heartbeat, when known before this one's first.
         self.mirrored_before: datetime | None = None
 
-    async def run(self) -> None:
+    async def run(self, mirrored_before: datetime | None = None) -> None:
+        """``mirrored_before``: the previous AK's last heartbeat, when known
+        before this one's first: its Events were mirrored by it."""
+        self.mirrored_before = mirrored_before
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.watches.run)
             self.cluster.namespace_listeners.append(self._on_namespace)

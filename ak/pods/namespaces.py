@@ -46,6 +46,7 @@ class RemoteNamespaces:
         informer: View,
         *,
         linger: float = LINGER,
+        guard_claims: bool = False,
     ) -> None:
         self.remote = remote
         self.node_name = node_name
@@ -59,7 +60,7 @@ class RemoteNamespaces:
         self._policies_ok: set[str] = set()
         # With storage on, a namespace is never deleted while the remote API
         # server (not a cache) shows a claim in it: claims hold data.
-        self.guard_claims = False
+        self.guard_claims = guard_claims
 
     # -- the pod preparer (ak/pods/prepare.py) -------------------------------------
     @property

@@ -12,7 +12,7 @@ controller with one that keeps pods in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,26 +36,36 @@ class Outcome:
     """Seconds after which the controller should sync the pod again."""
 
 
+class LocalPods(Protocol):
+    """What a provider may read of the local side: the controller's view."""
+
+    synced: trio.Event
+    """Set once the local view (and the provider's own) is complete."""
+
+    def live(self) -> Iterator[Obj]:
+        """The pods bound to the node that should run: neither deleting nor finished."""
+        ...
+
+    def in_use(self, local_ns: str) -> bool:
+        """Whether the local namespace still has pods on the node."""
+        ...
+
+
 class PodProvider(Protocol):
+    """Seven members, as virtual-kubelet's ``PodLifecycleHandler`` plus its
+    ``PodNotifier``: how a pod runs, and how the controller hears of it."""
+
     synced: trio.Event
     """Set once the provider's view of its pods is complete (after a restart too)."""
 
-    async def run(self, notify: Notify, in_use: Callable[[str], bool]) -> None:
-        """Watch the provider's pods, calling ``notify`` for each change; run its
-        own housekeeping. ``in_use(local_ns)``: whether the local namespace still
-        has pods on the node."""
-        ...
-
-    def has(self, key: PodKey) -> bool:
-        """Whether ``key`` has a twin; cheap (called on every local event)."""
+    async def run(self, notify: Notify, local: LocalPods) -> None:
+        """Watch the provider's pods, calling ``notify`` for each change (its
+        initial list included); run its own housekeeping. Once ``local.synced``,
+        whatever no ``local.live()`` pod claims may be cleaned up."""
         ...
 
     def get(self, key: PodKey) -> Obj | None:
         """The twin of local pod ``key``, from the provider's view."""
-        ...
-
-    def tracked_all(self) -> None:
-        """Every live pod has been ``track``ed after start-up: what nobody claims may go."""
         ...
 
     async def create(self, local: Obj) -> Outcome:
@@ -64,11 +74,8 @@ class PodProvider(Protocol):
         ...
 
     async def update(self, local: Obj, remote: Obj) -> Outcome:
-        """Bring the running twin in line with ``local`` (what may change on a pod)."""
-        ...
-
-    async def adopt(self, local: Obj, remote: Obj) -> None:
-        """Make a twin made by the original AK this AK's own (``core/incarnation``)."""
+        """Bring the running twin in line with ``local`` (what may change on a
+        pod; a twin the original AK made becomes this AK's, ``core/incarnation``)."""
         ...
 
     async def delete(self, key: PodKey, remote: Obj, grace: int | None) -> None:
@@ -77,10 +84,6 @@ class PodProvider(Protocol):
 
     def status(self, local: Obj, remote: Obj) -> Obj:
         """The local pod's status, from its twin's."""
-        ...
-
-    def track(self, local: Obj) -> None:
-        """``local`` is live and has a twin (cheap; every sync)."""
         ...
 
     def release(self, key: PodKey) -> None:

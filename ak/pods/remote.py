@@ -20,7 +20,7 @@ import trio
 
 from ak.core import ownership
 from ak.core.errors import Notice, TranslationError
-from ak.core.incarnation import adoption_patch
+from ak.core.incarnation import Incarnation, adoption_patch, incarnation
 from ak.core.labels import LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
@@ -37,7 +37,7 @@ from ak.kube.shared import shared
 from ak.metrics import PODS
 from ak.pods.namespaces import RemoteNamespaces
 from ak.pods.prepare import PodPreparer
-from ak.pods.provider import Notify, Outcome
+from ak.pods.provider import LocalPods, Notify, Outcome
 from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class PodSettings:
     storage: bool = False  # claims are provisioned remotely (ak/storage)
 
 
-def _no_pods(_: str) -> bool:
+def _nothing(_: str) -> bool:
     return False
 
 
@@ -70,7 +70,15 @@ class RemoteCluster:
         remote: KubeClient,
         settings: PodSettings,
         preparers: Sequence[PodPreparer] = (),
+        *,
+        leftovers: Callable[[str], bool] = _nothing,
+        holds_volumes: Callable[[str], bool] | None = None,
     ) -> None:
+        """``preparers``: run in order after the remote namespace's (``prepare.py``).
+        ``leftovers(remote_ns)``: whether a remote namespace still holds objects
+        of AK's pods (their identity Secrets, until the garbage collector
+        deletes them). ``holds_volumes(local_ns)``: with storage on, whether
+        its remote namespace holds AK's claims: in use, pods or not."""
         self.remote = remote
         self.s = settings
         self.remote_pods = Informer(
@@ -88,7 +96,11 @@ class RemoteCluster:
             "remote namespaces",
         ).view({LABEL_NODE: settings.node_label}, self._on_namespace)
         self.namespaces = RemoteNamespaces(
-            remote, settings.node_name, settings.namespace_template, self.remote_namespaces
+            remote,
+            settings.node_name,
+            settings.namespace_template,
+            self.remote_namespaces,
+            guard_claims=holds_volumes is not None,
         )
         # The namespace first: everything else is written into it.
         self.preparers: list[PodPreparer] = [self.namespaces, *preparers]
@@ -99,14 +111,10 @@ class RemoteCluster:
         self.pod_listeners: list[Callable[[PodKey, Obj | None, Obj | None], None]] = []
         self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
         self.synced = trio.Event()
-        self._tracked_all = trio.Event()
         self._notify: Notify = lambda key, obj: None
-        self._local_in_use: Callable[[str], bool] = _no_pods
-        # Whether a remote namespace still holds objects of AK's pods (their
-        # identity Secrets, until the garbage collector deletes them).
-        self.leftovers: Callable[[str], bool] = lambda remote_ns: False
-        # A remote namespace holding AK's claims is in use, pods or not (ak/storage).
-        self.holds_volumes: Callable[[str], bool] = lambda local_ns: False
+        self._local_in_use: Callable[[str], bool] = _nothing
+        self.leftovers = leftovers
+        self.holds_volumes = holds_volumes or _nothing
         # Ephemeral containers the remote refused, per pod incarnation (uid):
         # name -> the remote's message, for the local status.
         self._refused_ephemeral: dict[PodKey, tuple[str, dict[str, str]]] = {}
@@ -145,18 +153,14 @@ class RemoteCluster:
             if ns is not None:
                 self.ns_queue.add(ns)
 
-    def has(self, key: PodKey) -> bool:
-        # A set lookup: ``get`` decodes the cached pod.
-        return key[1] in self.remote_by_ns.get(key[0], ())
-
     def get(self, key: PodKey) -> Obj | None:
         return self.remote_pods.get(self.remote_ns(key), key[1])
 
     def remote_ns(self, key: PodKey) -> str:
         return remote_namespace(self.s.node_name, key[0])
 
-    async def run(self, notify: Notify, in_use: Callable[[str], bool]) -> None:
-        self._notify, self._local_in_use = notify, in_use
+    async def run(self, notify: Notify, local: LocalPods) -> None:
+        self._notify, self._local_in_use = notify, local.in_use
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.remote_pods.run)
             nursery.start_soon(self.remote_namespaces.run)
@@ -165,13 +169,14 @@ class RemoteCluster:
             for preparer in self.preparers:
                 await preparer.synced.wait()
             self.synced.set()
-            await self._tracked_all.wait()
+            # After a restart: what the live pods use is claimed first, and only
+            # then may the preparers remove what nothing claims.
+            await local.synced.wait()
+            for pod in local.live():
+                self._track(pod)
+            for preparer in self.preparers:
+                preparer.tracked_all()
             await self.ns_queue.run_workers(2, self._sync_namespace)
-
-    def tracked_all(self) -> None:
-        for preparer in self.preparers:
-            preparer.tracked_all()
-        self._tracked_all.set()
 
     async def _sync_namespace(self, local_ns: str) -> float | None:
         in_use = bool(
@@ -223,6 +228,9 @@ class RemoteCluster:
 
     async def update(self, local: Obj, remote: Obj) -> Outcome:
         key = _key(local)
+        if incarnation(local, remote) is Incarnation.LEGACY:
+            await self._adopt(key, local, remote)
+            return Outcome()  # the watch brings the adopted twin back
         outcome = Outcome()
         try:
             patch = remote_pod_patch(local, remote, self._translate(key, local, creating=False))
@@ -242,7 +250,7 @@ class RemoteCluster:
                 )
         await self._add_ephemeral_containers(key, local, remote, outcome)
         await self._resize(key, local, remote, outcome)
-        self.track(local)
+        self._track(local)
         return outcome
 
     async def _resize(self, key: PodKey, local: Obj, remote: Obj, outcome: Outcome) -> None:
@@ -334,8 +342,8 @@ class RemoteCluster:
                 continue
             log.info("pod %s/%s: ephemeral container %s added remotely", *key, container["name"])
 
-    async def adopt(self, local: Obj, remote: Obj) -> None:
-        key = _key(local)
+    async def _adopt(self, key: PodKey, local: Obj, remote: Obj) -> None:
+        """Make a twin the original AK made this AK's own."""
         patch = adoption_patch(local)
         patch["metadata"]["uid"] = remote["metadata"]["uid"]  # only that very pod
         try:
@@ -372,7 +380,7 @@ class RemoteCluster:
                 status = with_refused_resize(status, local.get("status") or {}, resize[2], now)
         return status
 
-    def track(self, local: Obj) -> None:
+    def _track(self, local: Obj) -> None:
         for preparer in self.preparers:
             preparer.track(local)
 

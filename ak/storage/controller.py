@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -44,7 +45,6 @@ from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
 from ak.kube.informer import Informer
 from ak.kube.ondemand import OnDemand
-from ak.pods.remote import RemoteCluster
 from ak.sync.queue import RetrySoon, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class StorageController:
         node_name: str,
         node_label: str,
         *,
-        remote_pods: RemoteCluster,
+        ensure_namespace: Callable[[str], Awaitable[None]],
+        namespace_changed: Callable[[str], None],
         events: EventRecorder,
         allowed: tuple[str, ...] = (),
     ) -> None:
@@ -82,7 +83,10 @@ class StorageController:
         self.remote = remote
         self.node_name = node_name
         self.node_label = node_label  # also the node's kubernetes.io/hostname
-        self.remote_pods = remote_pods
+        # The pod provider's remote namespaces (``ak/pods/namespaces.py``): made
+        # for a claim as for a pod, and looked at again when their claims go.
+        self.ensure_namespace = ensure_namespace
+        self.namespace_changed = namespace_changed
         self.events = events
         self.allowed = allowed
         self.local_claims = Informer(
@@ -171,7 +175,7 @@ class StorageController:
             self.volumes.add(f"pvc-{uid}")
         if new is None:
             # The namespace may now be empty of claims (ak/pods/remote.py).
-            self.remote_pods.ns_queue.add(local_ns)
+            self.namespace_changed(local_ns)
 
     def _on_class(self, old: Obj | None, new: Obj | None) -> None:
         self.classes.add("")
@@ -305,7 +309,7 @@ class StorageController:
             await self._fail(key, local, e.message)
             return None
         try:
-            await self.remote_pods.namespaces.ensure(key[0])
+            await self.ensure_namespace(key[0])
         except TranslationError as e:
             raise RetrySoon(2.0, e.message) from e
         try:

@@ -115,6 +115,7 @@ class TokenController:
         remote: KubeClient,
         settings: TokenSettings,
         *,
+        twin: Callable[[PodKey], Obj | None],
         wall: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -144,9 +145,8 @@ class TokenController:
         # One writer per pod: prepare, refresh and delete never interleave.
         self._locks: KeyedLock[PodKey] = KeyedLock()
         self._nursery: trio.Nursery | None = None
-        # The remote pod of a local one, from the pod provider's cache (set by
-        # ``ak.run``, which makes the provider after this controller).
-        self.twin: Callable[[PodKey], Obj | None] | None = None
+        # The remote pod of a local one, from the pod provider's cache.
+        self.twin = twin
 
     async def run(self) -> None:
         # A fresh queue each time: a crashed run may have left keys marked in progress.
@@ -258,11 +258,7 @@ class TokenController:
         """Whether the remote garbage collector deleted ``secret`` because its pod
         went: the local pod is still terminating then, and needs no new tokens."""
         owners = secret["metadata"].get("ownerReferences") or []
-        return (
-            bool(owners)
-            and self.twin is not None
-            and gone_or_going(self.twin(key), owners[0].get("uid"))
-        )
+        return bool(owners) and gone_or_going(self.twin(key), owners[0].get("uid"))
 
     def _secret_path(self, key: PodKey) -> tuple[str, str]:
         return remote_namespace(self.s.node_name, key[0]), identity_secret_name(key[1])
@@ -282,7 +278,7 @@ class TokenController:
                 await self._ensure_identity(key, pod)
 
     def _twin_going(self, key: PodKey) -> bool:
-        return self.twin is not None and gone_or_going(self.twin(key))
+        return gone_or_going(self.twin(key))
 
     def _fresh(self, pod: PodTokens, current: Obj | None) -> bool:
         """Whether the identity Secret ``current`` still serves ``pod`` (sets ``pod.due``)."""

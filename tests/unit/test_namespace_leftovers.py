@@ -13,9 +13,12 @@ NODE = "vk"
 
 async def test_an_unused_namespace_waits_for_its_leftovers() -> None:
     remote = offline_client("remote")
-    cluster = RemoteCluster(remote, PodSettings(node_name=NODE, node_label=NODE, extra_env=[]))
     held = {remote_namespace(NODE, "apps")}
-    cluster.leftovers = lambda rns: rns in held
+    cluster = RemoteCluster(
+        remote,
+        PodSettings(node_name=NODE, node_label=NODE, extra_env=[]),
+        leftovers=lambda rns: rns in held,
+    )
     try:
         # No local or remote pods, but Secrets left: look again later, delete nothing.
         assert await cluster._sync_namespace("apps") == LEFTOVERS_RECHECK

@@ -66,7 +66,10 @@ async def test_identity_secrets_and_secret_copies_share_one_watch() -> None:
     try:
         deps = DependencyController(local, remote, "vk", "vk")
         tokens = TokenController(
-            local, remote, TokenSettings("vk", "vk", Endpoint("10.0.0.1", 443))
+            local,
+            remote,
+            TokenSettings("vk", "vk", Endpoint("10.0.0.1", 443)),
+            twin=lambda key: None,
         )
         assert tokens.identities.shared is deps.copies["Secret"].shared
         assert tokens.root_ca.replicas.shared is deps.copies["ConfigMap"].shared
