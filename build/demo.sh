@@ -7,4 +7,4 @@ AK_TOOLS_BIN=$(bash build/setup.sh | tail -n 1)
 export AK_TOOLS_BIN
 # In the testbed sandbox (root: network, mount and PID namespaces of its own)
 # the pods run in real containers on a real remote node; kwok otherwise.
-exec .venv/bin/python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.demo "$@"
+exec .venv/bin/python -m tests.testbed.sandbox -- .venv/bin/python -m tests.testbed.demo "$@"

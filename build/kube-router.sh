@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build kube-router (github.com/cloudnativelabs/kube-router/v2) through the Go module
 # proxy, for the real NetworkPolicy enforcement on the testbed's remote real node
-# (ak/testbed/kuberouter.py runs only its network-policy controller). The wrapper
+# (tests/testbed/kuberouter.py runs only its network-policy controller). The wrapper
 # module build/go/kube-router pins the release and replaces the netlink
 # pseudo-version it pins (which the proxy refuses) by a netlink release.
 # It runs Debian's ipset command, which build/node.sh installs with the other real-node packages.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build rancher's local-path-provisioner (github.com/rancher/local-path-provisioner,
 # kind's default StorageClass) through the Go module proxy, pinned by the wrapper
-# module build/go/local-path. ak/testbed/localpath.py runs it against the testbed's
+# module build/go/local-path. tests/testbed/localpath.py runs it against the testbed's
 # remote cluster: real dynamic provisioning onto the real node's disk.
 #
 # Output: $AK_LOCAL_PATH_DIR (default ~/.cache/ak-tools/local-path-provisioner-<version>-<key>);

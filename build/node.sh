@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The parts of a real testbed node (ak/testbed/realnode.py), cached like build/tools.sh:
+# The parts of a real testbed node (tests/testbed/realnode.py), cached like build/tools.sh:
 #   Debian's containerd, runc, CNI plugins, busybox-static, iptables, ipset (for kube-router,
-#   build/kube-router.sh) and systemd (for the systemd host, ak/testbed/systemd_host.py),
+#   build/kube-router.sh) and systemd (for the systemd host, tests/testbed/systemd_host.py),
 #   installed as root when missing;
 #   kubelet and kube-proxy from the pinned k8s.io/kubernetes wrapper module (build/go/k8s),
 #   CoreDNS from build/go/coredns;
-#   the pause program (build/go/pause) and the image archive (ak/testbed/images.py):
+#   the pause program (build/go/pause) and the image archive (tests/testbed/images.py):
 #   pause, a busybox shell and a controller image with the static kubectl.
 # Prints the directory holding kubelet and images.tar as its last line.
 set -euo pipefail
@@ -55,12 +55,12 @@ if [ ! -x "$out/coredns" ] || [ "$(cat "$out/coredns.key" 2>/dev/null)" != "$dns
 fi
 
 # The images are cheap: rebuilt whenever an input changes.
-key=$(cat "$here/go/pause/main.go" "$here/go/webhook/main.go" "$repo/ak/testbed/images.py" /bin/busybox "$tools_bin/kubectl" | sha256sum | cut -c1-16)
+key=$(cat "$here/go/pause/main.go" "$here/go/webhook/main.go" "$repo/tests/testbed/images.py" /bin/busybox "$tools_bin/kubectl" | sha256sum | cut -c1-16)
 if [ ! -f "$out/images.tar" ] || [ "$(cat "$out/images.key" 2>/dev/null)" != "$key" ]; then
   log "building the pause program and the test images"
   (cd "$here/go/pause" && go build -ldflags "-s -w" -o "$out/pause" .)
   (cd "$here/go/webhook" && go build -ldflags "-s -w" -o "$out/webhook" .)
-  python3 "$repo/ak/testbed/images.py" --pause "$out/pause" --busybox /bin/busybox \
+  python3 "$repo/tests/testbed/images.py" --pause "$out/pause" --busybox /bin/busybox \
     --kubectl "$tools_bin/kubectl" --webhook "$out/webhook" --out "$out/images.tar" >/dev/null
   echo "$key" >"$out/images.key"
 fi

@@ -2,7 +2,7 @@
 # The Debian packages every build and test step needs, installed when missing (as root):
 #   python3-venv, python3-dev, binutils   the virtualenv and the static binary (build/binary.sh)
 #   skopeo, umoci                         the container image (build/image.sh)
-#   iproute2, util-linux, iptables        the test sandbox's namespaces (ak/testbed/sandbox.py)
+#   iproute2, util-linux, iptables        the test sandbox's namespaces (tests/testbed/sandbox.py)
 #   containerd, runc, containernetworking-plugins, busybox-static (the image needs a static
 #   busybox), conntrack, ipset, file      the real nodes and their kube-router (build/node.sh)
 #   systemd                               the systemd host of tests/cluster/test_real_systemd.py

@@ -22,5 +22,5 @@ echo "[test] mypy --strict" >&2
 .venv/bin/mypy
 echo "[test] import contracts (pyproject.toml [tool.importlinter])" >&2
 .venv/bin/lint-imports
-echo "[test] pytest (in the testbed sandbox: ak/testbed/sandbox.py)" >&2
-exec .venv/bin/python -m ak.testbed.sandbox -- .venv/bin/pytest "$@"
+echo "[test] pytest (in the testbed sandbox: tests/testbed/sandbox.py)" >&2
+exec .venv/bin/python -m tests.testbed.sandbox -- .venv/bin/pytest "$@"

@@ -1,4 +1,4 @@
-"""Fixtures that start real Kubernetes control planes (see ak/testbed)."""
+"""Fixtures that start real Kubernetes control planes (see tests/testbed)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from hypothesis import settings
 
 from ak.core.labels import LABEL_NODE
 from ak.core.names import node_label_value, remote_namespace
-from ak.testbed import realnode, sandbox
-from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.cluster import Cluster
-from ak.testbed.localpath import LocalPath
-from ak.testbed.testbed import Testbed
+from tests.testbed import realnode, sandbox
+from tests.testbed.akproc import AKProcess, real_node_args
+from tests.testbed.cluster import Cluster
+from tests.testbed.localpath import LocalPath
+from tests.testbed.testbed import Testbed
 
 # No per-example deadline: hypothesis' 200 ms default is a timed assertion, and on
 # a loaded 2-core machine (CI, parallel sandboxes) it fails examples that are right.
@@ -144,7 +144,7 @@ def remote_local_path(
     remote_cluster: Cluster, remote_real_node: realnode.RealNode
 ) -> Iterator[LocalPath]:
     """Real dynamic provisioning on the remote cluster: rancher's
-    local-path-provisioner (``ak.testbed.localpath``) for ``remote_real_node``,
+    local-path-provisioner (``tests.testbed.localpath``) for ``remote_real_node``,
     with its StorageClasses ``local-path`` (the remote's default; reclaim
     Delete) and ``local-path-retain``, both WaitForFirstConsumer. Started on
     first use, once per session."""
@@ -160,7 +160,7 @@ NETPOL = "netpol"
 def remote_netpol_node(remote_cluster: Cluster) -> realnode.RealNode:
     """A second real node in the remote cluster, whose pods' NetworkPolicies are
     enforced: kube-router's network-policy controller runs for it
-    (``ak.testbed.kuberouter``). Labelled and tainted ``ak-testbed/real-node=netpol``,
+    (``tests.testbed.kuberouter``). Labelled and tainted ``ak-testbed/real-node=netpol``,
     so only pods asking for it land there (``ak_netpol``; or ``nodeName`` plus
     ``realnode.toleration_for(NETPOL)``), and pods on ``remote_real_node`` stay
     unfiltered whatever ran before. Started on first use, once per session."""

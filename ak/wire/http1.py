@@ -15,7 +15,7 @@ caps sizes and decides whether a request may be sent again. Three uses:
 
 Framing is llhttp's (``http1_parse``), not hand-written. llhttp through
 httptools measured cheaper than the hand parser it replaced, and h11 several
-times dearer (``python -m ak.testbed.bench_request``, docs/benchmarks.md).
+times dearer (``python -m tests.testbed.bench_request``, docs/benchmarks.md).
 
 Connection hygiene, since AK cancels requests all the time (a restarted task,
 a shutdown): a connection goes back to the pool only when its response was

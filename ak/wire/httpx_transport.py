@@ -6,7 +6,7 @@ while every byte goes through the engine's one pool, TLS settings, timeouts
 and caps. ``KubeClient.stream`` (watches, logs) is built on it. Plain API
 requests call the engine directly: they are most of AK's CPU, and httpx's
 request and response objects cost more per request than the engine itself
-(``python -m ak.testbed.bench_request``, docs/benchmarks.md).
+(``python -m tests.testbed.bench_request``, docs/benchmarks.md).
 
 The engine serves one server: a request's scheme and host are the engine's,
 only its path and query are used (a base URL's path is the engine's server

@@ -6,10 +6,10 @@ import os
 import subprocess
 from typing import Any
 
-from ak.testbed import images
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import Obj, phase, wait_until
 from tests.conftest import AKNode
+from tests.testbed import images
+from tests.testbed.cluster import Cluster
 
 # kubectl speaks WebSocket to the API server by default (1.30+); these turn it
 # back to SPDY, so both protocols reach AK's kubelet port.

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from ak.core.names import remote_namespace
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import build_output, pod, pods, running, wait_until
 from tests.conftest import wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

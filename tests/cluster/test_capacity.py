@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from ak.core.quantity import parse_quantity
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import wait_until
 from tests.conftest import ClusterFactory, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from ak.core.names import remote_namespace, remote_namespace_object
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import pod, pods, running, wait_until
 from tests.conftest import ClusterFactory, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ak.core.labels import ANNOTATION_LOCAL_UID
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, pods
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import events_for, run_pod, wait_until
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -8,19 +8,21 @@ import sys
 
 import pytest
 
-from ak.testbed import demo, sandbox
+from tests.testbed import demo, sandbox
+from tests.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 
 
 def test_demo_once_shows_pods_on_both_sides() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ak.testbed.demo", "--once"],
+        [sys.executable, "-m", "tests.testbed.demo", "--once"],
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
         env=os.environ.copy(),
+        cwd=REPO,  # `-m` looks in the working directory first: this repository's tests
     )
     assert out.returncode == 0, out.stdout + out.stderr
     # The seed README's own example name: node vk-ak-example, namespace crossplane-system.

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from ak.core.labels import ANNOTATION_SOURCE_UID, LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import budget, deployment, events_for, pods, running, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

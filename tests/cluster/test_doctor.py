@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed.akproc import LOCAL_STORAGE_RBAC, grant_local, grant_network_policy_reads
-from ak.testbed.cluster import Cluster, kubeconfig_dict
-from ak.testbed.procs import free_port
-from ak.testbed.tools import REPO
+from tests.testbed.akproc import LOCAL_STORAGE_RBAC, grant_local, grant_network_policy_reads
+from tests.testbed.cluster import Cluster, kubeconfig_dict
+from tests.testbed.procs import free_port
+from tests.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 

@@ -11,11 +11,11 @@ import pytest
 from ak.core.event_mirror import HEARTBEAT_SLACK
 from ak.core.names import remote_namespace
 from ak.core.timefmt import parse_time
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import free_port
 from tests.cluster.util import events_for, pod, pods, running, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import free_port
 
 Obj = dict[str, Any]
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ak.testbed.cluster import Cluster
 from tests.conftest import ClusterFactory
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -23,9 +23,9 @@ from ak.doctor import (
     LOCAL_STORAGE_PERMISSIONS,
 )
 from ak.kube.config import load_kubeconfig
-from ak.testbed.cluster import Cluster
-from ak.testbed.tools import REPO
 from tests.cluster.util import build_output
+from tests.testbed.cluster import Cluster
+from tests.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 

@@ -10,8 +10,8 @@ import trio
 from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
-from ak.testbed.cluster import Cluster
 from tests.conftest import ClusterFactory
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

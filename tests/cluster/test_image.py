@@ -17,11 +17,11 @@ import pytest
 
 from ak import __version__
 from ak.core.names import remote_namespace
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
-from ak.testbed.tools import REPO
 from tests.cluster.util import build_output, pod, pods, running, wait_until
 from tests.conftest import wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
+from tests.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 

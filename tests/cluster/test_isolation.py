@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import pod, pods, wait_until
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

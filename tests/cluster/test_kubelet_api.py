@@ -24,15 +24,15 @@ import pytest
 import trio
 
 from ak.kubelet import channels
-from ak.testbed import kwok
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
-from ak.testbed.pki import CertificateAuthority
-from ak.testbed.procs import free_port
 from ak.wire.http1 import Engine
 from ak.wire.websocket import WebSocketClosed, connect
 from tests.cluster.util import run_pod, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed import kwok
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
+from tests.testbed.pki import CertificateAuthority
+from tests.testbed.procs import free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -298,7 +298,7 @@ def forwarding(testbed: object, local_cluster: Cluster) -> Iterator[tuple[AKNode
     """A remote cluster whose kwok forwards pod port 8080 to an echo server, and an AK
     node using it. (The session remote's kwok reads its simulations from a file at
     start, so a port-forward rule cannot be added to it later.)"""
-    from ak.testbed.testbed import Testbed
+    from tests.testbed.testbed import Testbed
 
     assert isinstance(testbed, Testbed)
     echo = EchoServer()

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from ak.core import kubelet_status
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.test_doctor import doctor, fix_after, line
 from tests.cluster.util import events_for, run_pod, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

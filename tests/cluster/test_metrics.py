@@ -7,10 +7,10 @@ import uuid
 import httpx
 import pytest
 
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import pod, pods, running, wait_until
 from tests.conftest import wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -25,9 +25,9 @@ from ak.core.labels import (
     LABEL_NODE,
     LABEL_REPLICA,
 )
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, pods, running, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed.cluster import Cluster
 
 Obj = dict[str, Any]
 

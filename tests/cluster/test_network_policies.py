@@ -28,11 +28,11 @@ from ak.core.labels import (
     LABEL_REPLICA,
 )
 from ak.core.names import remote_namespace
-from ak.testbed import sandbox
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import events_for, pod, pods, running, wait_until
 from tests.conftest import NODE_IP, AKNode, ClusterFactory, node_running, wait_for_node_ready
+from tests.testbed import sandbox
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

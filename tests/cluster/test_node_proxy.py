@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed.cluster import Cluster
 from tests.cluster.test_kubelet_api import running_pod
 from tests.conftest import NODE_IP, AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -9,9 +9,9 @@ import pytest
 
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NAMESPACE, LABEL_NODE
 from ak.core.node import DECLARED_FEATURES
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, events_for, phase, pod, pods, running, wait_until
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -289,8 +289,8 @@ def test_dotted_node_name_gets_a_valid_remote_namespace(
     import uuid
 
     from ak.core.names import node_label_value, remote_namespace
-    from ak.testbed.akproc import AKProcess
     from tests.conftest import wait_for_node_ready
+    from tests.testbed.akproc import AKProcess
 
     name = f"ak.{uuid.uuid4().hex[:4]}.example.com"
     ns = f"d-{uuid.uuid4().hex[:4]}"

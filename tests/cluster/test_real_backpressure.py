@@ -27,11 +27,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import exec_in, kubectl, run, shell_pod
 from tests.cluster.test_kubelet_api import Background
 from tests.cluster.util import wait_until
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed import realnode, sandbox
-from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import exec_in, kubectl, remote_pod, run, shell_pod
 from tests.cluster.test_binary import ak_binary  # noqa: F401 - the fixture
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed import realnode, sandbox
+from tests.testbed.akproc import AKProcess, real_node_args
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -26,11 +26,11 @@ import subprocess
 
 import pytest
 
-from ak.testbed import images
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import kubectl, local_pod, run, shell_pod
 from tests.cluster.util import Obj
 from tests.conftest import AKNode
+from tests.testbed import images
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -2,7 +2,7 @@
 Services by the names they use in the local cluster.
 
 The remote cluster here has what a real one has: kube-proxy on its real node
-(ClusterIPs) and CoreDNS as its cluster DNS (``ak.testbed.clusternet``). A
+(ClusterIPs) and CoreDNS as its cluster DNS (``tests.testbed.clusternet``). A
 client Deployment asks a server Deployment's Service by each name form, with
 Go's resolver (resolv.conf search list and ndots, as most workloads resolve).
 ``svc`` works as it is; the namespaced forms need the remote DNS admin's
@@ -16,12 +16,12 @@ from functools import partial
 
 import pytest
 
-from ak.testbed import images, realnode
-from ak.testbed.cluster import Cluster
-from ak.testbed.clusternet import ClusterDNS, KubeProxy
 from tests.cluster.realutil import container, exec_in
 from tests.cluster.util import Obj, pods, wait_until
 from tests.conftest import AKNode
+from tests.testbed import images, realnode
+from tests.testbed.cluster import Cluster
+from tests.testbed.clusternet import ClusterDNS, KubeProxy
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ from cryptography import x509
 
 from ak import __version__
 from ak.core.x509names import identity
-from ak.testbed import realnode, sandbox
-from ak.testbed.cluster import Cluster
-from ak.testbed.tools import REPO
 from tests.cluster.realutil import container, kubectl
 from tests.cluster.test_helm import CHART, helm  # noqa: F401 - the helm fixture
 from tests.cluster.util import Obj, phase, pods, wait_until
+from tests.testbed import realnode, sandbox
+from tests.testbed.cluster import Cluster
+from tests.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 

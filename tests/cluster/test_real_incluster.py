@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from ak.testbed import images, realnode, sandbox
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import (
     container,
     exec_in,
@@ -28,6 +26,8 @@ from tests.cluster.realutil import (
 )
 from tests.cluster.util import Obj, pods, wait_until
 from tests.conftest import AKNode
+from tests.testbed import images, realnode, sandbox
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

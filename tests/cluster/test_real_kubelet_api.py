@@ -21,7 +21,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import (
     SPDY,
     WEBSOCKET,
@@ -36,6 +35,7 @@ from tests.cluster.realutil import (
 from tests.cluster.test_kubelet_api import Background
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

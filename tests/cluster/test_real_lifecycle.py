@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import (
     container,
     exec_in,
@@ -25,6 +24,7 @@ from tests.cluster.realutil import (
 from tests.cluster.test_kubelet_api import Background
 from tests.cluster.util import Obj, events_for, wait_until
 from tests.conftest import AKNode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

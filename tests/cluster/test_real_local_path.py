@@ -1,6 +1,6 @@
 """The testbed's dynamic provisioning, on the remote cluster directly (no AK).
 
-rancher's local-path-provisioner (``ak.testbed.localpath``, the ``remote_local_path``
+rancher's local-path-provisioner (``tests.testbed.localpath``, the ``remote_local_path``
 fixture) provisions claims for pods on the remote real node: what AK's volumes
 stand on (tests/cluster/test_real_storage.py). Here a claim's data is written by
 one real container, read back by another after the first is gone, and checked by
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed import realnode
-from ak.testbed.cluster import Cluster
-from ak.testbed.localpath import RETAIN_CLASS, STORAGE_CLASS, LocalPath
 from tests.cluster.realutil import container, get_or_none, gone, kubectl
 from tests.cluster.util import Obj, phase, wait_until
+from tests.testbed import realnode
+from tests.testbed.cluster import Cluster
+from tests.testbed.localpath import RETAIN_CLASS, STORAGE_CLASS, LocalPath
 
 SIZE = "16Mi"
 

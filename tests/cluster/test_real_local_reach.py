@@ -19,11 +19,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ak.testbed import images
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import container, exec_in, gone, kubectl
 from tests.cluster.util import Obj, pods, wait_until
 from tests.conftest import AKNode
+from tests.testbed import images
+from tests.testbed.cluster import Cluster
 
 GROUP = "ak.test"
 

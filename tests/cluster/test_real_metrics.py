@@ -1,6 +1,6 @@
 """`kubectl top` and a HorizontalPodAutoscaler on the AK node, through metrics-server.
 
-metrics-server itself (build/metrics-server.sh, run by ak/testbed/metricsserver.py)
+metrics-server itself (build/metrics-server.sh, run by tests/testbed/metricsserver.py)
 scrapes AK's /metrics/resource for the LOCAL cluster's metrics API, as it
 scrapes any kubelet; the pods burn CPU in real containers on the remote real
 node, whose own kubelet's figures are the reference.
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed import realnode
-from ak.testbed.cluster import Cluster
-from ak.testbed.metricsserver import MetricsServer
 from tests.cluster.realutil import container, exec_in, kubectl, run, shell_pod
 from tests.cluster.util import Obj, build_output, wait_until
 from tests.conftest import AKNode
+from tests.testbed import realnode
+from tests.testbed.cluster import Cluster
+from tests.testbed.metricsserver import MetricsServer
 
 BURN = "while true; do :; done"
 # Busy while /tmp/burn exists: the load is switched on and off by exec.

@@ -1,7 +1,7 @@
 """The testbed's real NetworkPolicy enforcement: kube-router on a remote real node.
 
 ``remote_netpol_node`` runs kube-router's network-policy controller
-(``ak.testbed.kuberouter``) for its pods. Here, without AK, two namespaces of
+(``tests.testbed.kuberouter``) for its pods. Here, without AK, two namespaces of
 the remote cluster hold pods on that node, and connections between them follow
 the NetworkPolicies as a production cluster's network plugin makes them:
 open without any policy, shut by a deny-all ingress policy, reopened for the
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from ak.testbed import images, realnode
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import container, kubectl, remote_pod, run, shell_pod
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import AKNode
+from tests.testbed import images, realnode
+from tests.testbed.cluster import Cluster
 
 PORT = 8080
 TENANT = "netpol-test/tenant"

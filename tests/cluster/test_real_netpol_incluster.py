@@ -7,7 +7,7 @@ Service's address, port 443) must still let it do that remotely: AK's copy adds
 the endpoint remote pods are given. A deny-all egress stops it.
 
 The testbed's pods reach the API servers through a DNAT of the sandbox's
-192.0.2.1 to 127.0.0.1 (``ak.testbed.sandbox``). kube-router judges egress in
+192.0.2.1 to 127.0.0.1 (``tests.testbed.sandbox``). kube-router judges egress in
 the filter table, after that DNAT, so it would see 127.0.0.1 and the copied
 ``ipBlock`` 192.0.2.1/32 could never match: a real remote reaches the local API
 server at a routed address, unrewritten. So for the enforcing node's pods this
@@ -26,12 +26,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from ak.testbed import images, realnode, sandbox
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import container, get_or_none, kubectl, shell_pod
 from tests.cluster.test_real_incluster import _controller_rbac
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import AKNode
+from tests.testbed import images, realnode, sandbox
+from tests.testbed.cluster import Cluster
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:

@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from ak.core.names import remote_namespace
-from ak.testbed import images, realnode
-from ak.testbed.cluster import Cluster
-from ak.testbed.clusternet import KubeProxy
 from tests.cluster.realutil import container, get_or_none, kubectl, shell_pod
 from tests.cluster.test_kubelet_api import Background
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import NETPOL, AKNode, ClusterFactory, ak_on_real_node
+from tests.testbed import images, realnode
+from tests.testbed.cluster import Cluster
+from tests.testbed.clusternet import KubeProxy
 
 PORT = 8080
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed import realnode, sandbox
-from ak.testbed.cgroups import hierarchies
-from ak.testbed.cluster import Cluster
-from ak.testbed.nodefiles import SYSCTLS
 from tests.cluster.realutil import exec_in, kubectl, local_pod, remote_pod, run, shell_pod
 from tests.cluster.util import wait_until
 from tests.conftest import AKNode
+from tests.testbed import realnode, sandbox
+from tests.testbed.cgroups import hierarchies
+from tests.testbed.cluster import Cluster
+from tests.testbed.nodefiles import SYSCTLS
 
 pytestmark = pytest.mark.cluster
 
@@ -117,7 +117,7 @@ def test_ak_pod_runs_on_the_real_node(
 
 HOLDER = """
 import time
-from ak.testbed.testbed import Testbed
+from tests.testbed.testbed import Testbed
 
 tb = Testbed()
 node = tb.cluster("held").add_real_node("real-held", taint=False)
@@ -138,7 +138,7 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
     script.write_text(HOLDER)
     env = {k: v for k, v in os.environ.items() if k != sandbox.ENV}  # a sandbox of its own
     outer = subprocess.Popen(
-        [sys.executable, "-m", "ak.testbed.sandbox", "--", sys.executable, str(script)],
+        [sys.executable, "-m", "tests.testbed.sandbox", "--", sys.executable, str(script)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from ak.core.quantity import parse_quantity
-from ak.testbed import realnode
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import container, exec_in, local_pod, remote_pod, run, shell_pod
 from tests.cluster.util import Obj, events_for, wait_until
 from tests.conftest import AKNode
+from tests.testbed import realnode
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

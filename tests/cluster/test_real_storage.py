@@ -26,9 +26,6 @@ import pytest
 from ak.core import storage
 from ak.core.names import node_label_value
 from ak.pods.namespaces import LINGER
-from ak.testbed import workloads
-from ak.testbed.cluster import Cluster
-from ak.testbed.localpath import RETAIN_CLASS, STORAGE_CLASS, LocalPath
 from tests.cluster.realutil import (
     container,
     exec_in,
@@ -40,6 +37,9 @@ from tests.cluster.realutil import (
 )
 from tests.cluster.util import Obj, wait_until
 from tests.conftest import AKNode, ClusterFactory, ak_on_real_node, wait_for_node_ready
+from tests.testbed import workloads
+from tests.testbed.cluster import Cluster
+from tests.testbed.localpath import RETAIN_CLASS, STORAGE_CLASS, LocalPath
 
 SIZE = "16Mi"
 RETAIN = storage.local_class_name(RETAIN_CLASS)

@@ -1,5 +1,5 @@
 """systemd/ak.service, unchanged, under a real systemd 252 as PID 1 of its own
-namespaces (ak/testbed/systemd_host.py), running the static dist/ak between
+namespaces (tests/testbed/systemd_host.py), running the static dist/ak between
 the testbed clusters: READY, the sandbox, reload and restart, the watchdog
 restarting a wedged AK, and AK's log in the journal. Figures are printed."""
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from ak.core.names import remote_namespace
-from ak.testbed import cgroups
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import free_port
-from ak.testbed.systemd_host import SystemdHost, self_contained
 from tests.cluster.test_binary import ak_binary  # noqa: F401 - the fixture
 from tests.cluster.util import Obj, phase, pod, wait_until
+from tests.testbed import cgroups
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import free_port
+from tests.testbed.systemd_host import SystemdHost, self_contained
 
 pytestmark = pytest.mark.cluster
 

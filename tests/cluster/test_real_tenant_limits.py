@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 
 from ak.core.tenant_placement import ANNOTATION
-from ak.testbed import realnode, sandbox
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import (
     container,
     exec_in,
@@ -33,6 +30,9 @@ from tests.cluster.realutil import (
 )
 from tests.cluster.util import Obj, budget, events_for, phase, pods, running, wait_until
 from tests.conftest import AKNode, ak_on_real_node, node_running
+from tests.testbed import realnode, sandbox
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -17,11 +17,11 @@ import pytest
 
 from ak.core import storage
 from ak.core.names import remote_namespace
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
 from tests.cluster.util import claim_manifest, pod, pods, running, wait_until
 from tests.conftest import ClusterFactory, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

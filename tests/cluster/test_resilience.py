@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from ak.core.names import remote_namespace
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, phase, pod, pods, running, wait_until
 from tests.conftest import AKNode, ClusterFactory, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

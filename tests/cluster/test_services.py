@@ -14,10 +14,10 @@ import pytest
 
 from ak.core.labels import ANNOTATION_SOURCE_UID, LABEL_NAMESPACE, LABEL_NODE, LABEL_REPLICA
 from ak.core.names import remote_namespace
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import deployment, events_for, pod, pods, running, wait_until
 from tests.conftest import NODE_IP, AKNode, ClusterFactory, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -18,9 +18,6 @@ import pytest
 from ak.core import storage
 from ak.core.labels import ANNOTATION_LOCAL_UID, LABEL_NODE, LABEL_VOLUME
 from ak.core.names import remote_namespace
-from ak.testbed import workloads
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.realutil import get_or_none
 from tests.cluster.util import (
     claim_manifest,
@@ -33,6 +30,9 @@ from tests.cluster.util import (
     wait_until,
 )
 from tests.conftest import NODE_IP, AKNode, node_running, wait_for_node_ready
+from tests.testbed import workloads
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -11,10 +11,10 @@ import pytest
 
 from ak.core.names import remote_namespace
 from ak.core.tenant_placement import ANNOTATION
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import events_for, pod, pods, running, wait_until
 from tests.conftest import ClusterFactory, wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

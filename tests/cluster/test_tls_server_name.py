@@ -17,10 +17,10 @@ import pytest
 from ak.kube.client import KubeClient
 from ak.kube.config import load_kubeconfig
 from ak.kube.errors import Unreachable
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import run_pod
 from tests.conftest import wait_for_node_ready
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

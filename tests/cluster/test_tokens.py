@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from ak.core.timefmt import parse_time
-from ak.testbed.cluster import Cluster
 from tests.cluster.util import events_for, pod, pods, running, wait_until
 from tests.conftest import AKNode, wait_for_node_ready
+from tests.testbed.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

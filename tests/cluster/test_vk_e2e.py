@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from ak.testbed import sandbox
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
-from ak.testbed.tools import REPO
 from tests.cluster.util import build_output
 from tests.conftest import AKNode, node_running
+from tests.testbed import sandbox
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
+from tests.testbed.tools import REPO
 
 pytestmark = pytest.mark.cluster
 
@@ -70,7 +70,7 @@ def vk_node(local_cluster: Cluster, remote_cluster: Cluster) -> Iterator[AKNode]
 
     The suite reads /pods and /runningpods/ through ``nodes/<node>/proxy``, which
     kube-apiserver refuses for a loopback node address: AK advertises the
-    sandbox's host address (ak/testbed/sandbox.py), where build/test.sh runs
+    sandbox's host address (tests/testbed/sandbox.py), where build/test.sh runs
     the tests."""
     assert sandbox.inside(), (
         "the VK e2e suite needs the test sandbox (a non-loopback node address for the "

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from ak.testbed.cluster import Cluster
-from ak.testbed.tools import REPO
+from tests.testbed.cluster import Cluster
+from tests.testbed.tools import REPO
 
 T = TypeVar("T")
 Obj = dict[str, Any]

@@ -18,7 +18,7 @@ from ak.errors import ConfigError
 from ak.kube.client import KubeClient
 from ak.kube.config import ClusterConfig, load_kubeconfig
 from ak.kube.errors import Unreachable, transport_reason
-from ak.testbed.pki import CertificateAuthority
+from tests.testbed.pki import CertificateAuthority
 
 
 def _kubeconfig(tmp_path: Path, **cluster: str) -> str:

@@ -20,7 +20,7 @@ from ak.kubelet.api import KubeletAPI
 from ak.kubelet.certs import TLSSettings
 from ak.kubelet.health import KubeletAPIHealth, describe
 from ak.node.controller import NodeController, NodeSpec, RemoteHealth
-from ak.testbed.pki import CertificateAuthority
+from tests.testbed.pki import CertificateAuthority
 from tests.unit.fixtures import offline_client
 
 SPEC = NodeSpec("n", {}, False, "127.0.0.1", 10250, "v0", {}, {})

@@ -1,4 +1,4 @@
-"""What the testbed removes when its kube-router stops (ak.testbed.kuberouter).
+"""What the testbed removes when its kube-router stops (tests.testbed.kuberouter).
 
 The rules are lines of ``iptables -S`` as kube-router v2.10.0 and kube-proxy
 left them side by side in a sandbox (trimmed): only kube-router's chains, and
@@ -7,7 +7,7 @@ the jumps into them, may go.
 
 from __future__ import annotations
 
-from ak.testbed.kuberouter import cleanup_commands
+from tests.testbed.kuberouter import cleanup_commands
 
 RULES = r"""-P INPUT ACCEPT
 -P FORWARD ACCEPT

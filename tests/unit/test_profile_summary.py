@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ak.testbed.profile import frame_name, report, summarise
+from tests.testbed.profile import frame_name, report, summarise
 
 RAW = [
     "main (ak/run.py:10);request (ak/kube/client.py:5);loads (json/__init__.py:3) 6\n",

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from ak import cli
-from ak.testbed.procs import Proc, free_port
 from tests.cluster.util import wait_until
+from tests.testbed.procs import Proc, free_port
 
 RETRY = "registering node vk-stop: "
 

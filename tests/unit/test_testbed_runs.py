@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
-from ak.testbed.testbed import _LOCK, prune
+from tests.testbed.testbed import _LOCK, prune
 
 
 def _run(base: Path, name: str) -> Path:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ak.core.x509names import UB_COMMON_NAME, identity, subject
 from ak.kubelet.auth import user_from_certificate
 from ak.kubelet.certs import csr_pem
-from ak.testbed.pki import CertificateAuthority
+from tests.testbed.pki import CertificateAuthority
 
 # The longest DNS label, so the longest node name without dots: CN of 75 characters.
 LONG_NODE = "vk-" + "a" * 60

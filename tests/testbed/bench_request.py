@@ -15,7 +15,7 @@ the same headers, reading the body whole and decoding the JSON:
 
 Prints a table; asserts nothing.
 
-    python -m ak.testbed.bench_request [--requests 2000]
+    python -m tests.testbed.bench_request [--requests 2000]
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import trio
 from ak.core import codec
 from ak.kube.client import KubeClient, path
 from ak.kube.config import ClusterConfig, load_kubeconfig
-from ak.testbed.cluster import Cluster
-from ak.testbed.testbed import Testbed
 from ak.wire.http1 import Engine
 from ak.wire.httpx_transport import EngineTransport
+from tests.testbed.cluster import Cluster
+from tests.testbed.testbed import Testbed
 
 POD = {
     "apiVersion": "v1",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from ak.testbed.procs import Proc, free_port, wait_for
-from ak.testbed.tools import Tools
+from tests.testbed.procs import Proc, free_port, wait_for
+from tests.testbed.tools import Tools
 
 
 class Etcd:

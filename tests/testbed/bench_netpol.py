@@ -13,7 +13,7 @@
 
 Prints a table and writes JSON; asserts nothing::
 
-    python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.bench_netpol
+    python -m tests.testbed.sandbox -- .venv/bin/python -m tests.testbed.bench_netpol
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from ak.core import netpol
 from ak.core.labels import LABEL_INGRESS_COVERED
 from ak.core.names import remote_namespace
 from ak.kube.informer import _pack, _unpack
-from ak.testbed.akproc import AKProcess
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import wait_for
-from ak.testbed.testbed import Testbed
+from tests.testbed.akproc import AKProcess
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import wait_for
+from tests.testbed.testbed import Testbed
 
 Obj = dict[str, Any]
 NP = "/apis/networking.k8s.io/v1"

@@ -1,6 +1,6 @@
 """Benchmark: a StatefulSet with a claim per replica, through AK vs straight on the remote (#29).
 
-The remote cluster provisions for real (``ak.testbed.localpath``: rancher's
+The remote cluster provisions for real (``tests.testbed.localpath``: rancher's
 local-path-provisioner onto a remote real node's disk; a helper pod per
 volume). The same StatefulSet (``--replicas``, one ``volumeClaimTemplate`` of
 16Mi each, real containers on the real node) is created:
@@ -23,7 +23,7 @@ provisioner has removed their volumes. ``Parallel`` pod management by default
 
 Prints a table and writes JSON; asserts nothing. In the testbed sandbox::
 
-    python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.bench_storage
+    python -m tests.testbed.sandbox -- .venv/bin/python -m tests.testbed.bench_storage
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from ak.core.storage import DEFAULT_CLASS
-from ak.testbed import images, realnode, sandbox, workloads
-from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.bench_measures import _diff, _metrics, _proc_stats
-from ak.testbed.cluster import Cluster
-from ak.testbed.localpath import STORAGE_CLASS, LocalPath
-from ak.testbed.procs import wait_for
-from ak.testbed.testbed import Testbed
+from tests.testbed import images, realnode, sandbox, workloads
+from tests.testbed.akproc import AKProcess, real_node_args
+from tests.testbed.bench_measures import _diff, _metrics, _proc_stats
+from tests.testbed.cluster import Cluster
+from tests.testbed.localpath import STORAGE_CLASS, LocalPath
+from tests.testbed.procs import wait_for
+from tests.testbed.testbed import Testbed
 
 Obj = dict[str, Any]
 NS = "bench"
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not sandbox.inside():
         print(
-            "run inside the testbed sandbox: python -m ak.testbed.sandbox -- ...", file=sys.stderr
+            "run inside the testbed sandbox: python -m tests.testbed.sandbox -- ...",
+            file=sys.stderr,
         )
         return 2
     r = run(args.replicas, args.rounds, args.ordered)

@@ -30,12 +30,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from ak.testbed import sandbox
-from ak.testbed.procs import Proc, free_port, wait_for
-from ak.testbed.tools import build_output
+from tests.testbed import sandbox
+from tests.testbed.procs import Proc, free_port, wait_for
+from tests.testbed.tools import build_output
 
 if TYPE_CHECKING:
-    from ak.testbed.realnode import RealNode
+    from tests.testbed.realnode import RealNode
 
 ENV = "AK_KUBE_ROUTER"
 # What the testbed's API servers serve Services from (components.apiserver).

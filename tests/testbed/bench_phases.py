@@ -25,8 +25,8 @@ from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
 from ak.kube.informer import Informer
-from ak.testbed.akproc import AKProcess
-from ak.testbed.bench_measures import (
+from tests.testbed.akproc import AKProcess
+from tests.testbed.bench_measures import (
     Stamps,
     _diff,
     _machine_busy,
@@ -35,7 +35,7 @@ from ak.testbed.bench_measures import (
     _proc_stats,
     _syncs,
 )
-from ak.testbed.cluster import Cluster
+from tests.testbed.cluster import Cluster
 
 NODE = "ak-bench"
 CONCURRENCY = 32
@@ -257,7 +257,7 @@ class Bench:
         }
 
     def _profiler(self, pid: int, n: int | str) -> subprocess.Popen[bytes] | None:
-        """py-spy on AK during the burst, as collapsed stacks for `python -m ak.testbed.profile`."""
+        """py-spy on AK during the burst: collapsed stacks for `python -m tests.testbed.profile`."""
         if self.profile_dir is None:
             return None
         self.profile_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 One server pod and one client pod on the AK node, in real containers on a
 remote real node where kube-router's network-policy controller enforces
-(``ak.testbed.kuberouter``); AK with pod addresses (``--pod-address-range``).
+(``tests.testbed.kuberouter``); AK with pod addresses (``--pod-address-range``).
 
 * ``enforced``: a local policy change until it holds on the remote pod
   network: a local deny-all ingress on the server made or deleted, until the
@@ -20,7 +20,7 @@ remote real node where kube-router's network-policy controller enforces
 
 Prints a table and writes JSON; asserts nothing. In the testbed sandbox::
 
-    python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.bench_netpol_real
+    python -m tests.testbed.sandbox -- .venv/bin/python -m tests.testbed.bench_netpol_real
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from ak.core.names import remote_namespace
-from ak.testbed import images, sandbox
-from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.bench_reach import NS, PORT, _ready_ips, _server, new_connections
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import wait_for
-from ak.testbed.testbed import Testbed
+from tests.testbed import images, sandbox
+from tests.testbed.akproc import AKProcess, real_node_args
+from tests.testbed.bench_reach import NS, PORT, _ready_ips, _server, new_connections
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import wait_for
+from tests.testbed.testbed import Testbed
 
 Obj = dict[str, Any]
 PLACEMENT = "netpol"
@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not sandbox.inside():
         print(
-            "run inside the testbed sandbox: python -m ak.testbed.sandbox -- ...", file=sys.stderr
+            "run inside the testbed sandbox: python -m tests.testbed.sandbox -- ...",
+            file=sys.stderr,
         )
         return 2
     r = run(args.changes, args.requests, args.policies)

@@ -12,7 +12,7 @@ for its lifecycle, the remote API server's CPU seconds per pod, and the remote
 API server's open watches per AK (``apiserver_longrunning_requests``).
 Prints a table and writes JSON; asserts nothing.
 
-    python -m ak.testbed.bench_many --aks 20 --pods 100
+    python -m tests.testbed.bench_many --aks 20 --pods 100
 
 ``--curve 1,10,50,100`` instead steps through the AK counts (starting the new
 ones at each step): with K AKs and no pods, the remote API server's CPU and
@@ -20,7 +20,7 @@ memory, its open watches per AK, each AK's idle CPU and requests; then every
 AK runs ``--pods`` pods at once: the API server's CPU per pod lifecycle (also
 net of its idle CPU), AK requests per pod, the most watches open meanwhile.
 
-    python -m ak.testbed.bench_many --curve 1,10,50,100 --pods 10
+    python -m tests.testbed.bench_many --curve 1,10,50,100 --pods 10
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ import trio
 from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.informer import Informer
-from ak.testbed.akproc import AKProcess
-from ak.testbed.bench_measures import Stamps, _metrics, _proc_stats
-from ak.testbed.bench_phases import _create_all, _delete_each, _pod, _wait
-from ak.testbed.cluster import Cluster
-from ak.testbed.testbed import Testbed
+from tests.testbed.akproc import AKProcess
+from tests.testbed.bench_measures import Stamps, _metrics, _proc_stats
+from tests.testbed.bench_phases import _create_all, _delete_each, _pod, _wait
+from tests.testbed.cluster import Cluster
+from tests.testbed.testbed import Testbed
 
 IDLE_WINDOW = 10.0
 

@@ -1,6 +1,6 @@
 """Summarise a py-spy raw (collapsed) profile: where AK's CPU goes, by function.
 
-    python -m ak.testbed.profile bench-profiles/ak-1000.collapsed [--top 40]
+    python -m tests.testbed.profile bench-profiles/ak-1000.collapsed [--top 40]
 
 Inclusive share: samples with the function anywhere on the stack (counted
 once per sample, however deep the recursion); self share: samples with it on

@@ -1,6 +1,6 @@
 """A real systemd as PID 1 of namespaces of its own: a bastion host for ``ak.service``.
 
-Runs only inside ``ak.testbed.sandbox``. The machine's PID 1 is not systemd (and
+Runs only inside ``tests.testbed.sandbox``. The machine's PID 1 is not systemd (and
 must not be touched), so ``SystemdHost`` boots Debian's ``/lib/systemd/systemd``
 as PID 1 of a fresh PID + mount + cgroup + UTS + IPC namespace that shares the
 sandbox's network (the testbed API servers are on its 127.0.0.1). Its mount
@@ -37,8 +37,8 @@ import time
 import uuid
 from pathlib import Path
 
-from ak.testbed import cgroups, sandbox
-from ak.testbed.procs import Proc, wait_for
+from tests.testbed import cgroups, sandbox
+from tests.testbed.procs import Proc, wait_for
 
 SYSTEMD = Path("/lib/systemd/systemd")
 UNIT_DIR = Path("/usr/lib/systemd/system")

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from ak.testbed import realnode, sandbox
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import Proc, free_port
-from ak.testbed.tools import REPO
+from tests.testbed import realnode, sandbox
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import Proc, free_port
+from tests.testbed.tools import REPO
 
 LOCAL_NETWORK_POLICY_RBAC = REPO / "packaging" / "local-network-policies.yaml"
 LOCAL_STORAGE_RBAC = REPO / "packaging" / "local-storage.yaml"
@@ -44,7 +44,7 @@ def grant_network_policy_reads(local: Cluster, node_name: str) -> None:
 
 def real_node_args(local: Cluster, placement: str = realnode.PLACEMENT) -> list[str]:
     """AK's flags for pods in real containers on a remote real node
-    (``ak.testbed.realnode``) labelled ``placement``: placed there by
+    (``tests.testbed.realnode``) labelled ``placement``: placed there by
     ``[pods.placement]``, and told the sandbox address by which the node's pods
     reach the LOCAL API server."""
     path = local.dir / f"placement-{uuid.uuid4().hex[:6]}.toml"

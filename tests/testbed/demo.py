@@ -20,10 +20,10 @@ import sys
 import time
 from typing import Any
 
-from ak.testbed import images, sandbox
-from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.cluster import Cluster
-from ak.testbed.testbed import Testbed
+from tests.testbed import images, sandbox
+from tests.testbed.akproc import AKProcess, real_node_args
+from tests.testbed.cluster import Cluster
+from tests.testbed.testbed import Testbed
 
 NODE = "vk-ak-example"
 REAL_NODE = "real-remote"

@@ -26,10 +26,10 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ak.testbed.procs import Proc, free_port, wait_for
+from tests.testbed.procs import Proc, free_port, wait_for
 
 if TYPE_CHECKING:
-    from ak.testbed.realnode import RealNode
+    from tests.testbed.realnode import RealNode
 
 CLUSTER_DOMAIN = "cluster.local"
 

@@ -1,6 +1,6 @@
 """A real node for a testbed cluster: kubelet + containerd + runc + a CNI bridge.
 
-Runs only inside ``ak.testbed.sandbox`` (a network, mount and PID namespace of
+Runs only inside ``tests.testbed.sandbox`` (a network, mount and PID namespace of
 the run's own). Each node gets, in that sandbox:
 
 * an address on ``lo`` (192.0.2.10+i: the kubelet refuses loopback), its own
@@ -42,14 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ak.testbed import sandbox
-from ak.testbed.cgroups import CGROUP_PREFIX, remove_cgroup, remove_stale_cgroups
-from ak.testbed.kuberouter import KubeRouter
-from ak.testbed.nodefiles import cni_config, containerd_config, write_holder
-from ak.testbed.procs import Proc, wait_for
+from tests.testbed import sandbox
+from tests.testbed.cgroups import CGROUP_PREFIX, remove_cgroup, remove_stale_cgroups
+from tests.testbed.kuberouter import KubeRouter
+from tests.testbed.nodefiles import cni_config, containerd_config, write_holder
+from tests.testbed.procs import Proc, wait_for
 
 if TYPE_CHECKING:
-    from ak.testbed.cluster import Cluster
+    from tests.testbed.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "ak-testbed/real-node"
@@ -132,7 +132,7 @@ class RealNode:
         if not sandbox.inside():
             why = sandbox.available() or "this process is not inside it"
             raise NodeUnavailable(
-                "a real node runs only inside the testbed sandbox (python -m ak.testbed.sandbox "
+                "a real node runs only inside the testbed sandbox (python -m tests.testbed.sandbox "
                 f"-- COMMAND; build/test.sh does it): {why}"
             )
         self.cluster = cluster

@@ -6,7 +6,7 @@ for timestamps, AK's /metrics for its request counts, /proc for its footprint.
 The baseline ("direct") is the same pods created straight on the remote API
 server in the same run. Prints a table and writes JSON; asserts nothing.
 
-    python -m ak.testbed.bench --pods 100 --pods 1000 [--idle 60] [--json out.json]
+    python -m tests.testbed.bench --pods 100 --pods 1000 [--idle 60] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import trio
 
-from ak.testbed.akproc import AKProcess
-from ak.testbed.bench_phases import NODE, Bench
-from ak.testbed.testbed import Testbed
+from tests.testbed.akproc import AKProcess
+from tests.testbed.bench_phases import NODE, Bench
+from tests.testbed.testbed import Testbed
 
 
 def _table(results: dict[str, Any]) -> str:

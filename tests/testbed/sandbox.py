@@ -1,6 +1,6 @@
 """Run a command inside a network + mount + PID namespace of its own.
 
-    python -m ak.testbed.sandbox -- pytest ...
+    python -m tests.testbed.sandbox -- pytest ...
 
 Real kubelets refuse a loopback node address, and test servers may listen only
 on loopback or inside namespaces the run made itself. So the test run, the demo
@@ -11,7 +11,7 @@ namespace whose init is this module, so when the command ends (or this process
 is killed) every process started inside, kubelets, containerd shims and
 containers included, dies with it.
 
-Inside, ``AK_SANDBOX`` names the host address; ``ak.testbed.realnode`` refuses to
+Inside, ``AK_SANDBOX`` names the host address; ``tests.testbed.realnode`` refuses to
 start a node outside a sandbox. Without root or ``unshare`` the command runs
 as it is, with a one-line note on stderr, and real nodes are unavailable.
 """
@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 
-from ak.testbed.procs import die_with_parent
+from tests.testbed.procs import die_with_parent
 
 HOST_IP = "192.0.2.1"
 # Local pod addresses (``--pod-address-range``) are all addresses of the
@@ -87,7 +87,7 @@ def main(args: list[str]) -> int:
         return _init(args[2:] if args[1:2] == ["--"] else args[1:])
     argv = args[1:] if args[:1] == ["--"] else args
     if not argv:
-        print("usage: python -m ak.testbed.sandbox -- COMMAND...", file=sys.stderr)
+        print("usage: python -m tests.testbed.sandbox -- COMMAND...", file=sys.stderr)
         return 2
     if inside():
         os.execvp(argv[0], argv)
@@ -96,7 +96,7 @@ def main(args: list[str]) -> int:
         print(f"[sandbox] {why}: running without one (no real nodes)", file=sys.stderr)
         os.execvp(argv[0], argv)
     unshare = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    inner = [sys.executable, "-m", "ak.testbed.sandbox", "--init", "--", *argv]
+    inner = [sys.executable, "-m", "tests.testbed.sandbox", "--init", "--", *argv]
     # If this process is killed, unshare dies too, and with it (--kill-child)
     # the sandbox's init and so every process inside.
     child = subprocess.Popen(
@@ -108,7 +108,7 @@ def main(args: list[str]) -> int:
     code = child.wait()
     # Everything inside is dead now (its PID namespace ended); cgroups are the
     # one thing of a real node that lives outside the namespaces: remove them.
-    from ak.testbed.cgroups import remove_stale_cgroups
+    from tests.testbed.cgroups import remove_stale_cgroups
 
     left = remove_stale_cgroups()
     if left:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ak.testbed import images
-from ak.testbed.cgroups import cgroup_commands, start_script
+from tests.testbed import images
+from tests.testbed.cgroups import cgroup_commands, start_script
 
 # What the kubelet sets when protectKernelDefaults is false: machine-wide
 # settings, so each is shadowed by a file of the node's own.

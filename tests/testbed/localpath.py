@@ -38,11 +38,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ak.testbed import images
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import Proc, wait_for
-from ak.testbed.realnode import RealNode
-from ak.testbed.tools import build_output
+from tests.testbed import images
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import Proc, wait_for
+from tests.testbed.realnode import RealNode
+from tests.testbed.tools import build_output
 
 ENV = "AK_LOCAL_PATH"
 NAME = "local-path-provisioner"

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ak.testbed.cluster import Cluster
-from ak.testbed.etcd import Etcd
-from ak.testbed.tools import Tools
+from tests.testbed.cluster import Cluster
+from tests.testbed.etcd import Etcd
+from tests.testbed.tools import Tools
 
 # Runs whose files stay for a look afterwards; older ones are removed when a
 # new one starts (each real node leaves ~150 MB: test runs filled /tmp with 12 GB).

@@ -19,9 +19,9 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from ak.testbed import sandbox
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import Proc, free_port, wait_for
+from tests.testbed import sandbox
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import Proc, free_port, wait_for
 
 NAME = "metrics-server"
 NAMESPACE = "kube-system"

@@ -16,7 +16,7 @@ without keep-alive pays: AK opens one port-forward per connection), and
 request comes from /proc. Prints a table and writes JSON; asserts nothing.
 Runs in the testbed sandbox (a real node needs it):
 
-    python -m ak.testbed.sandbox -- .venv/bin/python -m ak.testbed.bench_reach
+    python -m tests.testbed.sandbox -- .venv/bin/python -m tests.testbed.bench_reach
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from ak.core.names import remote_namespace
-from ak.testbed import images, sandbox
-from ak.testbed.akproc import AKProcess, real_node_args
-from ak.testbed.bench_measures import _proc_stats
-from ak.testbed.cluster import Cluster
-from ak.testbed.procs import wait_for
-from ak.testbed.testbed import Testbed
+from tests.testbed import images, sandbox
+from tests.testbed.akproc import AKProcess, real_node_args
+from tests.testbed.bench_measures import _proc_stats
+from tests.testbed.cluster import Cluster
+from tests.testbed.procs import wait_for
+from tests.testbed.testbed import Testbed
 
 NS = "reach"
 PORT = 8080
@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not sandbox.inside():
         print(
-            "run inside the testbed sandbox: python -m ak.testbed.sandbox -- ...", file=sys.stderr
+            "run inside the testbed sandbox: python -m tests.testbed.sandbox -- ...",
+            file=sys.stderr,
         )
         return 2
     results = run(args.requests, args.parallel)

@@ -22,13 +22,13 @@ from typing import Any
 
 import httpx
 
-from ak.testbed import components, kwok, sandbox
-from ak.testbed.etcd import Etcd
-from ak.testbed.kwok import KWOK_ANNOTATION
-from ak.testbed.pki import CertificateAuthority, CertPair, write_service_account_keys
-from ak.testbed.procs import Proc, free_port, wait_for
-from ak.testbed.realnode import PLACEMENT, RealNode
-from ak.testbed.tools import Tools
+from tests.testbed import components, kwok, sandbox
+from tests.testbed.etcd import Etcd
+from tests.testbed.kwok import KWOK_ANNOTATION
+from tests.testbed.pki import CertificateAuthority, CertPair, write_service_account_keys
+from tests.testbed.procs import Proc, free_port, wait_for
+from tests.testbed.realnode import PLACEMENT, RealNode
+from tests.testbed.tools import Tools
 
 
 def kubeconfig_dict(
@@ -145,7 +145,7 @@ class Cluster:
                 "kubernetes.default.svc.cluster.local",
             ),
             # 192.0.2.1: the sandbox's host address, by which pods on real nodes
-            # reach every API server (ak.testbed.sandbox).
+            # reach every API server (tests.testbed.sandbox).
             ips=("127.0.0.1", "10.0.0.1", sandbox.HOST_IP),
         )
         self.admin = self.ca.issue("admin", "admin", orgs=("system:masters",), client=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ak.testbed.kwok import KWOK_ANNOTATION
-from ak.testbed.pki import CertPair
+from tests.testbed.kwok import KWOK_ANNOTATION
+from tests.testbed.pki import CertPair
 
 if TYPE_CHECKING:
-    from ak.testbed.cluster import Cluster
+    from tests.testbed.cluster import Cluster
 
 
 def apiserver(c: Cluster) -> list[str]:
