@@ -22,7 +22,7 @@ from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.provider import LocalPods, Notify, Outcome
-from ak.testbed.cluster import Cluster
+from tests.testbed.cluster import Cluster
 
 Obj = dict[str, Any]
 PodKey = tuple[str, str]
