@@ -31,10 +31,10 @@ fi
 # own clusters, addresses and real nodes: nothing is shared but the CPU). Much
 # of a cluster test's time is spent waiting (for clusters, outages, slow
 # readers), not computing, so two shards on two cores take less than one. One
-# shard is the real-node tests plus two long files that mostly wait; the other
+# shard is the real-node tests plus the outages (five minutes of waiting); the other
 # is everything else, unit tests included.
 logs=$(mktemp -d /tmp/ak-test-XXXXXX)
-second=(tests/cluster/test_real_*.py tests/cluster/test_outages.py tests/cluster/test_kubelet_fuzz.py)
+second=(tests/cluster/test_real_*.py tests/cluster/test_outages.py)
 ignore=()
 for f in "${second[@]}"; do ignore+=("--ignore=$f"); done
 echo "[test] pytest in two sandboxes (tests/testbed/sandbox.py): the real-node tests (log: $logs/second.log) and the rest (below)" >&2
