@@ -22,11 +22,12 @@ from ak.core.names import node_label_value
 from ak.core.namespaces import Template
 from ak.core.placement import Allowed, Placement
 from ak.core.pod_addresses import parse_range
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.deps.controller import DependencyController
 from ak.events import EventRecorder
 from ak.kube import config as kubeconfig
 from ak.kube.client import KubeClient
+from ak.kube.registry import Informers
 from ak.kubelet import api as kubelet_api
 from ak.kubelet.health import KubeletAPIHealth
 from ak.metrics_server import serve_metrics
@@ -39,7 +40,6 @@ from ak.node.quotas import RemoteQuotas
 from ak.pdb.controller import DisruptionBudgetController
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.event_mirror import EventMirror
-from ak.pods.provider import PodKey
 from ak.pods.remote import PodSettings, RemoteCluster
 from ak.proxy.addresses import PodAddresses
 from ak.proxy.server import PodProxy
@@ -114,13 +114,15 @@ class Provider:
         node = config.node
         label = node_label_value(node.name)
         self.health = RemoteHealth()
+        # The shared remote watches, and the changes parts follow (wired at the end).
+        self.informers = informers = Informers()
         self.events = EventRecorder(local, node.name)
         self.kubelet_health = KubeletAPIHealth(report=self._node_warning)
-        self.deps = DependencyController(local, remote, node.name, label)
+        self.deps = DependencyController(local, remote, node.name, label, informers=informers)
         tokens = token_settings(config, local.config.server)
         # Tokens ask whether a pod's twin is gone; the pod provider is made
         # below, with the tokens among its preparers.
-        self.tokens = TokenController(local, remote, tokens, twin=self._twin)
+        self.tokens = TokenController(local, remote, tokens, informers=informers, twin=self._twin)
         # Claims live in the pod provider's remote namespaces, and a namespace
         # holding claims is kept: the two refer to each other.
         self.storage = (
@@ -154,6 +156,7 @@ class Provider:
                 ),
             ),
             preparers=[self.deps, self.tokens, *([self.storage] if self.storage else [])],
+            informers=informers,
             leftovers=self._identities_left,
             holds_volumes=self.storage.holds_volumes if self.storage else None,
         )
@@ -167,11 +170,12 @@ class Provider:
             node.name,
             self.remote_pods,
             KubeLocalWrites(local, self.events),
+            informers=informers,
             workers=config.pods.workers,
             addresses=self.addresses,
         )
         self.services = ServiceController(
-            local, remote, node.name, label, pods=self.pods, events=self.events
+            local, remote, node.name, label, pods=self.pods, events=self.events, informers=informers
         )
         self.policies = (
             NetworkPolicyController(
@@ -216,7 +220,11 @@ class Provider:
             if node.auto_capacity
             else None
         )
-        self.quotas = RemoteQuotas(remote, label, template.quota) if template.quota else None
+        self.quotas = (
+            RemoteQuotas(remote, label, template.quota, informers=informers)
+            if template.quota
+            else None
+        )
         self.node = NodeController(
             local,
             remote,
@@ -247,6 +255,22 @@ class Provider:
             health=self.kubelet_health,
         )
         self.event_mirror = EventMirror(local, remote, self.pods, self.remote_pods, node.name)
+        self._follow(informers)
+
+    def _follow(self, informers: Informers) -> None:
+        """Who follows whose changes: the one place parts subscribe to each other."""
+        informers.local_pods.follow("services", self.services.on_pod)
+        if self.policies is not None:
+            informers.local_pods.follow("network policies", self.policies.on_pod)
+            informers.remote_pods.follow("network policies", self.policies.on_remote_pod)
+        if self.budgets is not None:
+            informers.local_pods.follow("disruption budgets", self.budgets.on_pod)
+        if self.proxy is not None:
+            informers.local_pods.follow("pod proxy", self.proxy.on_pod)
+            informers.local_services.follow("pod proxy", self.proxy.on_service)
+        informers.remote_namespaces.follow("event mirror", self.event_mirror.on_namespace)
+        for line in informers.describe():
+            log.debug("informers: %s", line)
 
     async def run(self, mirrored_before: datetime | None = None) -> None:
         """``mirrored_before``: the previous AK's last heartbeat, if known (its

@@ -9,3 +9,6 @@ from typing import Any
 
 Obj = dict[str, Any]
 """A JSON object as decoded from (or encoded for) the Kubernetes API."""
+
+PodKey = tuple[str, str]
+"""A pod's local (namespace, name)."""

@@ -27,15 +27,14 @@ from ak.core.deps import (
 )
 from ak.core.errors import Notice, TranslationError
 from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
-from ak.kube.shared import shared
+from ak.kube.registry import Informers
 from ak.metrics import REPLICATED
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 RefKey = tuple[str, Kind, str]  # (local namespace, kind, name)
 _RESOURCE: dict[Kind, str] = {"Secret": "secrets", "ConfigMap": "configmaps"}
 
@@ -82,13 +81,19 @@ class DependencyCopies:
 
 class DependencyController:
     def __init__(
-        self, local: KubeClient, remote: KubeClient, node_name: str, node_label: str
+        self,
+        local: KubeClient,
+        remote: KubeClient,
+        node_name: str,
+        node_label: str,
+        *,
+        informers: Informers,
     ) -> None:
         self.node_name = node_name
         # One watch per collection under the node label, shared with the
         # identity Secrets and root CA replicas (ak/kube/shared.py).
         self.copies = {
-            kind: shared(
+            kind: informers.shared(
                 remote, f"/api/v1/{res}", f"{LABEL_NODE}={node_label}", f"remote {res}"
             ).view(
                 {LABEL_NODE: node_label, LABEL_REPLICA: REPLICA_VALUE},
@@ -106,8 +111,8 @@ class DependencyController:
             DependencyCopies(node_name, node_label),
             lambda rk, rns: self.copies[rk[1]].get(rns, rk[2]),
             name="dependencies",
+            on_claim=self._claimed,
         )
-        self.replicator.on_claim = self._claimed
         # pod -> (uid and ephemeral container names, refs)
         self.pod_refs: dict[PodKey, tuple[str, set[RefKey]]] = {}
         self.optional: dict[RefKey, bool] = {}

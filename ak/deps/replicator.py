@@ -30,7 +30,7 @@ import trio
 
 from ak.core.errors import TranslationError
 from ak.core.names import remote_namespace
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, NotFound
 from ak.kube.informer import Informer
@@ -40,7 +40,6 @@ from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
 
@@ -97,10 +96,12 @@ class Replicator(Generic[K]):
         *,
         name: str,
         lookup: Callable[[K], Obj | None] | None = None,
+        on_claim: Callable[[], None] = lambda: None,
     ) -> None:
         """``current(key, remote namespace)``: the copy as the caller's cache sees it;
         ``lookup(key)``: the local object from the caller's cache (then claims
-        open no watch of their own)."""
+        open no watch of their own); ``on_claim``: told of each claim, as the
+        copies' watch may be closed (ak/kube/ondemand.py)."""
         self.local = local
         self.remote = remote
         self.node_name = node_name
@@ -112,8 +113,7 @@ class Replicator(Generic[K]):
         self.queue: WorkQueue[K] = WorkQueue(name)
         self.locks: KeyedLock[K] = KeyedLock()
         self.gc_allowed = trio.Event()  # set once every live pod has claimed what it uses
-        # Told of each claim: the copies' watch may be closed (ak/kube/ondemand.py).
-        self.on_claim: Callable[[], None] = lambda: None
+        self.on_claim = on_claim
 
     async def run(self, workers: int) -> None:
         # After a restart of the task, look at every object in use again.

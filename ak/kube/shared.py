@@ -8,7 +8,7 @@ quota's namespaces were separate watches of the same collection under AK's
 node label; they now share one, and each reader sees only the objects its own
 labels select, exactly as its own label selector did.
 
-``shared(client, collection, node_selector)`` returns the one ``SharedInformer``
+``Informers.shared`` (``ak/kube/registry.py``) returns the one ``SharedInformer``
 per client, collection and selector; ``view`` gives a reader its filtered
 cache. Any view's ``run`` keeps the watch going: the first to run hosts it, the
 others wait and take over if the host's task is cancelled (a supervisor
@@ -20,7 +20,6 @@ an AK with no pods holds no watch of Secrets or ConfigMaps.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 
 import trio
@@ -147,17 +146,3 @@ class SharedInformer:
                     self._host_gone = trio.Event()
             else:
                 await self._host_gone.wait()
-
-
-_SHARED: weakref.WeakKeyDictionary[KubeClient, dict[tuple[str, str], SharedInformer]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def shared(client: KubeClient, collection: str, label_selector: str, name: str) -> SharedInformer:
-    """The one shared watch of ``collection`` under ``label_selector`` on ``client``."""
-    per_client = _SHARED.setdefault(client, {})
-    key = (collection, label_selector)
-    if key not in per_client:
-        per_client[key] = SharedInformer(client, collection, label_selector, name)
-    return per_client[key]

@@ -42,7 +42,7 @@ from ak.core.local_apiserver import Endpoint
 from ak.core.names import remote_namespace
 from ak.core.namespaces import Template
 from ak.core.status import TERMINAL_PHASES
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.deps.replicator import Replicator, Source
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
@@ -58,7 +58,6 @@ from ak.sync.queue import WorkQueue
 log = logging.getLogger(__name__)
 
 PolicyKey = tuple[str, str]  # (local namespace, name)
-PodKey = tuple[str, str]
 COLLECTION = "/apis/networking.k8s.io/v1/networkpolicies"
 
 
@@ -167,6 +166,10 @@ class NetworkPolicyController:
                 transform=_peer_view,
             )
         REPLICATED.labels("NetworkPolicy").set_function(self.copies.size)
+        # The copies' watch is open only while there are copies or claims.
+        self.copies_watch = OnDemand(
+            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
+        )
         self.replicator: Replicator[PolicyKey] = Replicator(
             local,
             remote,
@@ -175,12 +178,8 @@ class NetworkPolicyController:
             lambda key, rns: self.copies.get(rns, key[1]),
             name="network-policies",
             lookup=lambda key: self.policies.get(*key),
+            on_claim=self.copies_watch.poke,
         )
-        # The copies' watch is open only while there are copies or claims.
-        self.copies_watch = OnDemand(
-            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
-        )
-        self.replicator.on_claim = self.copies_watch.poke
         self.by_ns: dict[str, set[str]] = defaultdict(set)
         # The policies as objects, for the check on every new connection: decoding
         # them from the informer's cache cost ~20 µs each per connection.
@@ -190,8 +189,6 @@ class NetworkPolicyController:
         self.cover_queue: WorkQueue[PodKey] = WorkQueue("policy-cover")
         self._told: dict[PolicyKey, tuple[str, tuple[str, ...]]] = {}
         self._later, self._later_in = trio.open_memory_channel[tuple[PolicyKey, str, str]](1000)
-        pods.listeners.append(self._on_pod)
-        remote_pods.pod_listeners.append(self._on_remote_pod)
 
     # -- translation -----------------------------------------------------------------
     def context(self) -> netpol.Context:
@@ -246,7 +243,7 @@ class NetworkPolicyController:
             for key in list(self.replicator.users):
                 self.replicator.queue.add(key)
 
-    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+    def on_pod(self, old: Obj | None, new: Obj | None) -> None:
         if _labels(old) == _labels(new) and _counts(old) == _counts(new):
             return
         ns = (new or old or {})["metadata"]["namespace"]
@@ -270,7 +267,7 @@ class NetworkPolicyController:
         for name in list(self.remote_pods.remote_by_ns.get(local_ns, ())):
             self.cover_queue.add((local_ns, name))
 
-    def _on_remote_pod(self, key: PodKey, old: Obj | None, new: Obj | None) -> None:
+    def on_remote_pod(self, key: PodKey, old: Obj | None, new: Obj | None) -> None:
         if new is not None and _labels(old) != _labels(new):
             self.cover_queue.add(key)
 

@@ -13,16 +13,23 @@ from ak.core.quota_capacity import quota_limits
 from ak.core.types import Obj
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
-from ak.kube.shared import shared
+from ak.kube.registry import Informers
 
 
 class RemoteQuotas:
     """This node's remote namespaces and the quotas AK wrote in them."""
 
-    def __init__(self, remote: KubeClient, node_label: str, template_hard: Mapping[str, str]):
+    def __init__(
+        self,
+        remote: KubeClient,
+        node_label: str,
+        template_hard: Mapping[str, str],
+        *,
+        informers: Informers,
+    ):
         self.template_hard = dict(template_hard)
         # The pod path's watch of the node's namespaces, shared (ak/kube/shared.py).
-        self.namespaces = shared(
+        self.namespaces = informers.shared(
             remote, "/api/v1/namespaces", f"{LABEL_NODE}={node_label}", "remote namespaces"
         ).view({LABEL_NODE: node_label}, self._dirty)
         # Under the node label too: every tenant's quotas carry managed-by, and a

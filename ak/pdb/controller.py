@@ -26,7 +26,7 @@ from ak.core.errors import TranslationError
 from ak.core.labels import LABEL_NODE, LABEL_REPLICA, REPLICA_VALUE
 from ak.core.services import is_own_service as is_own_copy
 from ak.core.status import TERMINAL_PHASES
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.deps.replicator import Replicator, Source
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
@@ -39,7 +39,6 @@ from ak.sync.queue import WorkQueue
 log = logging.getLogger(__name__)
 
 BudgetKey = tuple[str, str]  # (local namespace, name)
-PodKey = tuple[str, str]
 COLLECTION = "/apis/policy/v1/poddisruptionbudgets"
 
 
@@ -113,6 +112,10 @@ class DisruptionBudgetController:
             name="remote poddisruptionbudgets",
         )
         REPLICATED.labels("PodDisruptionBudget").set_function(self.copies.size)
+        # The copies' watch is open only while there are copies or claims.
+        self.copies_watch = OnDemand(
+            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
+        )
         self.replicator: Replicator[BudgetKey] = Replicator(
             local,
             remote,
@@ -121,12 +124,8 @@ class DisruptionBudgetController:
             lambda key, rns: self.copies.get(rns, key[1]),
             name="poddisruptionbudgets",
             lookup=lambda key: self.local_budgets.get(*key),
+            on_claim=self.copies_watch.poke,
         )
-        # The copies' watch is open only while there are copies or claims.
-        self.copies_watch = OnDemand(
-            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
-        )
-        self.replicator.on_claim = self.copies_watch.poke
         self.by_ns: dict[str, set[str]] = defaultdict(set)
         self.queue: WorkQueue[BudgetKey] = WorkQueue("pdb-selection")
         # Conflicts are found where the replicator cannot await: told by a task
@@ -135,7 +134,6 @@ class DisruptionBudgetController:
             math.inf
         )
         self._told_conflict: dict[BudgetKey, str] = {}
-        pods.listeners.append(self._on_pod)
 
     # -- what changed ------------------------------------------------------------------
     def _on_local(self, old: Obj | None, new: Obj | None) -> None:
@@ -149,7 +147,7 @@ class DisruptionBudgetController:
             self.by_ns[key[0]].add(key[1])
         self.queue.add(key)  # status changes too: expectedPods follows scaling
 
-    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+    def on_pod(self, old: Obj | None, new: Obj | None) -> None:
         if _labels(old) == _labels(new) and _counts(old) == _counts(new):
             return
         ns = (new or old or {})["metadata"]["namespace"]

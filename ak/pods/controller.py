@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -43,11 +43,12 @@ from ak.core.status import (
     status_changed,
     status_patch,
 )
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import ApiError, Conflict, NotFound
 from ak.kube.informer import Informer
+from ak.kube.registry import Informers
 from ak.metrics import CREATE_LATENCY, PODS, STATUS_LATENCY
 from ak.pods.namespaces import is_deleting
 from ak.pods.provider import PodProvider
@@ -64,8 +65,6 @@ STALE_RETRY = 0.05
 PENDING_QUIET = 2.0
 """How long a just-created pod's plain Pending status ("ContainerCreating") waits
 to be folded into the next one; an error (image pull, unschedulable) is written at once."""
-
-PodKey = tuple[str, str]
 
 
 def _now() -> datetime:
@@ -150,9 +149,12 @@ class PodController:
         provider: PodProvider,
         writes: LocalWrites,
         *,
+        informers: Informers,
         workers: int = 16,
         addresses: PodAddresses | None = None,
     ) -> None:
+        """Publishes the node's local pods on ``informers.local_pods``."""
+        self.informers = informers
         self.provider = provider
         self.addresses = addresses
         self.writes = writes
@@ -166,8 +168,6 @@ class PodController:
         )
         self.queue: WorkQueue[PodKey] = WorkQueue("pods")
         self.local_by_ns: dict[str, set[str]] = defaultdict(set)
-        # Others that follow the node's local pods (the Service controller).
-        self.listeners: list[Callable[[Obj | None, Obj | None], None]] = []
         self.synced = trio.Event()
         # What was reported for a pod since it last went well, per incarnation
         # (uid, {(reason, message)}): once each, and a re-created pod of the
@@ -198,8 +198,7 @@ class PodController:
         obj = new or old
         if obj is None:
             return
-        for listener in self.listeners:
-            listener(old, new)
+        self.informers.local_pods.publish(old, new)
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if new is None:
             self.local_by_ns[key[0]].discard(key[1])

@@ -47,24 +47,21 @@ class EventMirror:
         self._send: trio.MemorySendChannel[tuple[str, Obj]]
         self._send, self._receive = trio.open_memory_channel[tuple[str, Obj]](1000)
         self._started = datetime.now(UTC)
-        self.mirrored_before: datetime | None = None
 
     async def run(self, mirrored_before: datetime | None = None) -> None:
         """``mirrored_before``: the previous AK's last heartbeat, when known
         before this one's first: its Events were mirrored by it."""
-        self.mirrored_before = mirrored_before
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.watches.run)
-            self.cluster.namespace_listeners.append(self._on_namespace)
-            try:
-                await self.cluster.remote_namespaces.synced.wait()
-                for obj in list(self.cluster.remote_namespaces.values()):
-                    self._on_namespace(None, obj)
-                await self._forward()
-            finally:
-                self.cluster.namespace_listeners.remove(self._on_namespace)
+            # Namespaces that came before the first run (``on_namespace`` follows
+            # from construction, and a watch added before ``run`` waits for it).
+            await self.cluster.remote_namespaces.synced.wait()
+            for obj in list(self.cluster.remote_namespaces.values()):
+                self.on_namespace(None, obj)
+            await self._forward(mirrored_before)
 
-    def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+    def on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        """Follows ``Informers.remote_namespaces``: one Event watch per namespace."""
         obj = new or old
         if obj is None:
             return
@@ -93,11 +90,11 @@ class EventMirror:
         except trio.WouldBlock:
             EVENTS_MIRRORED.labels("dropped").inc()
 
-    async def _forward(self) -> None:
+    async def _forward(self, mirrored_before: datetime | None) -> None:
         async for local_ns, event in self._receive:
             name = (event.get("involvedObject") or {}).get("name", "")
             pod = self.pods.local_pods.get(local_ns, name)
-            if pod is None or not worth_mirroring(event, self._started, self.mirrored_before):
+            if pod is None or not worth_mirroring(event, self._started, mirrored_before):
                 continue
             if not self.bucket.try_take():
                 EVENTS_MIRRORED.labels("dropped").inc()

@@ -18,9 +18,7 @@ from typing import Protocol
 import trio
 
 from ak.core.errors import Notice
-from ak.core.types import Obj
-
-PodKey = tuple[str, str]
+from ak.core.types import Obj, PodKey
 
 
 class PodPreparer(Protocol):

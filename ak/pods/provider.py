@@ -19,9 +19,7 @@ from typing import Protocol
 import trio
 
 from ak.core.errors import Notice
-from ak.core.types import Obj
-
-PodKey = tuple[str, str]
+from ak.core.types import Obj, PodKey
 
 Notify = Callable[[PodKey, Obj | None], None]
 """Called by the provider when its twin of a local pod changed (None: gone)."""

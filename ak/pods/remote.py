@@ -29,11 +29,11 @@ from ak.core.placement import Placement
 from ak.core.pods import new_ephemeral_containers, remote_pod_patch, to_remote_pod
 from ak.core.resize import patch_key, resize_patch, resize_problem, with_refused_resize
 from ak.core.status import TERMINAL_PHASES, local_status, with_refused_ephemeral
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.kube.client import STRATEGIC, KubeClient, path
 from ak.kube.errors import Conflict, Forbidden, Invalid, NotFound
 from ak.kube.informer import Informer
-from ak.kube.shared import shared
+from ak.kube.registry import Informers
 from ak.metrics import PODS
 from ak.pods.namespaces import RemoteNamespaces
 from ak.pods.prepare import PodPreparer
@@ -42,7 +42,6 @@ from ak.sync.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 
 EPHEMERAL_RETRY = 10.0
 LEFTOVERS_RECHECK = 5.0  # s between looks at a namespace the garbage collector is emptying
@@ -71,6 +70,7 @@ class RemoteCluster:
         settings: PodSettings,
         preparers: Sequence[PodPreparer] = (),
         *,
+        informers: Informers,
         leftovers: Callable[[str], bool] = _nothing,
         holds_volumes: Callable[[str], bool] | None = None,
     ) -> None:
@@ -81,6 +81,8 @@ class RemoteCluster:
         its remote namespace holds AK's claims: in use, pods or not."""
         self.remote = remote
         self.s = settings
+        # Publishes the twins on ``remote_pods`` and its namespaces on ``remote_namespaces``.
+        self.informers = informers
         self.remote_pods = Informer(
             remote,
             "/api/v1/pods",
@@ -89,7 +91,7 @@ class RemoteCluster:
             name="remote pods",
         )
         # Shared with the quota's view of them (ak/node/quotas.py): one watch.
-        self.remote_namespaces = shared(
+        self.remote_namespaces = informers.shared(
             remote,
             "/api/v1/namespaces",
             f"{LABEL_NODE}={settings.node_label}",
@@ -105,10 +107,6 @@ class RemoteCluster:
         # The namespace first: everything else is written into it.
         self.preparers: list[PodPreparer] = [self.namespaces, *preparers]
         self.ns_queue: WorkQueue[str] = WorkQueue("namespaces")
-        # Others that follow AK's remote namespaces (the event mirror).
-        self.namespace_listeners: list[Callable[[Obj | None, Obj | None], None]] = []
-        # Others that follow the remote pods, by local key (the network policies).
-        self.pod_listeners: list[Callable[[PodKey, Obj | None, Obj | None], None]] = []
         self.remote_by_ns: dict[str, set[str]] = defaultdict(set)
         self.synced = trio.Event()
         self._notify: Notify = lambda key, obj: None
@@ -135,8 +133,7 @@ class RemoteCluster:
         key = self._local_key(obj) if obj else None
         if key is None:
             return
-        for listener in self.pod_listeners:
-            listener(key, old, new)
+        self.informers.remote_pods.publish(key, old, new)
         if new is None:
             self.remote_by_ns[key[0]].discard(key[1])
             self.ns_queue.add(key[0])
@@ -145,8 +142,7 @@ class RemoteCluster:
         self._notify(key, new)
 
     def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
-        for listener in self.namespace_listeners:
-            listener(old, new)
+        self.informers.remote_namespaces.publish(old, new)
         obj = new or old
         if obj is not None:
             ns = ownership.local_namespace_of_namespace(obj, self.s.node_name)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 
 from ak.core.pod_addresses import Network, allocate, in_range
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 
 log = logging.getLogger(__name__)
-
-PodKey = tuple[str, str]
 
 
 class PodAddresses:

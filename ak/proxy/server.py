@@ -29,7 +29,7 @@ import trio
 from ak.core.names import remote_namespace
 from ak.core.pod_addresses import in_range, proxied_ports
 from ak.core.status import TERMINAL_PHASES
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
 from ak.kubelet.remote import RemotePod
@@ -44,7 +44,6 @@ from ak.wire.websocket import Rejected
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 REASON_LISTEN_FAILED = "PodAddressUnavailable"
 CHUNK = 65536
 CONNECT_TIMEOUT = 15
@@ -82,16 +81,14 @@ class PodProxy:
         # (uid, address, port) already told in an Event: once each.
         self._told: set[tuple[str, str, int]] = set()
         self._nursery: trio.Nursery | None = None
-        pods.listeners.append(self._on_pod)
-        services.listeners.append(self._on_service)
 
-    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+    def on_pod(self, old: Obj | None, new: Obj | None) -> None:
         # Most pod events are status changes that move no listener.
         obj = new or old
         if obj is not None and _listening_view(old) != _listening_view(new):
             self.queue.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
-    def _on_service(self, old: Obj | None, new: Obj | None) -> None:
+    def on_service(self, old: Obj | None, new: Obj | None) -> None:
         """A Service changed: every pod of its namespace may serve other ports."""
         obj = new or old
         if obj is None:

@@ -38,12 +38,13 @@ from ak.core.services import (
     unsupported,
 )
 from ak.core.status import TERMINAL_PHASES
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.deps.replicator import Replicator, Source
 from ak.events import EventRecorder
 from ak.kube.client import KubeClient
 from ak.kube.informer import Informer
 from ak.kube.ondemand import OnDemand
+from ak.kube.registry import Informers
 from ak.metrics import REPLICATED
 from ak.pods.controller import PodController
 from ak.sync.queue import WorkQueue
@@ -51,7 +52,6 @@ from ak.sync.queue import WorkQueue
 log = logging.getLogger(__name__)
 
 ServiceKey = tuple[str, str]  # (local namespace, name)
-PodKey = tuple[str, str]
 
 
 class ServiceCopies:
@@ -108,7 +108,10 @@ class ServiceController:
         *,
         pods: PodController,
         events: EventRecorder,
+        informers: Informers,
     ) -> None:
+        """Publishes the local Services on ``informers.local_services``."""
+        self.informers = informers
         self.node_name = node_name
         self.pods = pods
         self.events = events
@@ -123,6 +126,10 @@ class ServiceController:
             name="remote services",
         )
         REPLICATED.labels("Service").set_function(self.copies.size)
+        # The copies' watch is open only while there are copies or claims.
+        self.copies_watch = OnDemand(
+            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
+        )
         self.replicator: Replicator[ServiceKey] = Replicator(
             local,
             remote,
@@ -131,12 +138,8 @@ class ServiceController:
             lambda key, rns: self.copies.get(rns, key[1]),
             name="services",
             lookup=lambda key: self.local_services.get(*key),
+            on_claim=self.copies_watch.poke,
         )
-        # The copies' watch is open only while there are copies or claims.
-        self.copies_watch = OnDemand(
-            self.copies, lambda: self.copies.size() > 0 or bool(self.replicator.users)
-        )
-        self.replicator.on_claim = self.copies_watch.poke
         self.by_ns: dict[str, set[str]] = defaultdict(set)
         # Which Services select which pods is worked out here, one Service at a time.
         self.queue: WorkQueue[ServiceKey] = WorkQueue("service-selection")
@@ -149,9 +152,6 @@ class ServiceController:
             math.inf
         )
         self._told_conflict: dict[ServiceKey, str] = {}
-        # Others that follow local Services (the pod proxy).
-        self.listeners: list[Callable[[Obj | None, Obj | None], None]] = []
-        pods.listeners.append(self._on_pod)
 
     # -- what changed ------------------------------------------------------------------
     def _on_local(self, old: Obj | None, new: Obj | None) -> None:
@@ -159,15 +159,14 @@ class ServiceController:
         if obj is None:
             return
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        for listener in self.listeners:
-            listener(old, new)
+        self.informers.local_services.publish(old, new)
         if new is None:
             self.by_ns[key[0]].discard(key[1])
         else:
             self.by_ns[key[0]].add(key[1])
         self.queue.add(key)
 
-    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+    def on_pod(self, old: Obj | None, new: Obj | None) -> None:
         # Status updates are most of a pod's events and change no selection.
         if _labels(old) == _labels(new) and _counts(old) == _counts(new):
             return

@@ -59,10 +59,10 @@ from ak.core.serviceaccount import (
     without_values,
 )
 from ak.core.token_refresh import MAX_AGE, refresh_due
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.kube.client import KubeClient, path
 from ak.kube.errors import Conflict, KubeError, NotFound
-from ak.kube.shared import shared
+from ak.kube.registry import Informers
 from ak.metrics import TOKENS_WRITTEN
 from ak.sync.keyed import KeyedLock
 from ak.sync.queue import WorkQueue
@@ -81,7 +81,6 @@ from ak.tokens.timer import RefreshTimer
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 
 REASON_IDENTITY = "PodIdentityFailed"
 GC_DELAY = 60.0
@@ -115,6 +114,7 @@ class TokenController:
         remote: KubeClient,
         settings: TokenSettings,
         *,
+        informers: Informers,
         twin: Callable[[PodKey], Obj | None],
         wall: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -128,7 +128,7 @@ class TokenController:
         # deletes them some time after their pods, and a remote namespace is not
         # deleted while they remain (``RemoteCluster.leftovers``).
         self.identities_by_ns: Counter[str] = Counter()
-        self.identities = shared(
+        self.identities = informers.shared(
             remote, "/api/v1/secrets", f"{LABEL_NODE}={settings.node_label}", "remote secrets"
         ).view(
             {LABEL_NODE: settings.node_label, LABEL_POD_IDENTITY: POD_IDENTITY_VALUE},
@@ -136,7 +136,9 @@ class TokenController:
             transform=without_values,
             wanted=lambda: bool(self.pods),  # no pods, no Secrets: the watch may close
         )
-        self.root_ca = RootCAReplicator(local, remote, settings.node_name, settings.node_label)
+        self.root_ca = RootCAReplicator(
+            local, remote, settings.node_name, settings.node_label, informers=informers
+        )
         self.queue: WorkQueue[PodKey] = WorkQueue("tokens")
         self.timer: RefreshTimer[PodKey] = RefreshTimer(self._refresh_due, wall=wall)
         self.pods: dict[PodKey, PodTokens] = {}

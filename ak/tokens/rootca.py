@@ -28,14 +28,13 @@ from ak.core.root_ca import (
     root_ca_needs_update,
     root_ca_replica,
 )
-from ak.core.types import Obj
+from ak.core.types import Obj, PodKey
 from ak.deps.replicator import Replicator, Source, SourceUnavailable
 from ak.kube.client import KubeClient
-from ak.kube.shared import shared
+from ak.kube.registry import Informers
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 
 REASON_ROOT_CA = "LocalRootCAUnavailable"
 SYNC_TIMEOUT = 15.0
@@ -76,10 +75,16 @@ class RootCACopy:
 
 class RootCAReplicator:
     def __init__(
-        self, local: KubeClient, remote: KubeClient, node_name: str, node_label: str
+        self,
+        local: KubeClient,
+        remote: KubeClient,
+        node_name: str,
+        node_label: str,
+        *,
+        informers: Informers,
     ) -> None:
         self.node_name = node_name
-        self.replicas = shared(
+        self.replicas = informers.shared(
             remote, "/api/v1/configmaps", f"{LABEL_NODE}={node_label}", "remote configmaps"
         ).view(
             {LABEL_NODE: node_label, LABEL_LOCAL_ROOT_CA: LOCAL_ROOT_CA_VALUE},
@@ -93,8 +98,8 @@ class RootCAReplicator:
             RootCACopy(node_name),
             lambda ns, rns: self.replicas.get(rns, ROOT_CA_REPLICA),
             name="root-ca",
+            on_claim=self.replicas.poke,
         )
-        self.replicator.on_claim = self.replicas.poke
         self.synced = trio.Event()
 
     async def run(self) -> None:

@@ -20,6 +20,7 @@ from ak.events import EventRecorder
 from ak.kube.client import KubeClient, path
 from ak.kube.config import load_kubeconfig
 from ak.kube.errors import NotFound
+from ak.kube.registry import Informers
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.provider import LocalPods, Notify, Outcome
 from tests.testbed.cluster import Cluster
@@ -135,7 +136,12 @@ async def test_run_creates_mirrors_deletes_and_keeps_what_ran_before(
         before = await client.create(pods, pod_manifest("before", node))
         provider.twins[(ns, "before")] = twin_of(before)
         controller = PodController(
-            client, node, provider, KubeLocalWrites(client, EventRecorder(client, node)), workers=2
+            client,
+            node,
+            provider,
+            KubeLocalWrites(client, EventRecorder(client, node)),
+            informers=Informers(),
+            workers=2,
         )
 
         async def phase(name: str) -> str | None:

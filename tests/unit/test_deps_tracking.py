@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ak.core.types import Obj
 from ak.deps.controller import DependencyController
+from ak.kube.registry import Informers
 from tests.unit.fixtures import offline_client
 
 
@@ -18,7 +19,9 @@ def _pod(*ephemeral: Obj) -> Obj:
 
 
 async def test_a_debug_container_added_later_is_tracked_too() -> None:
-    deps = DependencyController(offline_client("local"), offline_client("remote"), "vk", "vk")
+    deps = DependencyController(
+        offline_client("local"), offline_client("remote"), "vk", "vk", informers=Informers()
+    )
     assert [r.name for r in deps.track(_pod())] == ["cfg"]
     assert deps.track(_pod()) == []  # known: cheap
     debug: Obj = {"name": "dbg", "envFrom": [{"secretRef": {"name": "later"}}]}

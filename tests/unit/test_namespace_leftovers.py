@@ -5,6 +5,7 @@ Terminating for minutes, and the first pods of the next burst waited."""
 from __future__ import annotations
 
 from ak.core.names import remote_namespace
+from ak.kube.registry import Informers
 from ak.pods.remote import LEFTOVERS_RECHECK, PodSettings, RemoteCluster
 from tests.unit.fixtures import offline_client
 
@@ -17,6 +18,7 @@ async def test_an_unused_namespace_waits_for_its_leftovers() -> None:
     cluster = RemoteCluster(
         remote,
         PodSettings(node_name=NODE, node_label=NODE, extra_env=[]),
+        informers=Informers(),
         leftovers=lambda rns: rns in held,
     )
     try:

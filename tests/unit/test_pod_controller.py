@@ -17,6 +17,7 @@ from ak.core.errors import Notice, TranslationError
 from ak.core.labels import ANNOTATION_LOCAL_UID
 from ak.core.pod_addresses import parse_range
 from ak.kube.errors import Conflict
+from ak.kube.registry import Informers
 from ak.pods.controller import PENDING_QUIET, SETTLE_QUIET, PodController
 from ak.pods.provider import LocalPods, Notify, Outcome
 from ak.proxy.addresses import PodAddresses
@@ -126,7 +127,7 @@ async def rig() -> Any:
     local = offline_client("local")
     provider = MemoryProvider()
     writes = MemoryWrites()
-    controller = PodController(local, "vk", provider, writes)
+    controller = PodController(local, "vk", provider, writes, informers=Informers())
     yield controller, provider, writes
     await local.aclose()
 
@@ -389,7 +390,12 @@ async def test_a_pod_keeps_its_local_address_through_deletion_and_restart() -> N
     local = offline_client("local")
     provider, writes = MemoryProvider(), MemoryWrites()
     controller = PodController(
-        local, "vk", provider, writes, addresses=PodAddresses(parse_range("10.250.0.0/24"))
+        local,
+        "vk",
+        provider,
+        writes,
+        informers=Informers(),
+        addresses=PodAddresses(parse_range("10.250.0.0/24")),
     )
     try:
         see(controller, local_pod())
@@ -409,7 +415,7 @@ async def test_a_pod_keeps_its_local_address_through_deletion_and_restart() -> N
 
         # A restarted AK (a new controller) takes the address from the status.
         after, held = MemoryWrites(), PodAddresses(parse_range("10.250.0.0/24"))
-        again = PodController(local, "vk", provider, after, addresses=held)
+        again = PodController(local, "vk", provider, after, informers=Informers(), addresses=held)
         held.adopt(running)  # what run() does for every cached pod
         see(again, running)
         await again.sync(KEY)

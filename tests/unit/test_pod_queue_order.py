@@ -8,6 +8,7 @@ import trio.testing
 from ak.core.labels import LABEL_NAMESPACE, LABEL_NODE
 from ak.core.names import remote_namespace
 from ak.events import EventRecorder
+from ak.kube.registry import Informers
 from ak.pods.controller import KubeLocalWrites, PodController
 from ak.pods.remote import PodSettings, RemoteCluster
 from tests.unit.fixtures import offline_client
@@ -31,8 +32,17 @@ def _remote(name: str) -> dict[str, object]:
 
 async def test_creations_wait_behind_running_pods_and_deletions() -> None:
     local, remote = offline_client("local"), offline_client("remote")
-    cluster = RemoteCluster(remote, PodSettings(node_name=NODE, node_label=NODE, extra_env=[]))
-    pc = PodController(local, NODE, cluster, KubeLocalWrites(local, EventRecorder(local, NODE)))
+    informers = Informers()
+    cluster = RemoteCluster(
+        remote, PodSettings(node_name=NODE, node_label=NODE, extra_env=[]), informers=informers
+    )
+    pc = PodController(
+        local,
+        NODE,
+        cluster,
+        KubeLocalWrites(local, EventRecorder(local, NODE)),
+        informers=informers,
+    )
     cluster._notify = pc._on_twin
     for name in ("new1", "new2", "running"):
         pc._on_local(None, _local(name))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ak.events import EventRecorder
+from ak.kube.registry import Informers
 from ak.pods.controller import PodController
 from ak.services.controller import ServiceController
 from tests.unit.fixtures import offline_client
@@ -45,10 +46,18 @@ def service(selector: dict[str, str] | None, name: str = "web") -> Obj:
 @pytest.fixture
 async def rig() -> AsyncIterator[tuple[PodController, ServiceController]]:
     local, remote = offline_client("local"), offline_client("remote")
-    pods = PodController(local, "vk", MemoryProvider(), MemoryWrites())
+    informers = Informers()
+    pods = PodController(local, "vk", MemoryProvider(), MemoryWrites(), informers=informers)
     services = ServiceController(
-        local, remote, "vk", "vk", pods=pods, events=EventRecorder(local, "vk")
+        local,
+        remote,
+        "vk",
+        "vk",
+        pods=pods,
+        events=EventRecorder(local, "vk"),
+        informers=informers,
     )
+    informers.local_pods.follow("services", services.on_pod)
     yield pods, services
     await local.aclose()
     await remote.aclose()

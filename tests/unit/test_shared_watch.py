@@ -17,7 +17,7 @@ from ak.core.local_apiserver import Endpoint
 from ak.core.namespaces import Template, quota_object, spec_differs
 from ak.core.serviceaccount import without_values
 from ak.deps.controller import DependencyController
-from ak.kube.shared import shared
+from ak.kube.registry import Informers
 from ak.tokens.controller import TokenController, TokenSettings
 from tests.unit.fixtures import offline_client
 
@@ -35,8 +35,11 @@ def secret(name: str, labels: dict[str, str], rv: str = "1") -> Obj:
 async def test_views_see_only_their_labels_and_the_transform_only_theirs() -> None:
     client = offline_client("remote")
     try:
-        watch = shared(client, "/api/v1/secrets", "n=x", "remote secrets")
-        assert shared(client, "/api/v1/secrets", "n=x", "again") is watch
+        informers = Informers()
+        watch = informers.shared(client, "/api/v1/secrets", "n=x", "remote secrets")
+        assert informers.shared(client, "/api/v1/secrets", "n=x", "again") is watch
+        # Another AK's registry (another node in one process) has its own.
+        assert Informers().shared(client, "/api/v1/secrets", "n=x", "remote secrets") is not watch
         seen: dict[str, list[tuple[Obj | None, Obj | None]]] = {"id": [], "copy": []}
         ids = watch.view(
             {"n": "x", "id": "1"},
@@ -64,11 +67,13 @@ async def test_views_see_only_their_labels_and_the_transform_only_theirs() -> No
 async def test_identity_secrets_and_secret_copies_share_one_watch() -> None:
     remote, local = offline_client("remote"), offline_client("local")
     try:
-        deps = DependencyController(local, remote, "vk", "vk")
+        informers = Informers()
+        deps = DependencyController(local, remote, "vk", "vk", informers=informers)
         tokens = TokenController(
             local,
             remote,
             TokenSettings("vk", "vk", Endpoint("10.0.0.1", 443)),
+            informers=informers,
             twin=lambda key: None,
         )
         assert tokens.identities.shared is deps.copies["Secret"].shared
