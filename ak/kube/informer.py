@@ -14,12 +14,20 @@ dicts, 87 MB serialised. Serialised with orjson (ak/core/codec.py): pickle is
 every sync's path (measured on a 3.5 KB pod: 19 vs 35 us). ``get``/``values``
 decode on read and hand out a fresh dict each time, so no caller can corrupt
 the cache by mutating what it got.
+
+Each object is also deflated with the first object the informer cached as a
+preset dictionary (zlib's ``zdict``): the pods of one node share most of their
+JSON (keys, images, tolerations, volumes), so a 2.7 KB pod is kept in ~90
+bytes where plain deflate left 1.2 KB (measured). Deflating costs ~21 us per
+stored version and inflating ~6 us per read, against ~20 us to decode the
+JSON itself; at 2,000 settled pods the caches held 15.3 MB before.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
@@ -58,16 +66,26 @@ def _slim(obj: Obj) -> Obj:
 
 
 Packed = tuple[str | None, bytes]
+DEFLATE_LEVEL = 1  # level 6 saved ~20 more bytes a pod at twice the time
 
 
-def _pack(obj: Obj) -> Packed:
-    """(resourceVersion, serialised object) as the cache keeps an object."""
-    return _rv(obj), codec.dumps_compact(obj)
+class Packing:
+    """Objects packed as the cache keeps them: (resourceVersion, deflated JSON)."""
 
+    def __init__(self) -> None:
+        self.zdict: bytes | None = None  # the first object packed: what the rest resemble
 
-def _unpack(packed: Packed) -> Obj:
-    obj: Obj = codec.loads(packed[1])
-    return obj
+    def pack(self, obj: Obj) -> Packed:
+        data = codec.dumps(obj)
+        if self.zdict is None:
+            self.zdict = codec.dumps_compact(obj)
+        deflate = zlib.compressobj(DEFLATE_LEVEL, zdict=self.zdict)
+        return _rv(obj), deflate.compress(data) + deflate.flush()
+
+    def unpack(self, packed: Packed) -> Obj:
+        assert self.zdict is not None  # set by the first pack
+        obj: Obj = codec.loads(zlib.decompressobj(zdict=self.zdict).decompress(packed[1]))
+        return obj
 
 
 async def watch_events(resp: httpx.Response) -> AsyncGenerator[Obj, None]:
@@ -122,6 +140,8 @@ class Informer:
         # Per-object informers (one per Secret) would explode label cardinality.
         self.metric_name = metric_name or self.name
         self._cache: dict[Key, Packed] = {}
+        self._packing = Packing()
+        self._pack, self._unpack = self._packing.pack, self._packing.unpack
         self.synced = trio.Event()
         self.relists = 0
         self._rv: str | None = None
@@ -135,12 +155,12 @@ class Informer:
 
     def get(self, namespace: str, name: str) -> Obj | None:
         packed = self._cache.get((namespace, name))
-        return None if packed is None else _unpack(packed)
+        return None if packed is None else self._unpack(packed)
 
     def values(self) -> Iterator[Obj]:
         """Every cached object (a snapshot of the keys; decoded one at a time)."""
         for packed in list(self._cache.values()):
-            yield _unpack(packed)
+            yield self._unpack(packed)
 
     async def run(self) -> None:
         """Keep the cache current forever; transient failures are retried with backoff."""
@@ -187,7 +207,7 @@ class Informer:
                 break
             params = {**self.selectors, "limit": PAGE, "continue": cont}
         for k in [k for k in self._cache if k not in listed]:
-            self.handler(_unpack(self._cache.pop(k)), None)
+            self.handler(self._unpack(self._cache.pop(k)), None)
         self._rv = rv
         self.relists += 1
         RELISTS.labels(self.metric_name).inc()
@@ -198,8 +218,8 @@ class Informer:
         listed.add(k)
         prev = self._cache.get(k)
         if prev is None or prev[0] != _rv(obj):
-            self._cache[k] = _pack(obj)
-            self.handler(None if prev is None else _unpack(prev), obj)
+            self._cache[k] = self._pack(obj)
+            self.handler(None if prev is None else self._unpack(prev), obj)
 
     async def _watch(self) -> None:
         params: dict[str, Any] = {
@@ -230,10 +250,10 @@ class Informer:
         obj = self._prepare(obj)
         k = key_of(obj)
         packed = self._cache.get(k)
-        prev = None if packed is None else _unpack(packed)
+        prev = None if packed is None else self._unpack(packed)
         if kind == "DELETED":
             self._cache.pop(k, None)
             self.handler(prev, None)
         else:
-            self._cache[k] = _pack(obj)
+            self._cache[k] = self._pack(obj)
             self.handler(prev, obj)

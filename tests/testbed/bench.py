@@ -82,12 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
     parser.add_argument("--profile", help="directory for py-spy profiles of AK during the burst")
     parser.add_argument(
+        "--memtrace",
+        help="directory for AK's live allocations with N pods settled (tracemalloc; slows AK)",
+    )
+    parser.add_argument(
         "--no-token",
         action="store_true",
         help="pods without a service-account token (automountServiceAccountToken: false)",
     )
     args = parser.parse_args(argv)
     sizes = args.pods or [100, 1000]
+    memtrace = Path(args.memtrace).resolve() / "ak-settled.txt" if args.memtrace else None
+    if memtrace:
+        memtrace.parent.mkdir(parents=True, exist_ok=True)
     with Testbed() as tb:
         local = tb.cluster("local")
         remote = tb.cluster("remote", kwok_nodes=10)
@@ -99,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             NODE,
             metrics=True,
             extra_args=["--local-qps=0", "--remote-qps=0", "--log-level=info"],
+            command=[sys.executable, "-m", "tests.testbed.memtrace", str(memtrace)]
+            if memtrace
+            else None,
         )
         ak.start()
         deadline = time.monotonic() + 60
@@ -110,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(local, remote, ak)
         bench.profile_dir = Path(args.profile) if args.profile else None
         bench.settled_only = args.settled_only
+        bench.memtrace = memtrace
         bench.token = not args.no_token
         try:
             trio.run(bench.run, sizes, args.idle, 0 if args.no_restart else args.restarts)

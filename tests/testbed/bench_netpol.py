@@ -30,7 +30,7 @@ from typing import Any
 from ak.core import netpol
 from ak.core.labels import LABEL_INGRESS_COVERED
 from ak.core.names import remote_namespace
-from ak.kube.informer import _pack, _unpack
+from ak.kube.informer import Packing
 from tests.testbed.akproc import AKProcess
 from tests.testbed.cluster import Cluster
 from tests.testbed.procs import wait_for
@@ -71,7 +71,8 @@ def bench_check(rounds: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for count in (0, 1, 10, 100):
         policies = [_policy(i) for i in range(count)]
-        cache = [_pack(p) for p in policies]
+        packing = Packing()
+        cache = [packing.pack(p) for p in policies]
         start = time.perf_counter()
         for _ in range(rounds):
             if policies:
@@ -79,7 +80,7 @@ def bench_check(rounds: int) -> dict[str, float]:
         out[f"{count} policies"] = (time.perf_counter() - start) / rounds * 1e6
         start = time.perf_counter()
         for _ in range(rounds):
-            decoded = [_unpack(p) for p in cache]
+            decoded = [packing.unpack(p) for p in cache]
             if decoded:
                 netpol.admits(decoded, pod, 8080, peer)
         out[f"{count} policies, decoded each time"] = (time.perf_counter() - start) / rounds * 1e6

@@ -99,6 +99,8 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.profile_dir: Path | None = None
         self.settled_only = False
+        # AK runs under tests.testbed.memtrace: where its settled allocations go.
+        self.memtrace: Path | None = None
         self.token = True
 
     async def run(self, sizes: list[int], idle: float, restarts: int) -> None:
@@ -315,6 +317,11 @@ class Bench:
         await trio.sleep(5)  # let status writes settle
         pid = self.ak.pid
         out["settled_rss_mb"] = _proc_stats(pid)[0]
+        if self.memtrace is not None:
+            self.memtrace.unlink(missing_ok=True)
+            os.kill(pid, signal.SIGUSR2)
+            await _wait("the allocations", self.memtrace.exists, 120)
+            print(f"[bench] {n} pods: live allocations in {self.memtrace}", flush=True)
         if idle:
             c0 = _proc_stats(pid)[1]
             await trio.sleep(idle)
