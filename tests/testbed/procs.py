@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,11 +29,28 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+# Below the kernel's ephemeral range (32768-60999 by default) and NodePorts
+# (30000-32767): a port the kernel hands to an outgoing connection between
+# ``free_port`` and the server's bind made the bind fail ("Address already in
+# use"); seen with 100 AKs' metrics ports in bench_many.
+_PORTS = range(20000, 30000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port nothing listens on, not handed out before by this process."""
+    for _ in range(1000):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 class Proc:
