@@ -18,15 +18,12 @@ cheap (enqueue a key), never await.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Generic, TypeVarTuple
 
 from ak.core.types import Obj, PodKey
 from ak.kube.client import KubeClient
 from ak.kube.shared import SharedInformer
-
-log = logging.getLogger(__name__)
 
 Ts = TypeVarTuple("Ts")
 

@@ -207,14 +207,15 @@ class PodController:
             self.local_by_ns[key[0]].add(key[1])
             if old is None:
                 self._seen_at[key] = trio.current_time()
-        if old is not None and new is not None and self._is_echo(key, old, new):
+        if old is not None and new is not None and self._consume_echo(key, old, new):
             return
         # Only creations wait their turn: a change to a pod that already runs
         # remotely, or a deletion, goes before a burst of new pods.
         urgent = new is None or is_deleting(new) or key in self._twins
         self.queue.add(key, urgent=urgent)
 
-    def _is_echo(self, key: PodKey, old: Obj, new: Obj) -> bool:
+    def _consume_echo(self, key: PodKey, old: Obj, new: Obj) -> bool:
+        """Whether ``new`` is the echo of AK's last status write; if so, that write is forgotten."""
         wrote = self._wrote.get(key)
         if (
             wrote is None
@@ -223,7 +224,8 @@ class PodController:
         ):
             return False
         # One write, one echo: a settled pod keeps no copy of its status here
-        # (a status dict is ~4.8 KB in memory; 48 MB at 10,000 pods).
+        # (decoded, a Running status with five conditions and one container
+        # takes ~4.8 KB, measured).
         del self._wrote[key]
         return True
 

@@ -68,8 +68,7 @@ def test_the_readme_names_every_file_a_pods_life_runs(
         run_pod(local_cluster, node.namespace, node.ak.node_name, "traced")
         local_cluster.kubectl("-n", node.namespace, "delete", "pod", "traced", "--wait=true")
         ak.proc.signal(signal.SIGUSR2)
-        wait_until("the trace", out.exists)
-        time.sleep(0.5)  # written by a signal handler: let it finish
+        wait_until("the trace", out.exists)  # written whole, then renamed into place
         ran = set(out.read_text().split())
     assert ran >= SKELETON, f"the trace missed the skeleton: {sorted(SKELETON - ran)}"
     listed, maybe = readme_pod_path()

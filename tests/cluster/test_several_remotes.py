@@ -9,6 +9,7 @@ pods its node was given.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,7 +84,7 @@ def test_one_local_cluster_spread_over_two_remotes(
     cluster_factory: ClusterFactory,
     local_cluster: Cluster,
     remote_cluster: Cluster,
-    tmp_path: Any,
+    tmp_path: Path,
 ) -> None:
     other_remote = cluster_factory("remote-b", kwok_nodes=2)
     group = uuid.uuid4().hex[:6]

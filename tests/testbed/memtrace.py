@@ -36,7 +36,10 @@ def dump(out: Path) -> None:
     for s in snapshot.statistics("traceback")[:TRACEBACKS]:
         lines.append(f"{s.size / 1e6:8.2f} MB {s.count:8d}")
         lines += [f"    {f.filename}:{f.lineno}" for f in reversed(s.traceback)]
-    out.write_text("\n".join(lines) + "\n")
+    # Whole or not at all: the benchmark takes the file as soon as it exists.
+    partial = out.with_suffix(".partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(out)
 
 
 def main(argv: list[str]) -> int:

@@ -67,7 +67,10 @@ class PathTrace:
 
     def dump(self, *_: object) -> None:
         rel = sorted(str(Path(f).relative_to(REPO)) for f in self.files)
-        self.out.write_text("".join(f"{p}\n" for p in rel))
+        # Whole or not at all: the reader takes the file as soon as it exists.
+        partial = self.out.with_suffix(".partial")
+        partial.write_text("".join(f"{p}\n" for p in rel))
+        partial.replace(self.out)
 
 
 def main(argv: list[str]) -> int:
